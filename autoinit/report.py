@@ -1,0 +1,91 @@
+"""What ``init_model`` did, one row per parameter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ReportRow:
+    """One parameter: where it lives, its fans, the activation after its layer, and what was done."""
+
+    name: str
+    layer_type: str
+    fan_in: int | None
+    fan_out: int | None
+    activation: str
+    scheme: str | None  # None when the parameter was left alone
+    gain: float | None
+    std: float | None
+    note: str = ""
+
+    @property
+    def initialized(self) -> bool:
+        return self.scheme is not None
+
+
+@dataclass
+class InitReport:
+    """The result of :func:`autoinit.init_model`. ``str(report)`` is a table, ``to_dict()`` plain data."""
+
+    scheme: str
+    gain: float
+    seed: int | None
+    activation_source: str  # "traced" (from sample_input) or "module order"
+    rows: list[ReportRow] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, name: str) -> ReportRow:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    @property
+    def initialized(self) -> list[ReportRow]:
+        return [r for r in self.rows if r.initialized]
+
+    @property
+    def left_alone(self) -> list[ReportRow]:
+        return [r for r in self.rows if not r.initialized]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scheme": self.scheme,
+            "gain": self.gain,
+            "seed": self.seed,
+            "activation_source": self.activation_source,
+            "parameters": [asdict(r) for r in self.rows],
+        }
+
+    def summary(self) -> str:
+        return (f"autoinit: scheme={self.scheme} gain={self.gain:g} — {len(self.initialized)} parameters "
+                f"initialized, {len(self.left_alone)} left alone (activations: {self.activation_source})")
+
+    def __str__(self) -> str:
+        header = ("parameter", "layer", "fan_in", "fan_out", "activation", "scheme", "gain", "std", "note")
+        body = [
+            (
+                r.name,
+                r.layer_type,
+                "" if r.fan_in is None else str(r.fan_in),
+                "" if r.fan_out is None else str(r.fan_out),
+                r.activation,
+                r.scheme or "—",
+                "" if r.gain is None else f"{r.gain:.3g}",
+                "" if r.std is None else f"{r.std:.4g}",
+                r.note,
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(header)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        lines = [self.summary(), fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+        lines += [fmt.format(*row).rstrip() for row in body]
+        return "\n".join(lines)

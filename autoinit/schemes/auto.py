@@ -1,0 +1,64 @@
+"""``auto``: per layer, the scheme the literature recommends for the activation that follows it."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from autoinit.schemes.orthogonal import delta_orthogonal_scheme, looks_linear_scheme, orthogonal_scheme
+from autoinit.schemes.registry import InitContext, get_scheme, register_scheme
+
+# (activations, scheme, reason) — the README's table is generated from this.
+AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
+    (("relu", "leaky_relu", "prelu", "rrelu", "relu6"), "kaiming_normal",
+     "He et al. 2015: a = √(2/(1+slope²)) keeps the variance of rectified signals; trains 30-layer ReLU nets"),
+    (("fed by crelu",), "looks_linear",
+     "Balduzzi et al. 2017: W = [U, −U] makes a CReLU net linear at init, so gradients do not shatter"),
+    (("tanh", "softsign", "hardtanh") , "xavier_uniform",
+     "Glorot & Bengio 2010: the normalized init was derived for symmetric saturating units"),
+    (("tanh (conv, out ≥ in)",), "delta_orthogonal",
+     "Xiao et al. 2018: delta-orthogonal kernels give dynamical isometry to deep tanh CNNs"),
+    (("sigmoid", "hardsigmoid", "logsigmoid"), "xavier_uniform",
+     "Glorot & Bengio 2010 (Yam–Chow needs data: pick yam_chow with a sample_input)"),
+    (("selu",), "lecun_normal",
+     "Klambauer et al. 2017: self-normalizing nets need Var(w) = 1/n_in"),
+    (("attention q, k, v",), "xavier_uniform",
+     "Vaswani et al. 2017 / PyTorch: q·kᵀ must start small so attention is near uniform"),
+    (("linear",), "orthogonal",
+     "Saxe et al. 2014: orthogonal weights make a linear map an exact isometry"),
+    (("gelu", "silu", "elu", "celu", "mish", "softplus", "hardswish", "other"), "kaiming_normal",
+     "He et al. 2015 with the activation's own gain a = 1/√E[φ(z)²]"),
+]
+
+_BY_ACTIVATION = {act: scheme for acts, scheme, _ in AUTO_TABLE for act in acts}
+
+
+def recommend(ctx: InitContext) -> str:
+    """The scheme ``auto`` picks for one block."""
+    if ctx.fed_by is not None and ctx.fed_by.name == "crelu":
+        return "looks_linear"
+    if isinstance(ctx.layer, nn.MultiheadAttention):
+        return "xavier_uniform"  # q, k, v: Vaswani et al. 2017 and PyTorch's own choice
+    name = ctx.activation.name
+    if name == "tanh" and isinstance(ctx.layer, nn.modules.conv._ConvNd):
+        layer = ctx.layer
+        if not layer.transposed and layer.out_channels >= layer.in_channels:
+            return "delta_orthogonal"
+    if name == "crelu":
+        return "looks_linear"  # the layer before a CReLU: orthogonal with gain 1, as in a looks-linear net
+    return _BY_ACTIVATION.get(name, "kaiming_normal")
+
+
+@register_scheme(
+    "auto",
+    formula="per layer, by the activation that follows it (see the README's table)",
+    paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018",
+    options=("mode", "distribution"),
+)
+def auto_scheme(tensor, ctx: InitContext) -> None:
+    name = recommend(ctx)
+    fn = {
+        "looks_linear": looks_linear_scheme,
+        "delta_orthogonal": delta_orthogonal_scheme,
+        "orthogonal": orthogonal_scheme,
+    }.get(name) or get_scheme(name).fn
+    fn(tensor, ctx)

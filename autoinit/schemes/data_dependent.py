@@ -1,0 +1,160 @@
+"""Schemes that need the model, not one block at a time: PyTorch's default, LSUV and Yam–Chow.
+
+LSUV and Yam–Chow initialize layer by layer in forward order on a real batch: one forward pass with a
+hook on every layer that, at the layer's first call, sets its weights from the input it actually receives
+and recomputes its output, so each later layer sees the already-initialized signal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoinit.activations import Activation, non_saturated_width, output_range
+from autoinit.detect import eval_mode, run_model
+from autoinit.errors import AutoInitError
+from autoinit.schemes.registry import register_model_scheme
+from autoinit.schemes.variance import uniform
+
+register_model_scheme(
+    "default",
+    formula="the module's own reset_parameters(), then weights × g",
+    paper="PyTorch's defaults (kaiming_uniform with a=√5 for Linear/Conv, N(0,1) for Embedding)",
+)
+register_model_scheme(
+    "lsuv",
+    formula="orthogonal, then per layer in forward order W ← W·g/√Var(out) until |Var(out) − g²| ≤ tol·g²",
+    paper="Mishkin & Matas 2016, All you need is a good init",
+    options=("tol", "max_iter"),
+    needs_data=True,
+)
+register_model_scheme(
+    "yam_chow",
+    formula="U(±w_max), w_max = g·(W_ns/D)·√(3/N), D = √Σ(x_max,i − x_min,i)², b_j = −Σ_i W_ji·C_i",
+    paper="Yam & Chow 2000, A weight initialization method for improving training speed in feedforward nets",
+    needs_data=True,
+)
+
+LayerInit = Callable[[nn.Module, tuple], Any]
+
+
+def sequential_pass(model: nn.Module, sample_input: Any, layer_inits: dict[nn.Module, LayerInit]) -> set[nn.Module]:
+    """Run one forward pass; at its first call each layer in ``layer_inits`` is initialized from its
+    actual input by ``layer_inits[layer](layer, args)``, which returns the layer's new output. Returns the
+    layers the pass reached."""
+    reached: set[nn.Module] = set()
+
+    def hook(module: nn.Module, args: tuple, output: Any) -> Any:
+        if module in reached:
+            return None
+        reached.add(module)
+        return layer_inits[module](module, args)
+
+    handles = [m.register_forward_hook(hook) for m in layer_inits]
+    try:
+        with eval_mode(model):
+            run_model(model, sample_input)
+    finally:
+        for h in handles:
+            h.remove()
+    return reached
+
+
+def lsuv_layer(module: nn.Module, args: tuple, target_var: float, tol: float, max_iter: int) -> tuple[Any, str]:
+    """Rescale one layer's weight until its output variance is within ``tol``·target of ``target_var``
+    (Mishkin & Matas 2016, Algorithm 1). Returns the new output and a note for the report."""
+    out = module.forward(*args)
+    var = float(out.float().var())
+    iters = 0
+    while abs(var - target_var) > tol * target_var and iters < max_iter:
+        if not math.isfinite(var) or var <= 0.0:
+            return out, f"output variance {var:.3g}: left orthogonal"
+        module.weight.data.mul_(math.sqrt(target_var / var))
+        out = module.forward(*args)
+        var = float(out.float().var())
+        iters += 1
+    return out, f"Var(out)={var:.3g} after {iters} rescale(s)"
+
+
+def input_box(x: torch.Tensor, module: nn.Module, fed_by: Activation | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per input feature (Linear) or channel (conv), the lowest and highest value the layer sees: the
+    feeding activation's range when it is bounded (Yam & Chow's rule for hidden layers), else the range
+    measured on the batch."""
+    channels = module.in_features if isinstance(module, nn.Linear) else module.in_channels
+    bounded = output_range(fed_by) if fed_by is not None else None
+    if bounded is not None:
+        lo, hi = bounded
+        return x.new_full((channels,), lo), x.new_full((channels,), hi)
+    flat = x.reshape(-1, channels) if isinstance(module, nn.Linear) else x.transpose(0, 1).reshape(channels, -1).T
+    return flat.amin(0), flat.amax(0)
+
+
+def yam_chow_(
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    x_min: torch.Tensor,
+    x_max: torch.Tensor,
+    width: float,
+    gain: float = 1.0,
+    groups: int = 1,
+    generator: torch.Generator | None = None,
+) -> float:
+    """Yam & Chow (2000): W ~ U(±w_max), w_max = g·(W_ns/D)·√(3/N), with D = √Σ_i(x_max,i − x_min,i)² the
+    diagonal of the input box and N the fan-in, so the hyperplanes bounding the activation's non-saturated
+    region of width W_ns enclose the box; then b_j = −Σ_i W_ji·C_i centres that region on the box's centre
+    C for every output row j. A conv kernel's inputs are its channels repeated over the receptive field.
+    Returns w_max (of the last group)."""
+    rf = math.prod(weight.shape[2:]) if weight.dim() > 2 else 1
+    per_in = weight.shape[1]
+    per_out = weight.shape[0] // groups
+    centre = (x_min + x_max) / 2
+    w_max = 0.0
+    with torch.no_grad():
+        for g in range(groups):
+            lo, hi = x_min[g * per_in : (g + 1) * per_in], x_max[g * per_in : (g + 1) * per_in]
+            diag = math.sqrt(rf * float(((hi - lo) ** 2).sum()))
+            if diag == 0.0:
+                raise AutoInitError("yam_chow: the sample input is constant, so its input box has no size: "
+                                    "pass a sample_input with varied values")
+            w_max = gain * (width / diag) * math.sqrt(3.0 / (per_in * rf))
+            rows = weight[g * per_out : (g + 1) * per_out]
+            uniform(rows, w_max, generator)
+            if bias is not None:
+                summed = rows.reshape(per_out, per_in, rf).sum(-1)
+                bias[g * per_out : (g + 1) * per_out] = -(summed @ centre[g * per_in : (g + 1) * per_in])
+    return w_max
+
+
+def yam_chow_layer(
+    module: nn.Module, args: tuple, activation: Activation, fed_by: Activation | None, gain: float,
+    generator: torch.Generator | None, set_bias: bool = True,
+) -> tuple[Any, str]:
+    x_min, x_max = input_box(args[0], module, fed_by)
+    width = non_saturated_width(activation)
+    bias = module.bias.data if set_bias and module.bias is not None else None
+    w_max = yam_chow_(module.weight.data, bias, x_min, x_max, width, gain, getattr(module, "groups", 1), generator)
+    note = f"W_ns={width:.3g} after {activation}, w_max={w_max:.3g}"
+    return module.forward(*args), note + ("" if bias is not None else "; bias not set")
+
+
+def yam_chow_eligible(module: nn.Module, activation: Activation) -> str | None:
+    """Why Yam–Chow cannot initialize this layer, or None when it can."""
+    if not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) or getattr(module, "transposed", False):
+        return f"yam_chow covers Linear and Conv layers, not {type(module).__name__}"
+    if not math.isfinite(non_saturated_width(activation)):
+        return f"yam_chow needs a saturating activation after the layer ({activation} never saturates)"
+    return None
+
+
+def reset_default(module: nn.Module) -> bool:
+    """Call the module's own reset (``reset_parameters`` or ``_reset_parameters``); False if it has none."""
+    for attr in ("reset_parameters", "_reset_parameters"):
+        fn = getattr(module, attr, None)
+        if callable(fn):
+            fn()
+            return True
+    return False
