@@ -161,7 +161,7 @@ def _non_saturated_width(name: str, param: float | None) -> float:
     if keep[0] or keep[-1]:
         return math.inf  # the derivative never falls to 1/20 of its maximum: no saturation
     idx = keep.nonzero().flatten()
-    return float(z[idx[-1]] - z[idx[0]])
+    return float(z[idx[-1]].detach() - z[idx[0]].detach())
 
 
 def non_saturated_width(act: Activation) -> float:

@@ -33,7 +33,15 @@ LAYER_TYPES: tuple[type[nn.Module], ...] = (
 
 # Calls whose output is still "the same signal" as their first tensor input.
 _TRANSPARENT = frozenset(
-    ["view", "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous", "squeeze", "unsqueeze", "clone", "to", "float", "half", "bfloat16", "double", "type_as", "expand", "__getitem__", "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout", "batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm", "max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices", "max_pool2d_with_indices", "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d_with_indices", "add", "__add__", "__radd__", "__iadd__", "add_", "mean"]
+    """
+    view reshape flatten unflatten permute transpose t contiguous squeeze unsqueeze clone to float half
+    bfloat16 double type_as expand __getitem__ dropout dropout1d dropout2d dropout3d alpha_dropout
+    feature_alpha_dropout batch_norm layer_norm group_norm instance_norm rms_norm local_response_norm
+    max_pool1d max_pool2d max_pool3d max_pool1d_with_indices max_pool2d_with_indices max_pool3d_with_indices
+    avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
+    adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d adaptive_max_pool1d_with_indices
+    adaptive_max_pool2d_with_indices add __add__ __radd__ __iadd__ add_ mean
+    """.split()  # noqa: SIM905
 )
 
 

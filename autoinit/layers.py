@@ -93,10 +93,7 @@ def _rnn_blocks(name: str, rnn: nn.RNNBase, graph: LayerGraph) -> dict[str, list
         blocks = []
         for k, (gate, act) in enumerate(gates):
             view = p.data[k * h : (k + 1) * h]
-            if kind == "bias":
-                role = "bias"
-            else:
-                role = "recurrent" if pname.startswith("weight_hh") else "weight"
+            role = "bias" if kind == "bias" else "recurrent" if pname.startswith("weight_hh") else "weight"
             fans = (view.shape[1], view.shape[0]) if view.dim() == 2 else (0, 0)
             blocks.append(Block(full, f"{full}[{gate}]", view, role, name, rnn, *fans, Activation(act), None, gate))
         out[full] = blocks
@@ -110,8 +107,9 @@ def _mha_blocks(name: str, mha: nn.MultiheadAttention) -> dict[str, list[Block]]
         full = f"{name}.{pname}" if name else pname
         if pname == "in_proj_weight":
             out[full] = [
-                Block(full, f"{full}[{part}]", p.data[k * e : (k + 1) * e], "weight", name, mha, e, e, LINEAR,
-                      None, part)
+                Block(
+                    full, f"{full}[{part}]", p.data[k * e : (k + 1) * e], "weight", name, mha, e, e, LINEAR, None, part
+                )
                 for k, part in enumerate("qkv")
             ]
         elif pname in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
@@ -132,8 +130,9 @@ def layer_blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, l
     prefix = f"{name}." if name else ""
     if isinstance(module, _NORM_TYPES):
         return {
-            prefix + p: [Block(prefix + p, prefix + p, t.data, "norm_" + ("bias" if p == "bias" else "weight"),
-                               name, module)]
+            prefix + p: [
+                Block(prefix + p, prefix + p, t.data, "norm_" + ("bias" if p == "bias" else "weight"), name, module)
+            ]
             for p, t in params.items()
         }
     if not is_layer(module):
@@ -144,8 +143,20 @@ def layer_blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, l
         if p == "weight":
             role = "embedding" if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) else "weight"
             fan_in, fan_out = _weight_fans(module, t)
-            out[full] = [Block(full, full, t.data, role, name, module, fan_in, fan_out,
-                               graph.activation_after(name), graph.activation_before(name))]
+            out[full] = [
+                Block(
+                    full,
+                    full,
+                    t.data,
+                    role,
+                    name,
+                    module,
+                    fan_in,
+                    fan_out,
+                    graph.activation_after(name),
+                    graph.activation_before(name),
+                )
+            ]
         elif p == "bias":
             out[full] = [Block(full, full, t.data, "bias", name, module)]
     return out

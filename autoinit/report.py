@@ -65,8 +65,10 @@ class InitReport:
         }
 
     def summary(self) -> str:
-        return (f"autoinit: scheme={self.scheme} gain={self.gain:g} — {len(self.initialized)} parameters "
-                f"initialized, {len(self.left_alone)} left alone (activations: {self.activation_source})")
+        return (
+            f"autoinit: scheme={self.scheme} gain={self.gain:g} — {len(self.initialized)} parameters "
+            f"initialized, {len(self.left_alone)} left alone (activations: {self.activation_source})"
+        )
 
     def __str__(self) -> str:
         header = ("parameter", "layer", "fan_in", "fan_out", "activation", "scheme", "gain", "std", "note")

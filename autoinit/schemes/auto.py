@@ -9,24 +9,43 @@ from autoinit.schemes.registry import InitContext, get_scheme, register_scheme
 
 # (activations, scheme, reason) — the README's table is generated from this.
 AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
-    (("relu", "leaky_relu", "prelu", "rrelu", "relu6"), "kaiming_normal",
-     "He et al. 2015: a = √(2/(1+slope²)) keeps the variance of rectified signals; trains 30-layer ReLU nets"),
-    (("fed by crelu",), "looks_linear",
-     "Balduzzi et al. 2017: W = [U, −U] makes a CReLU net linear at init, so gradients do not shatter"),
-    (("tanh", "softsign", "hardtanh") , "xavier_uniform",
-     "Glorot & Bengio 2010: the normalized init was derived for symmetric saturating units"),
-    (("tanh (conv, out ≥ in)",), "delta_orthogonal",
-     "Xiao et al. 2018: delta-orthogonal kernels give dynamical isometry to deep tanh CNNs"),
-    (("sigmoid", "hardsigmoid", "logsigmoid"), "xavier_uniform",
-     "Glorot & Bengio 2010 (Yam–Chow needs data: pick yam_chow with a sample_input)"),
-    (("selu",), "lecun_normal",
-     "Klambauer et al. 2017: self-normalizing nets need Var(w) = 1/n_in"),
-    (("attention q, k, v",), "xavier_uniform",
-     "Vaswani et al. 2017 / PyTorch: q·kᵀ must start small so attention is near uniform"),
-    (("linear",), "orthogonal",
-     "Saxe et al. 2014: orthogonal weights make a linear map an exact isometry"),
-    (("gelu", "silu", "elu", "celu", "mish", "softplus", "hardswish", "other"), "kaiming_normal",
-     "He et al. 2015 with the activation's own gain a = 1/√E[φ(z)²]"),
+    (
+        ("relu", "leaky_relu", "prelu", "rrelu", "relu6"),
+        "kaiming_normal",
+        "He et al. 2015: a = √(2/(1+slope²)) keeps the variance of rectified signals; trains 30-layer ReLU nets",
+    ),
+    (
+        ("fed by crelu",),
+        "looks_linear",
+        "Balduzzi et al. 2017: W = [U, −U] makes a CReLU net linear at init, so gradients do not shatter",
+    ),
+    (
+        ("tanh", "softsign", "hardtanh"),
+        "xavier_uniform",
+        "Glorot & Bengio 2010: the normalized init was derived for symmetric saturating units",
+    ),
+    (
+        ("tanh (conv, out ≥ in)",),
+        "delta_orthogonal",
+        "Xiao et al. 2018: delta-orthogonal kernels give dynamical isometry to deep tanh CNNs",
+    ),
+    (
+        ("sigmoid", "hardsigmoid", "logsigmoid"),
+        "xavier_uniform",
+        "Glorot & Bengio 2010 (Yam–Chow needs data: pick yam_chow with a sample_input)",
+    ),
+    (("selu",), "lecun_normal", "Klambauer et al. 2017: self-normalizing nets need Var(w) = 1/n_in"),
+    (
+        ("attention q, k, v",),
+        "xavier_uniform",
+        "Vaswani et al. 2017 / PyTorch: q·kᵀ must start small so attention is near uniform",
+    ),
+    (("linear",), "orthogonal", "Saxe et al. 2014: orthogonal weights make a linear map an exact isometry"),
+    (
+        ("gelu", "silu", "elu", "celu", "mish", "softplus", "hardswish", "other"),
+        "kaiming_normal",
+        "He et al. 2015 with the activation's own gain a = 1/√E[φ(z)²]",
+    ),
 ]
 
 _BY_ACTIVATION = {act: scheme for acts, scheme, _ in AUTO_TABLE for act in acts}

@@ -118,8 +118,10 @@ def yam_chow_(
             lo, hi = x_min[g * per_in : (g + 1) * per_in], x_max[g * per_in : (g + 1) * per_in]
             diag = math.sqrt(rf * float(((hi - lo) ** 2).sum()))
             if diag == 0.0:
-                raise AutoInitError("yam_chow: the sample input is constant, so its input box has no size: "
-                                    "pass a sample_input with varied values")
+                raise AutoInitError(
+                    "yam_chow: the sample input is constant, so its input box has no size: "
+                    "pass a sample_input with varied values"
+                )
             w_max = gain * (width / diag) * math.sqrt(3.0 / (per_in * rf))
             rows = weight[g * per_out : (g + 1) * per_out]
             uniform(rows, w_max, generator)
@@ -130,8 +132,13 @@ def yam_chow_(
 
 
 def yam_chow_layer(
-    module: nn.Module, args: tuple, activation: Activation, fed_by: Activation | None, gain: float,
-    generator: torch.Generator | None, set_bias: bool = True,
+    module: nn.Module,
+    args: tuple,
+    activation: Activation,
+    fed_by: Activation | None,
+    gain: float,
+    generator: torch.Generator | None,
+    set_bias: bool = True,
 ) -> tuple[Any, str]:
     x_min, x_max = input_box(args[0], module, fed_by)
     width = non_saturated_width(activation)

@@ -71,8 +71,9 @@ def delta_orthogonal_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
     delta_orthogonal(tensor, ctx.gain * ctx.act_gain, groups, transposed, ctx.generator, ctx.label)
 
 
-def looks_linear(tensor: torch.Tensor, scale: float, generator: torch.Generator | None = None,
-                 label: str = "") -> torch.Tensor:
+def looks_linear(
+    tensor: torch.Tensor, scale: float, generator: torch.Generator | None = None, label: str = ""
+) -> torch.Tensor:
     """W = [U, −U] along the input dimension with U orthogonal times ``scale``: fed by
     CReLU(x) = [relu(x), relu(−x)], the layer computes U·x, so the network is linear at init
     (Balduzzi et al. 2017)."""

@@ -74,8 +74,9 @@ def register_scheme(
     return decorator
 
 
-def register_model_scheme(name: str, formula: str, paper: str, options: tuple[str, ...] = (),
-                          needs_data: bool = False) -> None:
+def register_model_scheme(
+    name: str, formula: str, paper: str, options: tuple[str, ...] = (), needs_data: bool = False
+) -> None:
     """Register a scheme the engine runs at model level (it needs more than one block at a time)."""
     _REGISTRY[name] = SchemeInfo(name, None, formula, paper, tuple(options), needs_data)
 
