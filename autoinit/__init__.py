@@ -2,6 +2,7 @@
 
 - :func:`init_model` initializes a model with a named scheme (:func:`list_schemes`).
 - :func:`register_scheme` adds a scheme of your own.
+- :class:`AutoInit` is the Lightning callback: ``Trainer(callbacks=[AutoInit()])``.
 """
 
 from autoinit.errors import AutoInitError
@@ -12,6 +13,7 @@ from autoinit.schemes.registry import InitContext, list_schemes, register_scheme
 __version__ = "0.1.0"
 
 __all__ = [
+    "AutoInit",
     "AutoInitError",
     "InitContext",
     "InitReport",
@@ -21,3 +23,12 @@ __all__ = [
     "list_schemes",
     "register_scheme",
 ]
+
+
+def __getattr__(name: str):
+    # Lightning is imported only when the callback is used: `import autoinit` stays light for init_model.
+    if name == "AutoInit":
+        from autoinit.callback import AutoInit
+
+        return AutoInit
+    raise AttributeError(f"module 'autoinit' has no attribute {name!r}")

@@ -1,0 +1,222 @@
+"""The Lightning callback: ``Trainer(callbacks=[AutoInit()])`` initializes the model before a fresh fit.
+
+Where it hooks (Lightning 2.x, ``Trainer._run``): callback ``setup`` → ``configure_model`` → checkpoint
+restore (single device and DDP) → ``strategy.setup`` (DDP's constructor broadcasts rank 0's parameters,
+optimizers are built) → ``on_fit_start`` → training. AutoInit works in ``on_fit_start``:
+
+- after ``configure_model``, so layers built there are covered;
+- after the restore, so it can tell a resumed fit (``trainer.ckpt_path`` set, or its own ``initialized``
+  flag restored from the checkpoint) and then leaves the restored weights alone;
+- after the DDP broadcast, so it re-establishes identity itself: rank 0 chooses the seed and broadcasts
+  it, every rank initializes with it, then rank 0's parameters are broadcast to all ranks (a data-dependent
+  scheme sees a different batch on each rank).
+
+Parameters are changed in place, so the optimizers built in ``strategy.setup`` keep pointing at them.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import yaml
+from lightning.pytorch.utilities import rank_zero_info
+
+from autoinit.errors import AutoInitError
+from autoinit.initialize import init_model
+from autoinit.report import InitReport
+from autoinit.schemes.registry import check_options, get_scheme
+
+_SHARDED_STRATEGIES = ("FSDPStrategy", "ModelParallelStrategy", "DeepSpeedStrategy")
+
+
+def default_batch_to_input(batch: Any) -> Any:
+    """The model input inside a training batch: the batch itself if it is a tensor, the first element of
+    an ``(x, y)`` tuple or list, a dict as keyword arguments."""
+    if isinstance(batch, (tuple, list)) and batch:
+        return batch[0]
+    return batch
+
+
+class AutoInit(pl.Callback):
+    """Initialize the LightningModule once, before the first training step of a fresh fit.
+
+    Args:
+        scheme, gain, seed, include, exclude, **options: as :func:`autoinit.init_model`.
+            ``seed=None`` takes ``torch.initial_seed()`` on rank 0 (set by ``seed_everything``).
+        options: the same options as a dict, for LightningCLI configs.
+        batch_to_input: how to get the model's input from a training batch when the module has no
+            ``example_input_array`` (default: the first element of a tuple).
+        verbose: log the report table on rank 0.
+    """
+
+    def __init__(
+        self,
+        scheme: str = "auto",
+        gain: float = 1.0,
+        seed: int | None = None,
+        include: str | list[str] | None = None,
+        exclude: str | list[str] | None = None,
+        options: dict[str, Any] | None = None,
+        batch_to_input: Callable[[Any], Any] | None = None,
+        verbose: bool = True,
+        **extra_options: Any,
+    ) -> None:
+        super().__init__()
+        info = get_scheme(scheme)  # unknown scheme: one-line error at construction, before any training
+        self.options = {**(options or {}), **extra_options}
+        check_options(info, self.options)
+        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
+            raise AutoInitError(f"AutoInit: gain must be a positive number, got {gain!r}")
+        self.scheme, self.gain, self.seed = scheme, float(gain), seed
+        self.include, self.exclude = include, exclude
+        self.batch_to_input = batch_to_input or default_batch_to_input
+        self.verbose = verbose
+        self.initialized = False
+        self.report: InitReport | None = None
+        self.summary: dict[str, Any] = {}
+
+    # ---- construction from the tuner's file ------------------------------------------------------
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> AutoInit:
+        """Build the callback from the ``best.yaml`` the tuner writes (keys ``scheme``, ``gain``, ``options``)."""
+        path = Path(path)
+        if not path.is_file():
+            raise AutoInitError(f"AutoInit.from_file: no file at '{path}': run `autoinit tune` first or fix the path")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            line = getattr(getattr(exc, "problem_mark", None), "line", None)
+            where = f" (line {line + 1})" if line is not None else ""
+            raise AutoInitError(f"AutoInit.from_file: '{path}' is not valid YAML{where}: fix or regenerate it") from exc
+        if not isinstance(data, dict) or "scheme" not in data:
+            raise AutoInitError(
+                f"AutoInit.from_file: '{path}' has no 'scheme' key: expected the best.yaml "
+                "written by `autoinit tune` (scheme, gain, options)"
+            )
+        options = data.get("options") or {}
+        if not isinstance(options, dict):
+            raise AutoInitError(f"AutoInit.from_file: 'options' in '{path}' must be a mapping, got {options!r}")
+        kwargs = {"scheme": data["scheme"], "gain": data.get("gain", 1.0), "options": options}
+        if data.get("seed") is not None:
+            kwargs["seed"] = data["seed"]
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    # ---- state saved with the checkpoint -----------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "initialized": self.initialized,
+            "scheme": self.scheme,
+            "gain": self.gain,
+            "seed": self.seed,
+            "options": dict(self.options),
+            "summary": self.summary,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.initialized = bool(state_dict.get("initialized", False))
+        self.summary = state_dict.get("summary", {})
+        if state_dict.get("seed") is not None:
+            self.seed = state_dict["seed"]
+
+    # ---- the hook ---------------------------------------------------------------------------------------
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        name = type(trainer.strategy).__name__
+        if stage == "fit" and name in _SHARDED_STRATEGIES:
+            raise AutoInitError(
+                f"AutoInit does not run under {name} (parameters are sharded when it would run): call "
+                "autoinit.init_model(...) on the unsharded layers inside configure_model instead, or use DDP"
+            )
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.initialized or trainer.ckpt_path is not None:
+            if self.verbose:
+                rank_zero_info("autoinit: resuming from a checkpoint — the restored weights are kept")
+            self.initialized = True
+            return
+        seed = self.seed if self.seed is not None else torch.initial_seed() % 2**63
+        seed = trainer.strategy.broadcast(seed, src=0)
+        sample = self._sample_input(trainer, pl_module)
+        report = init_model(
+            pl_module,
+            self.scheme,
+            self.gain,
+            sample_input=sample,
+            seed=seed,
+            include=self.include,
+            exclude=self.exclude,
+            **self.options,
+        )
+        self._broadcast_parameters(trainer, pl_module)
+        self.initialized = True
+        self.seed = seed
+        self.report = report
+        self.summary = {
+            "scheme": self.scheme,
+            "gain": self.gain,
+            "seed": seed,
+            "initialized": len(report.initialized),
+            "left_alone": len(report.left_alone),
+            "activation_source": report.activation_source,
+        }
+        if trainer.is_global_zero:
+            if self.verbose:
+                rank_zero_info(str(report))
+            for logger in trainer.loggers:
+                logger.log_hyperparams(
+                    {"autoinit/scheme": self.scheme, "autoinit/gain": self.gain, "autoinit/seed": seed}
+                )
+
+    # ---- helpers ----------------------------------------------------------------------------------------
+    def _sample_input(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
+        """``example_input_array`` if the module has one, else the input of one train batch, fetched with
+        every RNG saved and restored so training sees exactly the batches it would have seen."""
+        needs_data = get_scheme(self.scheme).needs_data
+        example = getattr(pl_module, "example_input_array", None)
+        if example is not None:
+            return example
+        try:
+            with _preserved_rng():
+                batch = next(iter(trainer.fit_loop._data_source.dataloader()))
+            batch = trainer.strategy.batch_to_device(batch)
+            return self.batch_to_input(batch)
+        except Exception as exc:
+            if needs_data:
+                raise AutoInitError(
+                    f"AutoInit: scheme '{self.scheme}' needs a batch of data, and none could be had "
+                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): set "
+                    "example_input_array on the LightningModule or give the Trainer a train dataloader"
+                ) from exc
+            return None
+
+    @staticmethod
+    def _broadcast_parameters(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.world_size <= 1 or not torch.distributed.is_available() or not torch.distributed.is_initialized():
+            return
+        with torch.no_grad():
+            for p in pl_module.parameters():
+                torch.distributed.broadcast(p.data, src=0)
+
+
+class _preserved_rng:
+    """Save torch's (CPU and CUDA), NumPy's and Python's RNG states, restore them on exit."""
+
+    def __enter__(self) -> None:
+        self.torch = torch.random.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+        self.numpy = np.random.get_state()
+        self.python = random.getstate()
+
+    def __exit__(self, *exc: Any) -> None:
+        torch.random.set_rng_state(self.torch)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
+        np.random.set_state(self.numpy)
+        random.setstate(self.python)

@@ -1,0 +1,77 @@
+"""Small Lightning models and data shared by the callback and tuner tests."""
+
+from __future__ import annotations
+
+import hashlib
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+
+def blobs(n: int = 256, features: int = 8, classes: int = 3, seed: int = 0) -> TensorDataset:
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(classes, features, generator=g) * 2
+    y = torch.randint(0, classes, (n,), generator=g)
+    x = centres[y] + torch.randn(n, features, generator=g)
+    return TensorDataset(x, y)
+
+
+class TinyClassifier(pl.LightningModule):
+    def __init__(self, features: int = 8, width: int = 32, depth: int = 3, classes: int = 3, lr: float = 0.05,
+                 lazy: bool = False, example: bool = False, batch_size: int = 16, shuffle: bool = True,
+                 n: int = 256):
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = None if lazy else self._build()
+        if example:
+            self.example_input_array = torch.randn(4, features)
+
+    def _build(self) -> nn.Module:
+        h = self.hparams
+        layers: list[nn.Module] = [nn.Linear(h.features, h.width), nn.ReLU()]
+        for _ in range(h.depth - 1):
+            layers += [nn.Linear(h.width, h.width), nn.ReLU()]
+        return nn.Sequential(*layers, nn.Linear(h.width, h.classes))
+
+    def configure_model(self) -> None:
+        if self.net is None:
+            self.net = self._build()
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    def train_dataloader(self):
+        return DataLoader(blobs(self.hparams.n, self.hparams.features, self.hparams.classes),
+                          batch_size=self.hparams.batch_size, shuffle=self.hparams.shuffle)
+
+
+class RecordBatches(pl.Callback):
+    """Hashes of every training batch, and the parameters as training starts."""
+
+    def __init__(self):
+        self.hashes: list[str] = []
+        self.start_params: dict[str, torch.Tensor] = {}
+
+    def on_train_start(self, trainer, pl_module):
+        self.start_params = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.hashes.append(hashlib.sha256(batch[0].numpy().tobytes()).hexdigest()[:16])
+
+
+def trainer(tmp_path, callbacks, **kwargs) -> pl.Trainer:
+    defaults = dict(accelerator="cpu", devices=1, max_steps=5, logger=False, enable_checkpointing=False,
+                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    defaults.update(kwargs)
+    return pl.Trainer(callbacks=callbacks, **defaults)
