@@ -27,17 +27,42 @@ def _cmd_schemes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.run import tune
+
+    overrides = list(args.overrides)
+    if args.workers is not None:
+        overrides.append(f"--tune.workers={args.workers}")
+    if args.storage is not None:
+        overrides.append(f"--tune.storage={args.storage}")
+    return tune(TuneConfig(args.config, overrides))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoinit", description="Pick weight initialization by measurement.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("schemes", help="list every scheme with its formula and paper")
     p.set_defaults(func=_cmd_schemes)
+    p = sub.add_parser(
+        "tune",
+        help="run short trial trainings and pick the scheme and gain with the fastest early loss drop",
+        epilog="Any other --key=value overrides the config, in its dotted "
+        "style: --tune.steps=100 --model.init_args.depth=20",
+    )
+    p.add_argument("config", help="a LightningCLI fit config with a tune section (see configs/)")
+    p.add_argument("--workers", type=int, default=None, help="trial processes on this machine (tune.workers)")
+    p.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines")
+    p.set_defaults(func=_cmd_tune)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "tune":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.overrides = rest
     try:
         return args.func(args)
     except AutoInitError as exc:

@@ -75,3 +75,45 @@ def trainer(tmp_path, callbacks, **kwargs) -> pl.Trainer:
                     enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
     defaults.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **defaults)
+
+
+class FlakyMLP(pl.LightningModule):
+    """A DeepMLP-like model whose training_step raises for one scheme (user code that fails), or raises
+    KeyboardInterrupt once while ``interrupt_file`` exists (a user's Ctrl-C)."""
+
+    def __init__(self, fail_scheme: str = "", interrupt_file: str = "", interrupt_scheme: str = "orthogonal"):
+        super().__init__()
+        self.fail_scheme, self.interrupt_file, self.interrupt_scheme = fail_scheme, interrupt_file, interrupt_scheme
+        self.net = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def _scheme(self) -> str:
+        from autoinit import AutoInit
+
+        return next((c.scheme for c in self.trainer.callbacks if isinstance(c, AutoInit)), "")
+
+    def training_step(self, batch, batch_idx):
+        import os
+
+        scheme = self._scheme()
+        if scheme == self.fail_scheme:
+            raise ValueError(f"boom in user code under {scheme}")
+        if self.interrupt_file and scheme == self.interrupt_scheme and os.path.exists(self.interrupt_file):
+            os.remove(self.interrupt_file)
+            raise KeyboardInterrupt
+        x, y = batch
+        return nn.functional.cross_entropy(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+
+class BlobsData(pl.LightningDataModule):
+    def __init__(self, n: int = 256, batch_size: int = 16):
+        super().__init__()
+        self.n, self.batch_size = n, batch_size
+
+    def train_dataloader(self):
+        return DataLoader(blobs(self.n), batch_size=self.batch_size, shuffle=True)

@@ -1,0 +1,165 @@
+"""One trial: build the config's model and data, initialize through ``AutoInit``, train ``steps`` steps
+per seed, and record the per-step loss."""
+
+from __future__ import annotations
+
+import gc
+import math
+import signal
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from autoinit.callback import AutoInit
+from autoinit.tuner.config import TuneConfig, _quiet_lightning
+
+# report(step, value) -> True when the pruner says stop
+Reporter = Callable[[int, float], bool]
+
+
+class LossCurve(pl.Callback):
+    """Records the training loss of every step; stops at the first non-finite value (divergence) or when
+    the pruner says so. Under DDP the loss is averaged over ranks, so every rank records the same curve."""
+
+    def __init__(
+        self, metric: str | None, offset: int, every: int, report: Reporter | None, history: list[float]
+    ) -> None:
+        self.metric, self.offset, self.every, self.report = metric, offset, every, report
+        self.history = history  # earlier seeds' values, for the running mean the pruner sees
+        self.values: list[float] = []
+        self.diverged = False
+        self.pruned = False
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self.metric is None:
+            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        else:
+            loss = trainer.callback_metrics.get(self.metric)
+            if loss is None:
+                raise KeyError(
+                    f"metric '{self.metric}' was not logged in training_step: log it with "
+                    f"self.log('{self.metric}', value, on_step=True) or leave tune.metric unset"
+                )
+        loss = torch.as_tensor(loss).detach().float()
+        if trainer.world_size > 1:
+            loss = trainer.strategy.reduce(loss, reduce_op="mean")
+        value = float(loss)
+        self.values.append(value)
+        if not math.isfinite(value):
+            self.diverged = True
+            trainer.should_stop = True
+            return
+        step = self.offset + len(self.values)
+        if self.report is not None and step % self.every == 0 and trainer.is_global_zero:
+            seen = self.history + self.values
+            if self.report(step, sum(seen) / len(seen)):
+                self.pruned = True
+        if trainer.world_size > 1 and self.report is not None:
+            self.pruned = bool(trainer.strategy.broadcast(self.pruned, src=0))
+        if self.pruned:
+            trainer.should_stop = True
+
+
+class LearningRateScale(pl.Callback):
+    """Multiplies every optimizer's learning rate (and its schedulers' base rates) by ``scale`` before
+    the first step."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for opt in trainer.optimizers:
+            for group in opt.param_groups:
+                group["lr"] *= self.scale
+                if "initial_lr" in group:
+                    group["initial_lr"] *= self.scale
+        for config in trainer.lr_scheduler_configs:
+            sched = config.scheduler
+            if hasattr(sched, "base_lrs"):
+                sched.base_lrs = [lr * self.scale for lr in sched.base_lrs]
+
+
+@dataclass
+class TrialResult:
+    curves: list[list[float]] = field(default_factory=list)
+    status: str = "complete"  # complete | diverged | pruned
+    seconds: float = 0.0
+
+
+def run_trial(
+    config: TuneConfig,
+    scheme: str,
+    gain: float,
+    lr_scale: float = 1.0,
+    report: Reporter | None = None,
+    trainer_overrides: dict[str, Any] | None = None,
+) -> TrialResult:
+    """Train every seed of one (scheme, gain, lr_scale) point and return the loss curves.
+
+    The data order is the same for every trial and seed (``seed_everything(tune.data_seed)`` before the
+    model and data are built); only the init seed changes.
+    """
+    s = config.settings
+    result = TrialResult()
+    start = time.perf_counter()
+    history: list[float] = []
+    for seed in range(s.seeds):
+        pl.seed_everything(s.data_seed, verbose=False)
+        model, datamodule = config.build()
+        curve = LossCurve(s.metric, seed * s.steps, s.report_every, report, history)
+        callbacks: list[pl.Callback] = [
+            *config.trainer_kwargs()["callbacks"],
+            AutoInit(scheme, gain, seed=seed, verbose=False),
+            curve,
+        ]
+        if lr_scale != 1.0:
+            callbacks.append(LearningRateScale(lr_scale))
+        kwargs = {**config.trainer_kwargs(), **(trainer_overrides or {})}
+        kwargs.update(
+            callbacks=callbacks,
+            max_steps=s.steps,
+            max_epochs=-1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            limit_val_batches=0,
+            num_sanity_val_steps=0,
+            enable_autolog_hparams=False,
+        )
+        with warnings.catch_warnings(), _quiet_lightning():
+            warnings.simplefilter("ignore")
+            trainer = pl.Trainer(**kwargs)
+            try:
+                trainer.fit(model, datamodule=datamodule)
+            except SystemExit:
+                # Lightning answers Ctrl-C with sys.exit(1) after ignoring SIGINT: give the study a
+                # KeyboardInterrupt so it stops cleanly, and make Ctrl-C work again.
+                if trainer.interrupted:
+                    signal.signal(signal.SIGINT, signal.default_int_handler)
+                    raise KeyboardInterrupt from None
+                raise
+            finally:
+                del model, datamodule
+                _release_memory()
+        del trainer
+        result.curves.append(curve.values)
+        history.extend(curve.values)
+        if curve.diverged or curve.pruned:
+            result.status = "diverged" if curve.diverged else "pruned"
+            break
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _release_memory() -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,77 @@
+import pytest
+import yaml
+
+from autoinit import AutoInitError
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.settings import Range
+
+BASE = {
+    "model": {"class_path": "autoinit.templates.DeepMLP", "init_args": {"depth": 4, "width": 16}},
+    "data": {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 256}},
+    "trainer": {"accelerator": "cpu", "devices": 1},
+    "tune": {"steps": 10, "seeds": 1},
+}
+
+
+def _write(tmp_path, data, name="cfg.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_parses_defaults_overrides_and_builds_fresh_objects(tmp_path):
+    cfg = TuneConfig(_write(tmp_path, BASE), ["--tune.steps=25", "--model.init_args.depth=6"])
+    s = cfg.settings
+    assert (s.steps, s.seeds, s.objective, s.sampler, s.pruner, s.n_trials) == (25, 1, "auc", "tpe", "median", 30)
+    assert s.gain == Range(0.5, 2.0, True)
+    assert cfg.study_name == "cfg" and str(cfg.output) == "autoinit-out/cfg"
+    m1, d1 = cfg.build()
+    m2, _ = cfg.build()
+    assert m1 is not m2 and m1.hparams.depth == 6 and type(d1).__name__ == "TeacherData"
+
+
+def test_sha256_ignores_run_only_keys(tmp_path):
+    path = _write(tmp_path, BASE)
+    a = TuneConfig(path).sha256()
+    assert TuneConfig(path, ["--tune.n_trials=99", "--tune.workers=2"]).sha256() == a
+    assert TuneConfig(path, ["--tune.steps=11"]).sha256() != a
+    assert TuneConfig(path, ["--model.init_args.width=8"]).sha256() != a
+
+
+def test_optimizer_section_is_linked(tmp_path):
+    data = {**BASE, "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.123}}}
+    model, _ = TuneConfig(_write(tmp_path, data)).build()
+    opt = model.configure_optimizers()
+    opt = opt[0] if isinstance(opt, (list, tuple)) else opt
+    assert type(opt).__name__ == "Adam" and opt.param_groups[0]["lr"] == 0.123
+
+
+@pytest.mark.parametrize(
+    ("change", "overrides", "message"),
+    [
+        ({}, ["--tune.stepz=3"], "unknown key 'tune.stepz' (tune keys: schemes, gain, steps"),
+        ({"tune": {"stepz": 3}}, [], "'stepz'"),
+        ({}, ["--tune.steps=abc"], "'tune.steps': Expected a <class 'int'>"),
+        ({}, ["--tune.sampler=cmaes"], "'tune.sampler'"),
+        ({"model": {"class_path": "nope.Model"}}, [], "'model': the class cannot be imported (No module named 'nope')"),
+        ({}, ["--model.init_args.depht=3"], "'model': Option 'depht' is not accepted"),
+        ({}, ["--tune.schemes=[kaiming]"], "unknown scheme 'kaiming': did you mean"),
+        ({}, ["--tune.steps=0"], "tune.steps must be > 0"),
+        ({}, ["--tune.objective=steps_to"], "needs tune.threshold"),
+        ({"tune": {"gain": {"low": 2.0, "high": 1.0}}}, [], "0 < low < high"),
+        ({"tune": {"gain": {"lo": 0.5, "high": 1.0}}}, [], "lo"),
+    ],
+)
+def test_config_errors_are_one_line(tmp_path, change, overrides, message):
+    data = {**BASE, **{k: ({**BASE[k], **v} if k in BASE and isinstance(v, dict) else v) for k, v in change.items()}}
+    if "model" in change:
+        data["model"] = change["model"]
+    with pytest.raises(AutoInitError) as err:
+        TuneConfig(_write(tmp_path, data), overrides)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(AutoInitError, match="no config file at"):
+        TuneConfig(tmp_path / "nope.yaml")

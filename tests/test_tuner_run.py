@@ -1,0 +1,152 @@
+"""End-to-end tunes on tiny configs."""
+
+import csv
+
+import pytest
+import yaml
+from rich.console import Console
+
+from autoinit import AutoInit, AutoInitError
+from autoinit.cli import main
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.run import tune
+
+MLP = {"class_path": "autoinit.templates.DeepMLP",
+       "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}}
+DATA = {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 512, "classes": 4, "batch_size": 32}}
+
+
+def _write(tmp_path, tune, model=MLP, data=DATA, name="tiny.yaml"):
+    cfg = {"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1},
+           "tune": {"steps": 8, "seeds": 1, "output": str(tmp_path / "out"), **tune}}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _run(path, overrides=()):
+    console = Console(record=True, width=140)
+    code = tune(TuneConfig(path, list(overrides)), console)
+    return code, console.export_text()
+
+
+def _csv(tmp_path):
+    with (tmp_path / "out" / "trials.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_tune_end_to_end_outputs_and_from_file(tmp_path):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal", "xavier_uniform"], "gain": [0.5, 1.0],
+                             "n_trials": 5, "pruner": "none"})
+    code, text = _run(path)
+    assert code == 0
+    rows = _csv(tmp_path)
+    assert len(rows) == 5 and all(r["state"] == "complete" for r in rows)
+    assert [(r["scheme"], r["gain"]) for r in rows[:3]] == [("default", "1"), ("kaiming_normal", "1"),
+                                                           ("xavier_uniform", "1")]
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert set(best) >= {"scheme", "gain", "options", "score", "default_score", "improvement", "steps", "seeds",
+                         "config_sha256", "autoinit_version"}
+    assert best["score"] == pytest.approx(min(float(r["score_mean"]) for r in rows), rel=1e-5)
+    assert best["improvement"] == pytest.approx((best["default_score"] - best["score"]) / best["default_score"])
+    assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 10_000
+    assert "with PyTorch default" in text and "ranking" in text
+    cb = AutoInit.from_file(tmp_path / "out" / "best.yaml")
+    assert cb.scheme == best["scheme"] and cb.gain == best["gain"]
+
+
+def test_resume_runs_only_missing_trials(tmp_path):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": {"low": 0.5, "high": 2.0}, "n_trials": 3})
+    assert _run(path)[0] == 0
+    first = _csv(tmp_path)
+    code, text = _run(path, ["--tune.n_trials=5"])
+    assert code == 0 and "3 trials done, 2 to run" in text
+    second = _csv(tmp_path)
+    assert len(second) == 5 and second[:3] == first[:3]
+    code, text = _run(path, ["--tune.n_trials=5"])
+    assert "5 trials done, 0 to run" in text and len(_csv(tmp_path)) == 5
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2})
+    _run(path)
+    with pytest.raises(AutoInitError, match="made from a different config"):
+        _run(path, ["--tune.steps=9"])
+
+
+def test_failing_user_code_fails_that_trial_and_the_study_goes_on(tmp_path):
+    model = {"class_path": "helpers.FlakyMLP", "init_args": {"fail_scheme": "xavier_uniform"}}
+    data = {"class_path": "helpers.BlobsData"}
+    path = _write(tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal"], "gain": 1.0, "n_trials": 3},
+                  model=model, data=data)
+    code, text = _run(path)
+    rows = {r["scheme"]: r for r in _csv(tmp_path)}
+    assert rows["xavier_uniform"]["state"] == "failed"
+    assert rows["xavier_uniform"]["error"] == "ValueError: boom in user code under xavier_uniform"
+    assert rows["kaiming_normal"]["state"] == "complete" and rows["default"]["state"] == "complete"
+
+
+def test_diverged_trials_recorded_and_ranked_last(tmp_path):
+    model = {"class_path": "autoinit.templates.DeepMLP", "init_args": {
+        "depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5}}
+    path = _write(tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4},
+                  model=model)
+    code, text = _run(path)
+    rows = _csv(tmp_path)
+    states = {(r["scheme"], r["gain"]): r["state"] for r in rows}
+    assert states[("orthogonal", "30")] == "diverged" and states[("default", "30")] == "diverged"
+    assert states[("orthogonal", "1")] == "complete"
+    table = text[text.index("ranking"):]
+    assert table.rindex("diverged") > table.rindex("complete")
+
+
+def test_same_config_same_seeds_same_ranking(tmp_path):
+    scores = []
+    for run in ("a", "b"):
+        path = _write(tmp_path, {"schemes": ["kaiming_normal", "lecun_normal"], "n_trials": 5,
+                                 "output": str(tmp_path / run)}, name=f"{run}.yaml")
+        _run(path)
+        with (tmp_path / run / "trials.csv").open() as f:
+            scores.append([(r["scheme"], r["gain"], r["score_mean"]) for r in csv.DictReader(f)])
+    assert scores[0] == scores[1]
+
+
+def test_ctrl_c_keeps_finished_trials_and_rerun_resumes(tmp_path):
+    marker = tmp_path / "interrupt-once"
+    marker.write_text("")
+    model = {"class_path": "helpers.FlakyMLP", "init_args": {"interrupt_file": str(marker)}}
+    path = _write(tmp_path, {"schemes": ["kaiming_normal", "orthogonal"], "gain": 1.0, "n_trials": 3},
+                  model=model, data={"class_path": "helpers.BlobsData"})
+    code, text = _run(path)
+    assert code == 130 and "interrupted: 2 finished trials are kept" in text
+    rows = _csv(tmp_path)
+    assert [r["state"] for r in rows] == ["complete", "complete", "failed"]
+    code, text = _run(path)
+    assert code == 0
+    rows = _csv(tmp_path)
+    assert [(r["scheme"], r["state"]) for r in rows if r["state"] == "complete"] == [
+        ("default", "complete"), ("kaiming_normal", "complete"), ("orthogonal", "complete")]
+
+
+def test_relu_30_layers_prefers_relu_aware_init(tmp_path):
+    """He et al. 2015: a 30-layer plain ReLU net trains under Kaiming (or orthogonal·√2, LSUV), not under
+    Xavier or PyTorch's default."""
+    model = {"class_path": "autoinit.templates.DeepMLP", "init_args": {
+        "depth": 30, "width": 32, "in_features": 64, "classes": 10, "lr": 0.02}}
+    data = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
+    path = _write(tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"], "gain": 1.0,
+                             "sampler": "grid", "n_trials": 5, "steps": 100, "seeds": 2}, model=model, data=data)
+    assert _run(path)[0] == 0
+    score = {r["scheme"]: float(r["score_mean"]) for r in _csv(tmp_path)}
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["scheme"]
+    assert best in ("kaiming_normal", "orthogonal", "lsuv")
+    assert score[best] < score["xavier_uniform"] and score[best] < score["default"]
+
+
+def test_cli_tune_and_one_line_config_error(tmp_path, capsys):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2})
+    assert main(["tune", str(path), "--tune.steps=5"]) == 0
+    assert main(["tune", str(path), "--tune.stepz=5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("autoinit: error: config error in tiny.yaml: unknown key 'tune.stepz'")
+    assert len(err.splitlines()) == 1

@@ -1,0 +1,99 @@
+import hashlib
+
+import lightning.pytorch as pl
+import pytest
+import yaml
+
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.trial import LossCurve, run_trial
+
+
+def _config(tmp_path, tune=None, model=None, data=None, overrides=()):
+    cfg = {
+        "model": model or {"class_path": "autoinit.templates.DeepMLP",
+                           "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}},
+        "data": data or {"class_path": "autoinit.templates.TeacherData",
+                         "init_args": {"n": 512, "classes": 4, "batch_size": 32}},
+        "trainer": {"accelerator": "cpu", "devices": 1},
+        "tune": {"steps": 12, "seeds": 2, **(tune or {})},
+    }
+    path = tmp_path / "cfg.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return TuneConfig(path, list(overrides))
+
+
+class _Hashes(pl.Callback):
+    seen: list[str] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _Hashes.seen.append(hashlib.sha256(batch[0].numpy().tobytes()).hexdigest()[:12])
+
+
+def test_curves_per_seed_and_same_data_order_for_every_trial(tmp_path, monkeypatch):
+    cfg = _config(tmp_path)
+    orders = []
+    for scheme in ("default", "kaiming_normal", "lsuv"):
+        _Hashes.seen = []
+        monkeypatch.setattr(cfg, "trainer_kwargs", lambda c=cfg.trainer_kwargs: {**c(), "callbacks": [_Hashes()]})
+        result = run_trial(cfg, scheme, 1.0)
+        monkeypatch.undo()
+        assert result.status == "complete" and [len(c) for c in result.curves] == [12, 12]
+        orders.append(list(_Hashes.seen))
+    assert orders[0] == orders[1] == orders[2]
+    assert orders[0][:12] == orders[0][12:]  # seeds see the same data order too
+
+
+def test_seeds_change_only_the_init(tmp_path):
+    cfg = _config(tmp_path)
+    a = run_trial(cfg, "kaiming_normal", 1.0)
+    b = run_trial(cfg, "kaiming_normal", 1.0)
+    assert a.curves == b.curves  # deterministic
+    assert a.curves[0] != a.curves[1]  # two init seeds
+
+
+def test_divergence_stops_at_once(tmp_path):
+    cfg = _config(tmp_path, model={"class_path": "autoinit.templates.DeepMLP", "init_args": {
+        "depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5}})
+    result = run_trial(cfg, "orthogonal", 30.0)
+    assert result.status == "diverged"
+    assert len(result.curves) == 1 and len(result.curves[0]) < 12
+
+
+def test_pruner_report_stops_the_trial(tmp_path):
+    cfg = _config(tmp_path, tune={"report_every": 3})
+    calls = []
+
+    def report(step, value):
+        calls.append(step)
+        return step >= 6
+
+    result = run_trial(cfg, "default", 1.0, report=report)
+    assert result.status == "pruned" and calls == [3, 6] and len(result.curves[0]) == 6
+
+
+class _Lr(pl.Callback):
+    seen: list[float] = []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        _Lr.seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_lr_scale_scales_the_optimizer_learning_rate(tmp_path, monkeypatch):
+    cfg = _config(tmp_path, tune={"seeds": 1})
+    monkeypatch.setattr(cfg, "trainer_kwargs", lambda c=cfg.trainer_kwargs: {**c(), "callbacks": [_Lr()]})
+    _Lr.seen = []
+    base = run_trial(cfg, "kaiming_normal", 1.0)
+    scaled = run_trial(cfg, "kaiming_normal", 1.0, lr_scale=0.25)
+    assert set(_Lr.seen) == {0.01, 0.0025}  # DeepMLP's SGD lr 0.01, then × 0.25
+    assert scaled.curves[0][0] == base.curves[0][0] and scaled.curves[0][5] != base.curves[0][5]
+
+
+def test_missing_metric_is_named(tmp_path):
+    cfg = _config(tmp_path, tune={"metric": "train_acc"})
+    with pytest.raises(KeyError, match="metric 'train_acc' was not logged"):
+        run_trial(cfg, "default", 1.0)
+
+
+def test_loss_curve_records_values():
+    curve = LossCurve(None, 0, 5, None, [])
+    assert curve.values == [] and not curve.diverged
