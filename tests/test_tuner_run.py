@@ -79,7 +79,7 @@ def test_failing_user_code_fails_that_trial_and_the_study_goes_on(tmp_path):
     data = {"class_path": "helpers.BlobsData"}
     path = _write(tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal"], "gain": 1.0, "n_trials": 3},
                   model=model, data=data)
-    code, text = _run(path)
+    _code, _text = _run(path)
     rows = {r["scheme"]: r for r in _csv(tmp_path)}
     assert rows["xavier_uniform"]["state"] == "failed"
     assert rows["xavier_uniform"]["error"] == "ValueError: boom in user code under xavier_uniform"
@@ -91,7 +91,7 @@ def test_diverged_trials_recorded_and_ranked_last(tmp_path):
         "depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5}}
     path = _write(tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4},
                   model=model)
-    code, text = _run(path)
+    _code, text = _run(path)
     rows = _csv(tmp_path)
     states = {(r["scheme"], r["gain"]): r["state"] for r in rows}
     assert states[("orthogonal", "30")] == "diverged" and states[("default", "30")] == "diverged"

@@ -104,9 +104,8 @@ class TuneSettings:
         for name in self.scheme_names():
             get_scheme(name)  # unknown scheme: one-line error naming the closest
         for key, rng in (("gain", self.gain), ("lr_scale", self.lr_scale)):
-            if isinstance(rng, Range):
-                if not (0 < rng.low < rng.high) or not math.isfinite(rng.high):
-                    raise AutoInitError(f"tune.{key} range needs 0 < low < high, got low={rng.low}, high={rng.high}")
+            if isinstance(rng, Range) and (not (0 < rng.low < rng.high) or not math.isfinite(rng.high)):
+                raise AutoInitError(f"tune.{key} range needs 0 < low < high, got low={rng.low}, high={rng.high}")
         gains = self.gain if isinstance(self.gain, list) else [self.gain] if not isinstance(self.gain, Range) else []
         if isinstance(self.gain, list) and not gains:
             raise AutoInitError("tune.gain list is empty: give at least one value")

@@ -148,18 +148,30 @@ def run_trial(
                 raise
             finally:
                 del model, datamodule
-                _release_memory()
         del trainer
         result.curves.append(curve.values)
         history.extend(curve.values)
         if curve.diverged or curve.pruned:
             result.status = "diverged" if curve.diverged else "pruned"
             break
+    release_memory()
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _release_memory() -> None:
+def release_memory() -> None:
+    """Free what a trial left behind, so a long study does not grow until it runs out of (GPU) memory.
+
+    Cheap because :func:`freeze_startup_objects` moved everything alive before the first trial out of the
+    collector's reach: a full collection after a trial scans only the trial's own objects.
+    """
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def freeze_startup_objects() -> None:
+    """Call once before the trials: a full gc.collect over Lightning's, Optuna's and jsonargparse's
+    objects costs about 0.3 s, more than a short trial's whole fixed cost."""
+    gc.collect()
+    gc.freeze()
