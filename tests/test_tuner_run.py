@@ -150,3 +150,15 @@ def test_cli_tune_and_one_line_config_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("autoinit: error: config error in tiny.yaml: unknown key 'tune.stepz'")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("sampler", "pruner"), [("random", "hyperband"), ("gp", "median"), ("tpe", "none")])
+def test_every_sampler_and_pruner_runs(tmp_path, sampler, pruner):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal", "orthogonal"], "n_trials": 5, "sampler": sampler,
+                             "pruner": pruner, "lr_scale": {"low": 0.5, "high": 2.0}})
+    assert _run(path)[0] == 0
+    rows = _csv(tmp_path)
+    assert len([r for r in rows if r["state"] in ("complete", "pruned")]) == 5
+    assert {r["lr_scale"] for r in rows[:3]} == {"1"}  # anchors at the textbook point
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert "lr_scale" in best
