@@ -19,7 +19,18 @@ from autoinit.errors import AutoInitError
 from autoinit.tuner.settings import TuneSettings
 
 # tune keys that do not change what a trial measures: a study may be resumed with other values.
-_RUN_ONLY_KEYS = ("n_trials", "timeout", "storage", "study_name", "output", "workers", "devices_per_trial")
+_RUN_ONLY_KEYS = (
+    "n_trials",
+    "timeout",
+    "storage",
+    "study_name",
+    "output",
+    "workers",
+    "devices_per_trial",
+    "max_worker_growth_mb",
+    "heartbeat_interval",
+    "sampler_seed",
+)
 
 # Trainer callbacks a short trial has no use for (it writes no checkpoint, logs nothing, shows no bar).
 _DROPPED_CALLBACKS = (
@@ -83,6 +94,7 @@ class TuneConfig:
 
     def __init__(self, path: str | Path, overrides: list[str] | None = None) -> None:
         self.path = Path(path)
+        self.overrides = list(overrides or [])
         if not self.path.is_file():
             raise AutoInitError(f"no config file at '{self.path}': pass the path of a tune YAML (see configs/)")
         args = ["--config", str(self.path), *(overrides or [])]

@@ -1,49 +1,33 @@
-"""``autoinit tune``: run the study in this process and write its outputs."""
+"""``autoinit tune``: run the study — in this process, or in ``workers`` worker processes — and write
+its outputs."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
-import optuna
-from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.optimize import optimize
 from autoinit.tuner.outputs import ranking_table, summary_line, write_outputs
-from autoinit.tuner.study import applicable_schemes, create_study, good_trials, make_objective, mask_url
+from autoinit.tuner.study import (
+    GOOD_STATES,
+    applicable_schemes,
+    create_study,
+    good_trials,
+    make_objective,
+    mask_url,
+    target_trials,
+)
+from autoinit.tuner.trial import freeze_startup_objects
 
-# Stop a run whose first trials all fail: the config or the model is broken, not the init.
-FAILS_BEFORE_GIVING_UP = 3
 
-
-class _Progress:
-    """A progress bar over trials showing the best score so far; stops a run that only fails."""
-
-    def __init__(self, progress: Progress, task: Any) -> None:
-        self.progress, self.task = progress, task
-        self.finished = 0
-        self.failed_in_a_row = 0
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        self.finished += 1
-        if trial.state == TrialState.FAIL:
-            self.failed_in_a_row += 1
-            if self.failed_in_a_row >= FAILS_BEFORE_GIVING_UP and self.finished == self.failed_in_a_row:
-                self.progress.console.print(
-                    f"[red]the first {self.finished} trials failed "
-                    f"({trial.user_attrs.get('error', 'see the log')}): stopping"
-                )
-                study.stop()
-        else:
-            self.failed_in_a_row = 0
-        try:
-            best = f"best {study.best_trial.params.get('scheme')} {study.best_value:.4g}"
-        except ValueError:
-            best = "no complete trial yet"
-        self.progress.update(
-            self.task, advance=1 if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) else 0, description=best
-        )
+def best_description(study) -> str:
+    try:
+        return f"best {study.best_trial.params.get('scheme')} {study.best_value:.4g}"
+    except ValueError:
+        return "no complete trial yet"
 
 
 def tune(config: TuneConfig, console: Console | None = None) -> int:
@@ -54,16 +38,18 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     schemes = applicable_schemes(config, lambda msg: console.print(f"[dim]{msg}[/dim]"))
     study = create_study(config, schemes)
+    n_trials = target_trials(s, schemes)
+    settings = dataclasses.replace(s, n_trials=n_trials)
     where = mask_url(s.storage) if s.storage else str(out / "study.journal")
     done = good_trials(study)
-    todo = max(0, s.n_trials - done)
     console.print(
-        f"study '{config.study_name}' ({where}): {done} trials done, {todo} to run — "
+        f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "
         f"{len(schemes)} schemes, {s.steps} steps × {s.seeds} seeds per trial"
+        + (f", {s.workers} workers" if s.workers > 1 else "")
     )
     interrupted = False
-    if todo:
-        objective = make_objective(config, schemes)
+    reason = "done"
+    if done < n_trials:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -72,18 +58,31 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
             console=console,
             transient=False,
         ) as progress:
-            task = progress.add_task("starting", total=s.n_trials, completed=done)
-            try:
-                study.optimize(
-                    objective,
-                    n_trials=todo,
-                    timeout=s.timeout,
-                    catch=(Exception,),
-                    callbacks=[_Progress(progress, task)],
-                    gc_after_trial=True,
+            task = progress.add_task("starting", total=n_trials, completed=done)
+
+            def on_trial(study, trial) -> None:
+                progress.update(
+                    task,
+                    completed=len(study.get_trials(deepcopy=False, states=GOOD_STATES)),
+                    description=best_description(study),
                 )
+
+            try:
+                if s.workers > 1:
+                    from autoinit.tuner.launcher import launch
+
+                    reason = launch(config, study, settings, on_trial, console)
+                else:
+                    freeze_startup_objects()
+                    reason = optimize(study, make_objective(config, schemes), settings, on_trial)
             except KeyboardInterrupt:
                 interrupted = True
+    if reason == "failing":
+        failed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("error")]
+        console.print(
+            f"[red]the first trials all failed ({failed[-1].user_attrs['error'] if failed else 'see above'})"
+            ": stopped — fix the config or the model"
+        )
     summary, all_rows = write_outputs(config, study)
     console.print(ranking_table(all_rows))
     console.print(summary_line(summary, s.objective))

@@ -63,6 +63,10 @@ class TuneSettings:
         sampler_seed: seed of the sampler.
         workers: trial processes on this machine.
         devices_per_trial: GPUs per worker process.
+        max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
+            by a fresh process (0: a fresh process after every trial, for leaky user code).
+        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages); a trial silent
+            for 3 intervals is failed and retried.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -85,6 +89,8 @@ class TuneSettings:
     sampler_seed: int = 0
     workers: int = 1
     devices_per_trial: int = 1
+    max_worker_growth_mb: int = 2048
+    heartbeat_interval: int = 10
 
     def validate(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""
@@ -93,8 +99,10 @@ class TuneSettings:
             if value <= 0:
                 raise AutoInitError(f"tune.{key} must be > 0, got {value}")
 
-        for key in ("steps", "seeds", "n_trials", "report_every", "workers", "devices_per_trial"):
+        for key in ("steps", "seeds", "n_trials", "report_every", "workers", "devices_per_trial", "heartbeat_interval"):
             positive(key, getattr(self, key))
+        if self.max_worker_growth_mb < 0:
+            raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
             positive("timeout", self.timeout)
         if self.objective == "steps_to" and self.threshold is None:

@@ -36,9 +36,9 @@ def open_storage(settings: TuneSettings, output: Path) -> optuna.storages.BaseSt
         try:
             return optuna.storages.RDBStorage(
                 target,
-                heartbeat_interval=10,
-                grace_period=30,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=3),
+                heartbeat_interval=settings.heartbeat_interval,
+                grace_period=3 * settings.heartbeat_interval,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
         except Exception as exc:
             raise AutoInitError(
@@ -92,6 +92,17 @@ def make_sampler(settings: TuneSettings, schemes: list[str]) -> optuna.samplers.
         if settings.sampler == "gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_anchors)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_anchors, multivariate=True)
+
+
+def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
+    """``n_trials``, or the grid's size when a grid search has fewer points."""
+    if settings.sampler != "grid":
+        return settings.n_trials
+    size = len(schemes) * (1 if _fixed_gain(settings) else len(settings.grid_gains()))
+    if settings.lr_scale is not None:
+        r = settings.lr_scale
+        size *= len({r.low, min(max(1.0, r.low), r.high), r.high})
+    return min(settings.n_trials, size)
 
 
 def make_pruner(settings: TuneSettings, n_anchors: int) -> optuna.pruners.BasePruner:
@@ -186,6 +197,37 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
         return score
 
     return objective
+
+
+def load_study(config: TuneConfig, sampler_seed_offset: int = 0) -> tuple[optuna.Study, list[str]]:
+    """The study a launcher created, opened by one of its workers (each with its own sampler seed, so
+    parallel workers do not propose the same points)."""
+    import dataclasses
+
+    optuna.logging.set_verbosity(logging.WARNING)
+    storage = open_storage(config.settings, config.output)
+    probe = optuna.load_study(study_name=config.study_name, storage=storage)
+    schemes = list(probe.user_attrs["schemes"])
+    s = dataclasses.replace(config.settings, sampler_seed=config.settings.sampler_seed + sampler_seed_offset)
+    study = optuna.load_study(
+        study_name=config.study_name,
+        storage=storage,
+        sampler=make_sampler(s, schemes),
+        pruner=make_pruner(s, len(schemes)),
+    )
+    return study, schemes
+
+
+def fail_trials_of(study: optuna.Study, worker: str, why: str) -> list[int]:
+    """Mark the running trials of a dead worker failed and queue their parameters again."""
+    failed = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.user_attrs.get("worker") == worker:
+            study._storage.set_trial_user_attr(t._trial_id, "error", why)
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+            failed.append(t.number)
+    return failed
 
 
 def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:

@@ -1,0 +1,98 @@
+"""Several worker processes on one study: every trial accounted for once, dead workers replaced."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import yaml
+from optuna.trial import TrialState
+
+from autoinit.tuner.launcher import device_env
+from autoinit.tuner.settings import TuneSettings
+
+TINY = {
+    "model": {"class_path": "autoinit.templates.DeepMLP",
+              "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}},
+    "data": {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 512, "classes": 4, "batch_size": 32}},
+    "trainer": {"accelerator": "cpu", "devices": 1},
+}
+
+
+def _config(tmp_path, **tune):
+    path = tmp_path / "w.yaml"
+    path.write_text(yaml.safe_dump({**TINY, "tune": {"steps": 10, "seeds": 1, "output": str(tmp_path / "out"),
+                                                     "schemes": ["kaiming_normal", "orthogonal", "lecun_normal"],
+                                                     **tune}}))
+    return path
+
+
+def _tune(path, *args, **popen):
+    cmd = [sys.executable, "-m", "autoinit.cli", "tune", str(path), *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
+
+
+def _study(tmp_path, name="w"):
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal")))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_two_workers_account_for_every_trial_once(tmp_path):
+    proc = _tune(_config(tmp_path, n_trials=8), "--workers", "2")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    trials = _study(tmp_path).get_trials()
+    states = [t.state for t in trials]
+    assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 8
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    workers = {t.user_attrs["worker"] for t in trials}
+    assert len(workers) == 2  # both processes took trials
+    anchors = [(t.params["scheme"], t.params["gain"]) for t in trials if t.params["gain"] == 1.0]
+    assert sorted(anchors[:4]) == sorted([("default", 1.0), ("kaiming_normal", 1.0), ("orthogonal", 1.0),
+                                          ("lecun_normal", 1.0)])
+
+
+def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
+    proc = _tune(_config(tmp_path, n_trials=6, steps=400), "--workers", "2")
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            running = _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
+        except Exception:
+            continue
+        for t in running:
+            if "worker" in t.user_attrs:
+                victim = t
+                break
+    assert victim is not None, "no trial started"
+    os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out
+    assert "died (exit -9)" in out
+    trials = _study(tmp_path).get_trials()
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["error"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retries and retries[0].params == victim.params and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    good = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(good) == 6
+
+
+def test_worker_that_asks_to_be_replaced_gets_a_fresh_process(tmp_path):
+    proc = _tune(_config(tmp_path, n_trials=5, max_worker_growth_mb=0), "--workers", "2")
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "asked to be replaced" in out
+    trials = _study(tmp_path).get_trials()
+    assert len({t.user_attrs["worker"] for t in trials}) >= 3  # more processes than workers
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 5
+
+
+def test_cpu_workers_share_the_cores():
+    env = device_env(0, TuneSettings(workers=2))
+    cores = len(os.sched_getaffinity(0))
+    assert env["OMP_NUM_THREADS"] == str(max(1, cores // 2))
