@@ -76,8 +76,10 @@ def run_case(kind: str, scheme: str, mode: str, params: float, threads: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--params", type=float, default=100e6)
-    parser.add_argument("--schemes", default="default,xavier_uniform,xavier_normal,kaiming_uniform,kaiming_normal,"
-                        "lecun_normal,orthogonal,lsuv")
+    parser.add_argument(
+        "--schemes",
+        default="default,xavier_uniform,xavier_normal,kaiming_uniform,kaiming_normal,lecun_normal,orthogonal,lsuv",
+    )
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -86,15 +88,26 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for kind in args.models.split(","):
         for scheme in args.schemes.split(","):
-            ours = min((run_case(kind, scheme, "autoinit", args.params, args.threads) for _ in range(args.repeats)),
-                       key=lambda r: r["seconds"])
+            ours = min(
+                (run_case(kind, scheme, "autoinit", args.params, args.threads) for _ in range(args.repeats)),
+                key=lambda r: r["seconds"],
+            )
             has_torch = scheme not in ("lsuv", "yam_chow", "auto", "delta_orthogonal", "looks_linear")
-            ref = (min((run_case(kind, scheme, "torch", args.params, args.threads) for _ in range(args.repeats)),
-                       key=lambda r: r["seconds"]) if has_torch else None)
+            ref = (
+                min(
+                    (run_case(kind, scheme, "torch", args.params, args.threads) for _ in range(args.repeats)),
+                    key=lambda r: r["seconds"],
+                )
+                if has_torch
+                else None
+            )
             ratio = f"{ours['seconds'] / ref['seconds']:.2f}×" if ref else "—"
-            print(f"| {kind} ({ours['params'] / 1e6:.0f}M) | {scheme} | {ours['seconds']:.2f} | "
-                  f"{ref['seconds'] if ref else math.nan:.2f} | {ratio} | {ours['extra_mib']:.0f} | "
-                  f"{ref['extra_mib'] if ref else math.nan:.0f} |", flush=True)
+            print(
+                f"| {kind} ({ours['params'] / 1e6:.0f}M) | {scheme} | {ours['seconds']:.2f} | "
+                f"{ref['seconds'] if ref else math.nan:.2f} | {ratio} | {ours['extra_mib']:.0f} | "
+                f"{ref['extra_mib'] if ref else math.nan:.0f} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

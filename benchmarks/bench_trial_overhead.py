@@ -71,7 +71,7 @@ def main() -> None:
     plain_loop(config, 5)
     fixed_t, step_t = fit(trial, config, args.small, args.large, args.repeats)
     fixed_p, step_p = fit(plain_loop, config, args.small, args.large, args.repeats)
-    extra = ' '.join(args.overrides)
+    extra = " ".join(args.overrides)
     print(f"config: {args.config} {extra}, {torch.get_num_threads()} threads, median of {args.repeats}")
     print("| | fixed cost per trial (s) | per step (ms) |")
     print("|---|---|---|")

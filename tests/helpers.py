@@ -19,9 +19,19 @@ def blobs(n: int = 256, features: int = 8, classes: int = 3, seed: int = 0) -> T
 
 
 class TinyClassifier(pl.LightningModule):
-    def __init__(self, features: int = 8, width: int = 32, depth: int = 3, classes: int = 3, lr: float = 0.05,
-                 lazy: bool = False, example: bool = False, batch_size: int = 16, shuffle: bool = True,
-                 n: int = 256):
+    def __init__(
+        self,
+        features: int = 8,
+        width: int = 32,
+        depth: int = 3,
+        classes: int = 3,
+        lr: float = 0.05,
+        lazy: bool = False,
+        example: bool = False,
+        batch_size: int = 16,
+        shuffle: bool = True,
+        n: int = 256,
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.net = None if lazy else self._build()
@@ -52,8 +62,11 @@ class TinyClassifier(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
 
     def train_dataloader(self):
-        return DataLoader(blobs(self.hparams.n, self.hparams.features, self.hparams.classes),
-                          batch_size=self.hparams.batch_size, shuffle=self.hparams.shuffle)
+        return DataLoader(
+            blobs(self.hparams.n, self.hparams.features, self.hparams.classes),
+            batch_size=self.hparams.batch_size,
+            shuffle=self.hparams.shuffle,
+        )
 
 
 class RecordBatches(pl.Callback):
@@ -71,8 +84,16 @@ class RecordBatches(pl.Callback):
 
 
 def trainer(tmp_path, callbacks, **kwargs) -> pl.Trainer:
-    defaults = dict(accelerator="cpu", devices=1, max_steps=5, logger=False, enable_checkpointing=False,
-                    enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    defaults = dict(
+        accelerator="cpu",
+        devices=1,
+        max_steps=5,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     defaults.update(kwargs)
     return pl.Trainer(callbacks=callbacks, **defaults)
 

@@ -32,8 +32,13 @@ def test_gain_matches_pytorch_values(act, expected):
 @pytest.mark.parametrize("name", ["gelu", "silu", "elu", "mish", "softplus"])
 def test_numerical_gain_is_inverse_rms_under_gaussian(name):
     z = torch.randn(4_000_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    fn = {"gelu": torch.nn.functional.gelu, "silu": torch.nn.functional.silu, "elu": torch.nn.functional.elu,
-          "mish": torch.nn.functional.mish, "softplus": torch.nn.functional.softplus}[name]
+    fn = {
+        "gelu": torch.nn.functional.gelu,
+        "silu": torch.nn.functional.silu,
+        "elu": torch.nn.functional.elu,
+        "mish": torch.nn.functional.mish,
+        "softplus": torch.nn.functional.softplus,
+    }[name]
     monte_carlo = 1 / math.sqrt(float((fn(z) ** 2).mean()))
     assert gain(Activation(name)) == pytest.approx(monte_carlo, rel=2e-3)
 

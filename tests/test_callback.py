@@ -154,8 +154,9 @@ def test_errors_before_training(tmp_path):
 
 def test_from_file_and_its_errors(tmp_path):
     good = tmp_path / "best.yaml"
-    good.write_text(yaml.safe_dump({"scheme": "kaiming_uniform", "gain": 1.25, "options": {"mode": "fan_out"},
-                                    "score": 1.0}))
+    good.write_text(
+        yaml.safe_dump({"scheme": "kaiming_uniform", "gain": 1.25, "options": {"mode": "fan_out"}, "score": 1.0})
+    )
     cb = AutoInit.from_file(good)
     assert (cb.scheme, cb.gain, cb.options) == ("kaiming_uniform", 1.25, {"mode": "fan_out"})
     with pytest.raises(AutoInitError, match="no file at"):
@@ -180,20 +181,42 @@ def _cli(args):
 
 def test_lightning_cli_from_config_and_command_line(tmp_path):
     config = tmp_path / "fit.yaml"
-    config.write_text(yaml.safe_dump({"trainer": {
-        "accelerator": "cpu", "max_steps": 2, "logger": False, "enable_checkpointing": False,
-        "enable_progress_bar": False, "default_root_dir": str(tmp_path),
-        "callbacks": [{"class_path": "autoinit.AutoInit",
-                       "init_args": {"scheme": "kaiming_normal", "seed": 5, "options": {"mode": "fan_out"}}}],
-    }}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trainer": {
+                    "accelerator": "cpu",
+                    "max_steps": 2,
+                    "logger": False,
+                    "enable_checkpointing": False,
+                    "enable_progress_bar": False,
+                    "default_root_dir": str(tmp_path),
+                    "callbacks": [
+                        {
+                            "class_path": "autoinit.AutoInit",
+                            "init_args": {"scheme": "kaiming_normal", "seed": 5, "options": {"mode": "fan_out"}},
+                        }
+                    ],
+                }
+            }
+        )
+    )
     cli = _cli(["--config", str(config)])
     cbs = [c for c in cli.trainer.callbacks if isinstance(c, AutoInit)]
     assert len(cbs) == 1 and cbs[0].scheme == "kaiming_normal" and cbs[0].options == {"mode": "fan_out"}
     cli.trainer.fit(cli.model)
     assert cbs[0].initialized
 
-    cli = _cli(["--trainer.accelerator=cpu", "--trainer.max_steps=1", "--trainer.logger=false",
-                f"--trainer.default_root_dir={tmp_path}", "--trainer.callbacks+=autoinit.AutoInit",
-                "--trainer.callbacks.scheme=orthogonal", "--trainer.callbacks.gain=0.5"])
+    cli = _cli(
+        [
+            "--trainer.accelerator=cpu",
+            "--trainer.max_steps=1",
+            "--trainer.logger=false",
+            f"--trainer.default_root_dir={tmp_path}",
+            "--trainer.callbacks+=autoinit.AutoInit",
+            "--trainer.callbacks.scheme=orthogonal",
+            "--trainer.callbacks.gain=0.5",
+        ]
+    )
     cbs = [c for c in cli.trainer.callbacks if isinstance(c, AutoInit)]
     assert len(cbs) == 1 and cbs[0].scheme == "orthogonal" and cbs[0].gain == 0.5

@@ -23,14 +23,19 @@ class Functional(nn.Module):
 def test_functional_activations_detected():
     graph = trace(Functional(), torch.randn(3, 4))
     assert graph.order == ["a", "b", "c", "d"]
-    assert graph.follows == {"a": Activation("relu"), "b": Activation("tanh"),
-                             "c": Activation("leaky_relu", 0.3), "d": Activation("sigmoid")}
+    assert graph.follows == {
+        "a": Activation("relu"),
+        "b": Activation("tanh"),
+        "c": Activation("leaky_relu", 0.3),
+        "d": Activation("sigmoid"),
+    }
     assert graph.fed_by["b"] == Activation("relu")
 
 
 def test_module_activations_through_batchnorm_and_dropout():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.1), nn.GELU(), nn.Flatten(),
-                          nn.Linear(4 * 36, 2))
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.1), nn.GELU(), nn.Flatten(), nn.Linear(4 * 36, 2)
+    )
     graph = trace(model, torch.randn(2, 3, 8, 8))
     assert graph.follows["0"] == Activation("gelu")
     assert graph.activation_after("5").is_linear

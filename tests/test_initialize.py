@@ -8,8 +8,19 @@ import autoinit
 from autoinit import AutoInitError, InitContext, init_model, list_schemes, register_scheme
 
 ALL_BUILTIN = {
-    "auto", "default", "xavier_uniform", "xavier_normal", "kaiming_uniform", "kaiming_normal", "lecun_uniform",
-    "lecun_normal", "orthogonal", "delta_orthogonal", "looks_linear", "yam_chow", "lsuv",
+    "auto",
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "looks_linear",
+    "yam_chow",
+    "lsuv",
 }
 
 

@@ -31,15 +31,21 @@ def test_template_trains_with_autoinit(tmp_path, model, data):
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
             losses.append(float(outputs["loss"]))
 
-    pl.Trainer(accelerator="cpu", max_steps=3, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
-               callbacks=[AutoInit(seed=0, verbose=False), Record()]).fit(model, datamodule=data)
+    pl.Trainer(
+        accelerator="cpu",
+        max_steps=3,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        callbacks=[AutoInit(seed=0, verbose=False), Record()],
+    ).fit(model, datamodule=data)
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
 
 
 def test_templates_get_the_expected_auto_schemes():
-    report = init_model(SmallCNN(depth=2, channels=8, activation="tanh"),
-                        sample_input=torch.rand(4, 1, 8, 8), seed=0)
+    report = init_model(SmallCNN(depth=2, channels=8, activation="tanh"), sample_input=torch.rand(4, 1, 8, 8), seed=0)
     assert report["features.2.weight"].scheme == "auto→delta_orthogonal"
     report = init_model(LSTMClassifier(hidden=16), seed=0)
     assert report["lstm.weight_hh_l0"].scheme == "orthogonal"

@@ -14,8 +14,10 @@ from autoinit.tuner.launcher import device_env
 from autoinit.tuner.settings import TuneSettings
 
 TINY = {
-    "model": {"class_path": "autoinit.templates.DeepMLP",
-              "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}},
+    "model": {
+        "class_path": "autoinit.templates.DeepMLP",
+        "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4},
+    },
     "data": {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 512, "classes": 4, "batch_size": 32}},
     "trainer": {"accelerator": "cpu", "devices": 1},
 }
@@ -23,9 +25,20 @@ TINY = {
 
 def _config(tmp_path, **tune):
     path = tmp_path / "w.yaml"
-    path.write_text(yaml.safe_dump({**TINY, "tune": {"steps": 10, "seeds": 1, "output": str(tmp_path / "out"),
-                                                     "schemes": ["kaiming_normal", "orthogonal", "lecun_normal"],
-                                                     **tune}}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                **TINY,
+                "tune": {
+                    "steps": 10,
+                    "seeds": 1,
+                    "output": str(tmp_path / "out"),
+                    "schemes": ["kaiming_normal", "orthogonal", "lecun_normal"],
+                    **tune,
+                },
+            }
+        )
+    )
     return path
 
 
@@ -35,7 +48,9 @@ def _tune(path, *args, **popen):
 
 
 def _study(tmp_path, name="w"):
-    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal")))
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
+    )
     return optuna.load_study(study_name=name, storage=storage)
 
 
@@ -50,8 +65,9 @@ def test_two_workers_account_for_every_trial_once(tmp_path):
     workers = {t.user_attrs["worker"] for t in trials}
     assert len(workers) == 2  # both processes took trials
     anchors = [(t.params["scheme"], t.params["gain"]) for t in trials if t.params["gain"] == 1.0]
-    assert sorted(anchors[:4]) == sorted([("default", 1.0), ("kaiming_normal", 1.0), ("orthogonal", 1.0),
-                                          ("lecun_normal", 1.0)])
+    assert sorted(anchors[:4]) == sorted(
+        [("default", 1.0), ("kaiming_normal", 1.0), ("orthogonal", 1.0), ("lecun_normal", 1.0)]
+    )
 
 
 def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
@@ -77,7 +93,9 @@ def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
     killed = trials[victim.number]
     assert killed.state == TrialState.FAIL and "died" in killed.user_attrs["error"]
     retries = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
-    assert retries and retries[0].params == victim.params and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert (
+        retries and retries[0].params == victim.params and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    )
     good = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(good) == 6
 

@@ -11,14 +11,20 @@ from autoinit.cli import main
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.run import tune
 
-MLP = {"class_path": "autoinit.templates.DeepMLP",
-       "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}}
+MLP = {
+    "class_path": "autoinit.templates.DeepMLP",
+    "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4},
+}
 DATA = {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 512, "classes": 4, "batch_size": 32}}
 
 
 def _write(tmp_path, tune, model=MLP, data=DATA, name="tiny.yaml"):
-    cfg = {"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1},
-           "tune": {"steps": 8, "seeds": 1, "output": str(tmp_path / "out"), **tune}}
+    cfg = {
+        "model": model,
+        "data": data,
+        "trainer": {"accelerator": "cpu", "devices": 1},
+        "tune": {"steps": 8, "seeds": 1, "output": str(tmp_path / "out"), **tune},
+    }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -36,17 +42,31 @@ def _csv(tmp_path):
 
 
 def test_tune_end_to_end_outputs_and_from_file(tmp_path):
-    path = _write(tmp_path, {"schemes": ["kaiming_normal", "xavier_uniform"], "gain": [0.5, 1.0],
-                             "n_trials": 5, "pruner": "none"})
+    path = _write(
+        tmp_path, {"schemes": ["kaiming_normal", "xavier_uniform"], "gain": [0.5, 1.0], "n_trials": 5, "pruner": "none"}
+    )
     code, text = _run(path)
     assert code == 0
     rows = _csv(tmp_path)
     assert len(rows) == 5 and all(r["state"] == "complete" for r in rows)
-    assert [(r["scheme"], r["gain"]) for r in rows[:3]] == [("default", "1"), ("kaiming_normal", "1"),
-                                                           ("xavier_uniform", "1")]
+    assert [(r["scheme"], r["gain"]) for r in rows[:3]] == [
+        ("default", "1"),
+        ("kaiming_normal", "1"),
+        ("xavier_uniform", "1"),
+    ]
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
-    assert set(best) >= {"scheme", "gain", "options", "score", "default_score", "improvement", "steps", "seeds",
-                         "config_sha256", "autoinit_version"}
+    assert set(best) >= {
+        "scheme",
+        "gain",
+        "options",
+        "score",
+        "default_score",
+        "improvement",
+        "steps",
+        "seeds",
+        "config_sha256",
+        "autoinit_version",
+    }
     assert best["score"] == pytest.approx(min(float(r["score_mean"]) for r in rows), rel=1e-5)
     assert best["improvement"] == pytest.approx((best["default_score"] - best["score"]) / best["default_score"])
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 10_000
@@ -77,8 +97,9 @@ def test_resume_with_a_different_config_is_refused(tmp_path):
 def test_failing_user_code_fails_that_trial_and_the_study_goes_on(tmp_path):
     model = {"class_path": "helpers.FlakyMLP", "init_args": {"fail_scheme": "xavier_uniform"}}
     data = {"class_path": "helpers.BlobsData"}
-    path = _write(tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal"], "gain": 1.0, "n_trials": 3},
-                  model=model, data=data)
+    path = _write(
+        tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal"], "gain": 1.0, "n_trials": 3}, model=model, data=data
+    )
     _code, _text = _run(path)
     rows = {r["scheme"]: r for r in _csv(tmp_path)}
     assert rows["xavier_uniform"]["state"] == "failed"
@@ -87,24 +108,30 @@ def test_failing_user_code_fails_that_trial_and_the_study_goes_on(tmp_path):
 
 
 def test_diverged_trials_recorded_and_ranked_last(tmp_path):
-    model = {"class_path": "autoinit.templates.DeepMLP", "init_args": {
-        "depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5}}
-    path = _write(tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4},
-                  model=model)
+    model = {
+        "class_path": "autoinit.templates.DeepMLP",
+        "init_args": {"depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5},
+    }
+    path = _write(
+        tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4}, model=model
+    )
     _code, text = _run(path)
     rows = _csv(tmp_path)
     states = {(r["scheme"], r["gain"]): r["state"] for r in rows}
     assert states[("orthogonal", "30")] == "diverged" and states[("default", "30")] == "diverged"
     assert states[("orthogonal", "1")] == "complete"
-    table = text[text.index("ranking"):]
+    table = text[text.index("ranking") :]
     assert table.rindex("diverged") > table.rindex("complete")
 
 
 def test_same_config_same_seeds_same_ranking(tmp_path):
     scores = []
     for run in ("a", "b"):
-        path = _write(tmp_path, {"schemes": ["kaiming_normal", "lecun_normal"], "n_trials": 5,
-                                 "output": str(tmp_path / run)}, name=f"{run}.yaml")
+        path = _write(
+            tmp_path,
+            {"schemes": ["kaiming_normal", "lecun_normal"], "n_trials": 5, "output": str(tmp_path / run)},
+            name=f"{run}.yaml",
+        )
         _run(path)
         with (tmp_path / run / "trials.csv").open() as f:
             scores.append([(r["scheme"], r["gain"], r["score_mean"]) for r in csv.DictReader(f)])
@@ -115,8 +142,12 @@ def test_ctrl_c_keeps_finished_trials_and_rerun_resumes(tmp_path):
     marker = tmp_path / "interrupt-once"
     marker.write_text("")
     model = {"class_path": "helpers.FlakyMLP", "init_args": {"interrupt_file": str(marker)}}
-    path = _write(tmp_path, {"schemes": ["kaiming_normal", "orthogonal"], "gain": 1.0, "n_trials": 3},
-                  model=model, data={"class_path": "helpers.BlobsData"})
+    path = _write(
+        tmp_path,
+        {"schemes": ["kaiming_normal", "orthogonal"], "gain": 1.0, "n_trials": 3},
+        model=model,
+        data={"class_path": "helpers.BlobsData"},
+    )
     code, text = _run(path)
     assert code == 130 and "interrupted: 2 finished trials are kept" in text
     rows = _csv(tmp_path)
@@ -125,17 +156,33 @@ def test_ctrl_c_keeps_finished_trials_and_rerun_resumes(tmp_path):
     assert code == 0
     rows = _csv(tmp_path)
     assert [(r["scheme"], r["state"]) for r in rows if r["state"] == "complete"] == [
-        ("default", "complete"), ("kaiming_normal", "complete"), ("orthogonal", "complete")]
+        ("default", "complete"),
+        ("kaiming_normal", "complete"),
+        ("orthogonal", "complete"),
+    ]
 
 
 def test_relu_30_layers_prefers_relu_aware_init(tmp_path):
     """He et al. 2015: a 30-layer plain ReLU net trains under Kaiming (or orthogonal·√2, LSUV), not under
     Xavier or PyTorch's default."""
-    model = {"class_path": "autoinit.templates.DeepMLP", "init_args": {
-        "depth": 30, "width": 32, "in_features": 64, "classes": 10, "lr": 0.02}}
+    model = {
+        "class_path": "autoinit.templates.DeepMLP",
+        "init_args": {"depth": 30, "width": 32, "in_features": 64, "classes": 10, "lr": 0.02},
+    }
     data = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
-    path = _write(tmp_path, {"schemes": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"], "gain": 1.0,
-                             "sampler": "grid", "n_trials": 5, "steps": 100, "seeds": 2}, model=model, data=data)
+    path = _write(
+        tmp_path,
+        {
+            "schemes": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
+            "gain": 1.0,
+            "sampler": "grid",
+            "n_trials": 5,
+            "steps": 100,
+            "seeds": 2,
+        },
+        model=model,
+        data=data,
+    )
     assert _run(path)[0] == 0
     score = {r["scheme"]: float(r["score_mean"]) for r in _csv(tmp_path)}
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())["scheme"]
@@ -154,8 +201,16 @@ def test_cli_tune_and_one_line_config_error(tmp_path, capsys):
 
 @pytest.mark.parametrize(("sampler", "pruner"), [("random", "hyperband"), ("gp", "median"), ("tpe", "none")])
 def test_every_sampler_and_pruner_runs(tmp_path, sampler, pruner):
-    path = _write(tmp_path, {"schemes": ["kaiming_normal", "orthogonal"], "n_trials": 5, "sampler": sampler,
-                             "pruner": pruner, "lr_scale": {"low": 0.5, "high": 2.0}})
+    path = _write(
+        tmp_path,
+        {
+            "schemes": ["kaiming_normal", "orthogonal"],
+            "n_trials": 5,
+            "sampler": sampler,
+            "pruner": pruner,
+            "lr_scale": {"low": 0.5, "high": 2.0},
+        },
+    )
     assert _run(path)[0] == 0
     rows = _csv(tmp_path)
     assert len([r for r in rows if r["state"] in ("complete", "pruned")]) == 5

@@ -10,10 +10,13 @@ from autoinit.tuner.trial import LossCurve, run_trial
 
 def _config(tmp_path, tune=None, model=None, data=None, overrides=()):
     cfg = {
-        "model": model or {"class_path": "autoinit.templates.DeepMLP",
-                           "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4}},
-        "data": data or {"class_path": "autoinit.templates.TeacherData",
-                         "init_args": {"n": 512, "classes": 4, "batch_size": 32}},
+        "model": model
+        or {
+            "class_path": "autoinit.templates.DeepMLP",
+            "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4},
+        },
+        "data": data
+        or {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 512, "classes": 4, "batch_size": 32}},
         "trainer": {"accelerator": "cpu", "devices": 1},
         "tune": {"steps": 12, "seeds": 2, **(tune or {})},
     }
@@ -52,8 +55,13 @@ def test_seeds_change_only_the_init(tmp_path):
 
 
 def test_divergence_stops_at_once(tmp_path):
-    cfg = _config(tmp_path, model={"class_path": "autoinit.templates.DeepMLP", "init_args": {
-        "depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5}})
+    cfg = _config(
+        tmp_path,
+        model={
+            "class_path": "autoinit.templates.DeepMLP",
+            "init_args": {"depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5},
+        },
+    )
     result = run_trial(cfg, "orthogonal", 30.0)
     assert result.status == "diverged"
     assert len(result.curves) == 1 and len(result.curves[0]) < 12

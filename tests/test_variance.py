@@ -67,8 +67,9 @@ def test_truncated_normal_is_cut_at_two_scaled_sigma():
 
 
 def test_kaiming_uses_gain_of_following_activation():
-    model = nn.Sequential(nn.Linear(N_IN, N_OUT), nn.Tanh(), nn.Linear(N_OUT, N_OUT), nn.LeakyReLU(0.2),
-                          nn.Linear(N_OUT, 10))
+    model = nn.Sequential(
+        nn.Linear(N_IN, N_OUT), nn.Tanh(), nn.Linear(N_OUT, N_OUT), nn.LeakyReLU(0.2), nn.Linear(N_OUT, 10)
+    )
     report = init_model(model, "kaiming_normal", seed=0)
     assert report["0.weight"].std == pytest.approx(5 / 3 / math.sqrt(N_IN), rel=0.01)
     assert report["2.weight"].std == pytest.approx(math.sqrt(2 / 1.04) / math.sqrt(N_OUT), rel=0.01)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -50,7 +51,12 @@ def optimize(
         if good >= settings.n_trials:
             return "done"
         if good + running >= settings.n_trials and not waiting:
-            time.sleep(0.5)  # the last trials run elsewhere; if one dies its retry is queued as WAITING
+            # The last trials run elsewhere. If one of their processes died, the RDB heartbeat makes the
+            # trial stale: fail it here, and its retry is queued as WAITING for this process to take.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+            time.sleep(0.5)
             continue
         study.optimize(tagged, n_trials=1, catch=(Exception,))
         last = max(

@@ -146,7 +146,10 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
 
 
 def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
+    from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
+
     s = config.settings
+    world_size = trial_devices(config)
 
     def objective(trial: optuna.Trial) -> float:
         scheme = trial.suggest_categorical("scheme", schemes)
@@ -176,7 +179,10 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
             return trial.should_prune()
 
         try:
-            result = run_trial(config, scheme, gain, lr_scale, report)
+            if world_size > 1:
+                result = run_ddp_trial(config, trial, scheme, gain, lr_scale, world_size)
+            else:
+                result = run_trial(config, scheme, gain, lr_scale, report)
         except Exception as exc:
             trial.set_user_attr("status", "failed")
             trial.set_user_attr("error", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")

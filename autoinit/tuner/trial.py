@@ -61,7 +61,8 @@ class LossCurve(pl.Callback):
             seen = self.history + self.values
             if self.report(step, sum(seen) / len(seen)):
                 self.pruned = True
-        if trainer.world_size > 1 and self.report is not None:
+        if trainer.world_size > 1 and step % self.every == 0:
+            # Only rank 0 talks to Optuna; every rank must stop together.
             self.pruned = bool(trainer.strategy.broadcast(self.pruned, src=0))
         if self.pruned:
             trainer.should_stop = True

@@ -23,8 +23,16 @@ class Checksums(pl.Callback):
 if __name__ == "__main__":
     torch.manual_seed(1000 + int(__import__("os").environ.get("LOCAL_RANK", "0")))  # ranks start different
     model = TinyClassifier(lazy=True)
-    trainer = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_steps=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         callbacks=[AutoInit("kaiming_normal", seed=123, verbose=False), Checksums()],
-                         default_root_dir=sys.argv[1])
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=2,
+        strategy="ddp",
+        max_steps=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[AutoInit("kaiming_normal", seed=123, verbose=False), Checksums()],
+        default_root_dir=sys.argv[1],
+    )
     trainer.fit(model)

@@ -1,0 +1,104 @@
+"""Several machines on one PostgreSQL study: the same command on each, one killed mid-trial."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+from postgres_server import PASSWORD, PostgresServer
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    # Not under pytest's tmp_path: that is private to root, and the server runs as the postgres user.
+    base = Path(tempfile.mkdtemp(prefix="autoinit-pg-"))
+    server = PostgresServer(base)
+    if not server.available:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is not installed: .ci/run installs it")
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _config(tmp_path, name, **tune):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {
+                    "class_path": "autoinit.templates.DeepMLP",
+                    "init_args": {"depth": 4, "width": 16, "in_features": 32, "classes": 4},
+                },
+                "data": {
+                    "class_path": "autoinit.templates.TeacherData",
+                    "init_args": {"n": 512, "classes": 4, "batch_size": 32},
+                },
+                "trainer": {"accelerator": "cpu", "devices": 1},
+                "tune": {
+                    "seeds": 1,
+                    "schemes": ["kaiming_normal", "orthogonal"],
+                    "heartbeat_interval": 1,
+                    "study_name": name,
+                    **tune,
+                },
+            }
+        )
+    )
+    return path
+
+
+def _machine(path, url, out):
+    cmd = [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--storage", url, f"--tune.output={out}"]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path):
+    path = _config(tmp_path, "shared", n_trials=6, steps=300)
+    a = _machine(path, postgres.url, tmp_path / "a")
+    time.sleep(3)  # let the first machine create the study
+    b = _machine(path, postgres.url, tmp_path / "b")
+    storage = optuna.storages.RDBStorage(postgres.url)
+    victim = None
+    deadline = time.monotonic() + 120
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.3)
+        try:
+            running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
+        except KeyError:
+            continue
+        pid_b = str(b.pid)
+        victim = next((t for t in running if t.user_attrs.get("worker", "").endswith(":" + pid_b)), None)
+    assert victim is not None, "machine b never ran a trial"
+    os.kill(b.pid, signal.SIGKILL)
+    out_a, _ = a.communicate(timeout=600)
+    out_b, _ = b.communicate(timeout=10)
+    assert a.returncode == 0, out_a
+    trials = optuna.load_study(study_name="shared", storage=storage).get_trials()
+    killed = trials[victim.number]
+    assert killed.state == TrialState.FAIL  # heartbeat went stale
+    retried = [
+        t
+        for t in trials
+        if t.system_attrs.get("failed_trial") == victim.number
+        or t.system_attrs.get("retry_history", [None])[0] == victim.number
+    ]
+    assert retried and retried[0].params == victim.params
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) >= 6
+    # credentials never appear in logs or output files
+    assert PASSWORD not in out_a + out_b
+    for folder in (tmp_path / "a", tmp_path / "b"):
+        for f in folder.glob("*"):
+            if f.is_file() and f.suffix != ".png":
+                assert PASSWORD not in f.read_text(errors="ignore"), f
+    assert "127.0.0.1" in out_a and "***" in out_a
