@@ -25,6 +25,10 @@ def plain_loop(config: TuneConfig, steps: int) -> float:
     start = time.perf_counter()
     pl.seed_everything(0, verbose=False)
     model, data = config.build()
+    accel = str(config.trainer_kwargs().get("accelerator", "cpu"))
+    device = torch.device("cuda" if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    model.to(device)
     data.setup("fit")
     loader = data.train_dataloader()
     optimizer = model.configure_optimizers()
@@ -32,6 +36,7 @@ def plain_loop(config: TuneConfig, steps: int) -> float:
     done = 0
     while done < steps:
         for batch in loader:
+            batch = [t.to(device, non_blocking=True) for t in batch]
             loss = model.training_step(batch, done)
             optimizer.zero_grad()
             loss.backward()
