@@ -26,8 +26,9 @@ def plain_loop(config: TuneConfig, steps: int) -> float:
     pl.seed_everything(0, verbose=False)
     model, data = config.build()
     accel = str(config.trainer_kwargs().get("accelerator", "cpu"))
-    device = torch.device("cuda" if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    device = torch.device(
+        "cuda" if accel in ("gpu", "cuda") or (accel == "auto" and torch.cuda.is_available()) else "cpu"
+    )
     model.to(device)
     data.setup("fit")
     loader = data.train_dataloader()

@@ -24,13 +24,27 @@ from optuna.trial import TrialState
 def trials_per_minute(config: str, workers: int, trials: int, extra: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "autoinit.cli", "tune", config, "--workers", str(workers),
-               f"--tune.output={out}", f"--tune.n_trials={trials}", "--tune.pruner=none",
-               "--tune.study_name=bench", *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "autoinit.cli",
+            "tune",
+            config,
+            "--workers",
+            str(workers),
+            f"--tune.output={out}",
+            f"--tune.n_trials={trials}",
+            "--tune.pruner=none",
+            "--tune.study_name=bench",
+            *extra,
+        ]
         subprocess.run(cmd, check=True, capture_output=True)
         storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(out / "study.journal")))
-        done = [t for t in optuna.load_study(study_name="bench", storage=storage).get_trials()
-                if t.state == TrialState.COMPLETE]
+        done = [
+            t
+            for t in optuna.load_study(study_name="bench", storage=storage).get_trials()
+            if t.state == TrialState.COMPLETE
+        ]
         span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
         return len(done) / span * 60, span
 

@@ -50,8 +50,15 @@ class DeepMLP(pl.LightningModule):
 def train(callbacks: list[pl.Callback]) -> list[float]:
     pl.seed_everything(0, verbose=False)
     model = DeepMLP()
-    pl.Trainer(max_steps=200, accelerator="cpu", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks).fit(model)
+    pl.Trainer(
+        max_steps=200,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=callbacks,
+    ).fit(model)
     return model.losses
 
 
@@ -61,8 +68,7 @@ def main() -> None:
     print(f"{'step':>5}  {'PyTorch default':>16}  {'AutoInit(auto)':>15}")
     for step in (0, 10, 25, 50, 100, 150, 199):
         print(f"{step:>5}  {default[step]:>16.3f}  {auto[step]:>15.3f}")
-    print(f"mean loss over 200 steps: default {sum(default) / len(default):.3f}, "
-          f"AutoInit {sum(auto) / len(auto):.3f}")
+    print(f"mean loss over 200 steps: default {sum(default) / len(default):.3f}, AutoInit {sum(auto) / len(auto):.3f}")
 
 
 if __name__ == "__main__":
