@@ -39,6 +39,34 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     return tune(TuneConfig(args.config, overrides))
 
 
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from autoinit.inspection import inspect_schemes, plot, render
+    from autoinit.tuner.config import TuneConfig
+
+    config = TuneConfig(args.config, list(args.overrides))
+    schemes = args.schemes.split(",") if args.schemes else config.settings.scheme_names()
+    for name in schemes:
+        get_scheme_or_error(name)
+    results = inspect_schemes(config, schemes, args.gain)
+    console = Console()
+    render(results, console)
+    out = Path(args.out) if args.out else config.output / "inspect.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    plot(results, out)
+    console.print(f"wrote {out}")
+    return 0
+
+
+def get_scheme_or_error(name: str) -> None:
+    from autoinit.schemes.registry import get_scheme
+
+    get_scheme(name)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoinit", description="Pick weight initialization by measurement.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,13 +82,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=None, help="trial processes on this machine (tune.workers)")
     p.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines")
     p.set_defaults(func=_cmd_tune)
+    p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
+    p.add_argument("config", help="a tune config (its model and data are used)")
+    p.add_argument("--schemes", default=None, help="comma-separated scheme names (default: the config's)")
+    p.add_argument("--gain", type=float, default=1.0)
+    p.add_argument("--out", default=None, help="where to write the plot (default: <output>/inspect.png)")
+    p.set_defaults(func=_cmd_inspect)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command != "tune":
+    if rest and args.command not in ("tune", "inspect"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.overrides = rest
     try:

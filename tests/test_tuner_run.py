@@ -113,7 +113,9 @@ def test_diverged_trials_recorded_and_ranked_last(tmp_path):
         "init_args": {"depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5},
     }
     path = _write(
-        tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4}, model=model
+        tmp_path,
+        {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4, "prescreen": False},
+        model=model,
     )
     _code, text = _run(path)
     rows = _csv(tmp_path)
@@ -177,6 +179,7 @@ def test_relu_30_layers_prefers_relu_aware_init(tmp_path):
             "gain": 1.0,
             "sampler": "grid",
             "n_trials": 5,
+            "prescreen": False,
             "steps": 100,
             "seeds": 2,
         },
@@ -217,3 +220,37 @@ def test_every_sampler_and_pruner_runs(tmp_path, sampler, pruner):
     assert {r["lr_scale"] for r in rows[:3]} == {"1"}  # anchors at the textbook point
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
     assert "lr_scale" in best
+
+
+def test_prescreen_keeps_hopeless_points_out_of_training(tmp_path):
+    model = {
+        "class_path": "autoinit.templates.DeepMLP",
+        "init_args": {"depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5},
+    }
+    path = _write(
+        tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4}, model=model
+    )
+    assert _run(path)[0] == 0
+    states = {(r["scheme"], r["gain"]): r for r in _csv(tmp_path)}
+    assert states[("orthogonal", "30")]["state"] == "prescreened"
+    assert float(states[("orthogonal", "30")]["duration_s"] or 0) < 1.0  # no training step was spent
+    assert states[("default", "30")]["state"] in ("diverged", "complete", "pruned")  # default is always trained
+    assert states[("orthogonal", "1")]["state"] == "complete"
+
+
+def test_prescreen_drops_xavier_from_a_30_layer_relu_net(tmp_path):
+    model = {
+        "class_path": "autoinit.templates.DeepMLP",
+        "init_args": {"depth": 30, "width": 32, "in_features": 64, "classes": 10},
+    }
+    data = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True}}
+    path = _write(
+        tmp_path,
+        {"schemes": ["xavier_uniform", "kaiming_normal"], "gain": 1.0, "n_trials": 2, "steps": 3},
+        model=model,
+        data=data,
+    )
+    code, text = _run(path)
+    assert code == 0
+    assert "pre-screen: xavier_uniform left out" in text
+    assert {r["scheme"] for r in _csv(tmp_path)} == {"default", "kaiming_normal"}

@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.tuner.config import TuneConfig
 
-_STATUS_RANK = {"complete": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4, "waiting": 5}
+_STATUS_RANK = {"complete": 0, "pruned": 1, "prescreened": 2, "diverged": 3, "failed": 4, "running": 5, "waiting": 6}
 
 
 @dataclass
@@ -59,7 +59,7 @@ def _status(t: FrozenTrial) -> str:
     if t.state == TrialState.COMPLETE:
         return "complete"
     if t.state == TrialState.PRUNED:
-        return "diverged" if t.user_attrs.get("status") == "diverged" else "pruned"
+        return t.user_attrs.get("status") if t.user_attrs.get("status") in ("diverged", "prescreened") else "pruned"
     if t.state == TrialState.FAIL:
         return "failed"
     return t.state.name.lower()
@@ -67,7 +67,7 @@ def _status(t: FrozenTrial) -> str:
 
 def ranking(all_rows: list[Row]) -> list[Row]:
     """Complete trials by score, then pruned, then diverged; failed and unfinished ones are left out."""
-    ranked = [r for r in all_rows if r.status in ("complete", "pruned", "diverged")]
+    ranked = [r for r in all_rows if r.status in ("complete", "pruned", "prescreened", "diverged")]
     return sorted(
         ranked, key=lambda r: (_STATUS_RANK[r.status], r.score if r.score is not None else math.inf, r.number)
     )

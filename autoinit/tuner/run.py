@@ -18,6 +18,7 @@ from autoinit.tuner.study import (
     good_trials,
     make_objective,
     mask_url,
+    prescreen_schemes,
     target_trials,
 )
 from autoinit.tuner.trial import freeze_startup_objects
@@ -36,7 +37,10 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
     s = config.settings
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
-    schemes = applicable_schemes(config, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
+    schemes = applicable_schemes(config, note)
+    if s.prescreen:
+        schemes = prescreen_schemes(config, schemes, note)
     study = create_study(config, schemes)
     n_trials = target_trials(s, schemes)
     settings = dataclasses.replace(s, n_trials=n_trials)

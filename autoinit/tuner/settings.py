@@ -61,6 +61,9 @@ class TuneSettings:
         lr_scale: a range over which the optimizer's learning rate is scaled per trial (off by default).
         data_seed: seed of the data order and of everything but the init.
         sampler_seed: seed of the sampler.
+        prescreen: score every scheme/gain from one forward and backward pass before training it, and keep
+            those whose signal vanishes or explodes by four orders of magnitude over depth out of the
+            training budget (PyTorch's default is always trained).
         workers: trial processes on this machine.
         devices_per_trial: GPUs per worker process.
         max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
@@ -89,6 +92,7 @@ class TuneSettings:
     sampler_seed: int = 0
     workers: int = 1
     devices_per_trial: int = 1
+    prescreen: bool = True
     max_worker_growth_mb: int = 2048
     heartbeat_interval: int = 10
 

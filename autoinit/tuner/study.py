@@ -145,6 +145,38 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     return keep
 
 
+def prescreen(config: TuneConfig, scheme: str, gain: float):
+    """One forward/backward pass of a fresh model under (scheme, gain) (see autoinit.inspection); None
+    when the pass itself fails — then the trial runs and reports the error in full."""
+    import lightning.pytorch as pl
+
+    from autoinit.inspection import measure, sample_batch
+
+    pl.seed_everything(config.settings.data_seed, verbose=False)
+    try:
+        model, datamodule = config.build()
+        batch, model_input = sample_batch(model, datamodule)
+        return measure(model, batch, model_input, scheme, gain, seed=0, jacobian_samples=0)
+    except Exception:
+        return None
+
+
+def prescreen_schemes(config: TuneConfig, schemes: list[str], log: Callable[[str], None]) -> list[str]:
+    """Drop the schemes that are hopeless at their textbook gain (PyTorch's default always stays)."""
+    gain = anchor_gain(config.settings) if not _fixed_gain(config.settings) else float(config.settings.gain)
+    keep = []
+    for scheme in schemes:
+        stats = prescreen(config, scheme, gain)
+        if scheme != "default" and stats is not None and stats.hopeless:
+            log(
+                f"pre-screen: {scheme} left out — signal ×{stats.forward_ratio:.2g} forward, gradient "
+                f"×{stats.backward_ratio:.2g} backward over depth"
+            )
+            continue
+        keep.append(scheme)
+    return keep
+
+
 def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
     from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
 
@@ -163,6 +195,15 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
         lr_scale = 1.0
         if s.lr_scale is not None:
             lr_scale = trial.suggest_float("lr_scale", s.lr_scale.low, s.lr_scale.high, log=s.lr_scale.log)
+
+        if s.prescreen and scheme != "default" and trial.user_attrs.get("anchor") is None:
+            stats = prescreen(config, scheme, gain)
+            if stats is not None and stats.hopeless:
+                trial.set_user_attr("status", "prescreened")
+                trial.set_user_attr(
+                    "prescreen", f"forward ×{stats.forward_ratio:.2g}, backward ×{stats.backward_ratio:.2g}"
+                )
+                raise optuna.TrialPruned("pre-screened")
 
         # A point already measured (TPE re-proposes categorical points) costs nothing: same config, same
         # seeds, same result.
@@ -266,7 +307,7 @@ def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
         seen = [t.params for t in study.get_trials(deepcopy=False, states=live)]
         for params in anchors(s, schemes):
             if params not in seen:
-                study.enqueue_trial(params)
+                study.enqueue_trial(params, user_attrs={"anchor": True})
     return study
 
 
