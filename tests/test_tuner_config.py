@@ -22,7 +22,7 @@ def _write(tmp_path, data, name="cfg.yaml"):
 def test_parses_defaults_overrides_and_builds_fresh_objects(tmp_path):
     cfg = TuneConfig(_write(tmp_path, BASE), ["--tune.steps=25", "--model.init_args.depth=6"])
     s = cfg.settings
-    assert (s.steps, s.seeds, s.objective, s.sampler, s.pruner, s.n_trials) == (25, 1, "auc", "tpe", "median", 30)
+    assert (s.steps, s.seeds, s.objective, s.sampler, s.pruner, s.n_trials) == (25, 1, "auc", "tpe", "median", 20)
     assert s.gain == Range(0.5, 2.0, True)
     assert cfg.study_name == "cfg" and str(cfg.output) == "autoinit-out/cfg"
     m1, d1 = cfg.build()

@@ -79,7 +79,7 @@ class TuneSettings:
     objective: Literal["auc", "final", "steps_to"] = "auc"
     threshold: float | None = None
     metric: str | None = None
-    n_trials: int = 30
+    n_trials: int = 20
     timeout: float | None = None
     sampler: Literal["tpe", "grid", "random", "gp"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"

@@ -231,6 +231,7 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
         curve = mean_curve(result.curves)
         trial.set_user_attr("curve", downsample(curve))
         trial.set_user_attr("seconds", result.seconds)
+        trial.set_user_attr("steps_trained", sum(len(c) for c in result.curves))
         trial.set_user_attr("status", result.status)
         if result.status == "diverged":
             # Recorded as pruned with a huge last value: TPE puts it in the bad group, ranked last.

@@ -101,9 +101,12 @@ def run_trial(
     lr_scale: float = 1.0,
     report: Reporter | None = None,
     trainer_overrides: dict[str, Any] | None = None,
+    callbacks_after_init: list[pl.Callback] | None = None,
+    **options: Any,
 ) -> TrialResult:
     """Train every seed of one (scheme, gain, lr_scale) point and return the loss curves.
 
+    ``options`` go to the scheme (``bias_std=...``); ``callbacks_after_init`` run after ``AutoInit``.
     The data order is the same for every trial and seed (``seed_everything(tune.data_seed)`` before the
     model and data are built); only the init seed changes.
     """
@@ -117,7 +120,8 @@ def run_trial(
         curve = LossCurve(s.metric, seed * s.steps, s.report_every, report, history)
         callbacks: list[pl.Callback] = [
             *config.trainer_kwargs()["callbacks"],
-            AutoInit(scheme, gain, seed=seed, verbose=False),
+            AutoInit(scheme, gain, seed=seed, verbose=False, options=options),
+            *(callbacks_after_init or []),
             curve,
         ]
         if lr_scale != 1.0:

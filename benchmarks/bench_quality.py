@@ -1,0 +1,220 @@
+"""Does the tuner find the best init, and at what cost? And does it rediscover the literature?
+
+Per template model: the exhaustive grid (every applicable scheme × gains {0.5, 0.71, 1, 1.41, 2} × 3 seeds,
+the same steps each) is the oracle; the tuner runs at its default settings (same steps and seeds, so its
+scores are on the oracle's scale); PyTorch's default and the `lsuv` package from PyPI are the outside
+references. The second table reruns small versions of published findings. Writes
+benchmarks/results/quality.md. Run by hand (2 CPU cores, under 30 minutes):
+
+    .ci/in-venv python benchmarks/bench_quality.py            # the full suite
+    .ci/in-venv python benchmarks/bench_quality.py --quick    # a smoke test (seconds)
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning.pytorch as pl
+import yaml
+from rich.console import Console
+
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.objective import trial_score
+from autoinit.tuner.outputs import rows
+from autoinit.tuner.run import tune
+from autoinit.tuner.study import applicable_schemes
+from autoinit.tuner.trial import run_trial
+
+GAINS = [0.5, 0.71, 1.0, 1.41, 2.0]
+DIGITS = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
+IMAGES = {"class_path": "autoinit.templates.DigitsData", "init_args": {"batch_size": 64}}
+SEQ = {"class_path": "autoinit.templates.SequenceData", "init_args": {"n": 2048, "batch_size": 64}}
+
+
+def mlp(depth: int, activation: str, lr: float, **extra) -> dict:
+    args = {"in_features": 64, "classes": 10, "depth": depth, "width": 32, "activation": activation, "lr": lr}
+    return {"class_path": "autoinit.templates.DeepMLP", "init_args": {**args, **extra}}
+
+
+MODELS = {
+    "30-layer ReLU MLP": (mlp(30, "relu", 0.02), DIGITS),
+    "50-layer tanh MLP": (mlp(50, "tanh", 0.01), DIGITS),
+    "50-layer linear MLP": (mlp(50, "linear", 0.005, bias=False), DIGITS),
+    "CNN (digits)": ({"class_path": "autoinit.templates.SmallCNN", "init_args": {"depth": 4, "channels": 16}}, IMAGES),
+    "Transformer": ({"class_path": "autoinit.templates.SmallTransformer", "init_args": {"depth": 2}}, SEQ),
+    "LSTM": ({"class_path": "autoinit.templates.LSTMClassifier", "init_args": {"hidden": 64}}, SEQ),
+}
+
+
+class LsuvPackage(pl.Callback):
+    """The `lsuv` package's LSUVinit on one training batch, applied before the first step."""
+
+    def on_fit_start(self, trainer, pl_module):
+        import lsuv
+
+        batch = next(iter(trainer.fit_loop._data_source.dataloader()))
+        lsuv.lsuv_with_singlebatch(pl_module, batch[0], verbose=False)
+
+
+@dataclass
+class Result:
+    name: str
+    oracle: tuple[str, float, float] = ("", 0.0, math.inf)  # scheme, gain, score
+    grid: dict[tuple[str, float], float] = field(default_factory=dict)
+    grid_steps: int = 0
+    pick: tuple[str, float, float] = ("", 0.0, math.inf)
+    tuner_steps: int = 0
+    default: float = math.nan
+    lsuv_pkg: float = math.nan
+    seconds: float = 0.0
+
+    @property
+    def regret(self) -> float:
+        return (self.pick[2] - self.oracle[2]) / self.oracle[2]
+
+
+def write_config(folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, **tune_keys) -> Path:
+    path = folder / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.yaml"
+    tune_section = {"steps": steps, "seeds": seeds, "output": str(folder / path.stem), **tune_keys}
+    path.write_text(yaml.safe_dump({"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1},
+                                    "tune": tune_section}))
+    return path
+
+
+def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, int]:
+    result = run_trial(config, scheme, gain, **kw)
+    if result.status != "complete":
+        return math.inf, sum(len(c) for c in result.curves)
+    return trial_score(result.curves, "auc")[0], sum(len(c) for c in result.curves)
+
+
+def bench_model(folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, gains: list[float],
+                schemes: list[str] | None, tuner_trials: int | None) -> Result:
+    start = time.perf_counter()
+    res = Result(name)
+    path = write_config(folder, name, model, data, steps, seeds)
+    config = TuneConfig(path)
+    names = schemes or applicable_schemes(config, lambda msg: None)
+    for scheme in names:
+        for g in gains:
+            s, n = score(config, scheme, g)
+            res.grid[(scheme, g)] = s
+            res.grid_steps += n if math.isfinite(s) else seeds * steps
+    best = min(res.grid, key=res.grid.get)
+    res.oracle = (*best, res.grid[best])
+    res.default = res.grid.get(("default", 1.0), math.nan)
+    res.lsuv_pkg = score(config, "default", 1.0, callbacks_after_init=[LsuvPackage()])[0]
+    keys = {"n_trials": tuner_trials} if tuner_trials else {}
+    if schemes:
+        keys["schemes"] = schemes
+    tuner_config = TuneConfig(write_config(folder, name + " tuner", model, data, steps, seeds, **keys))
+    tune(tuner_config, Console(file=io.StringIO()))
+    from autoinit.tuner.study import open_storage
+
+    import optuna
+
+    study = optuna.load_study(study_name=tuner_config.study_name,
+                              storage=open_storage(tuner_config.settings, tuner_config.output))
+    res.tuner_steps = sum(t.user_attrs.get("steps_trained", 0) for t in study.get_trials())
+    best_row = min((r for r in rows(study) if r.status == "complete"), key=lambda r: r.score)
+    res.pick = (best_row.scheme, best_row.gain, best_row.score)
+    res.seconds = time.perf_counter() - start
+    return res
+
+
+def literature(folder: Path, steps: int, seeds: int, quick: bool) -> list[tuple[str, str, str, str]]:
+    """Small versions of published findings: (paper, setting, the paper's ordering, the ordering found)."""
+    findings = []
+
+    def ordering(config: TuneConfig, points: list[tuple[str, str, float, dict]]) -> str:
+        scored = []
+        for label, scheme, gain, options in points:
+            scored.append((score(config, scheme, gain, **options)[0], label))
+        scored.sort()
+        return " < ".join(f"{label} ({s:.3g})" for s, label in scored)
+
+    depth = 8 if quick else None
+    cfg = lambda name, model, data: TuneConfig(write_config(folder, name, model, data, steps, seeds))  # noqa: E731
+    c = cfg("lit_he", mlp(depth or 30, "relu", 0.02), DIGITS)
+    findings.append(("He et al. 2015", f"{depth or 30}-layer ReLU MLP, digits",
+                     "Kaiming ≈ orthogonal·√2 ≈ LSUV < Xavier, LeCun, default",
+                     ordering(c, [("Kaiming", "kaiming_normal", 1.0, {}), ("orthogonal·√2", "orthogonal", 1.0, {}),
+                                  ("LSUV", "lsuv", 1.0, {}), ("Xavier", "xavier_normal", 1.0, {}),
+                                  ("LeCun", "lecun_normal", 1.0, {}), ("default", "default", 1.0, {})])))
+    for act in ("tanh", "softsign"):
+        c = cfg(f"lit_glorot_{act}", mlp(depth or 10, act, 0.05), DIGITS)
+        findings.append(("Glorot & Bengio 2010", f"{depth or 10}-layer {act} MLP",
+                         "normalized (Xavier) < standard U(±1/√n)",
+                         ordering(c, [("normalized", "xavier_uniform", 1.0, {}),
+                                      ("standard", "default", 1.0, {})])))
+    c = cfg("lit_saxe", mlp(depth or 50, "linear", 0.005, bias=False), DIGITS)
+    findings.append(("Saxe et al. 2014", f"{depth or 50}-layer linear MLP", "orthogonal < Gaussian",
+                     ordering(c, [("orthogonal", "orthogonal", 1.0, {}), ("Gaussian", "lecun_normal", 1.0, {})])))
+    c = cfg("lit_schoenholz", mlp(depth or 50, "tanh", 0.01), DIGITS)
+    points = [(f"σw²={v}", "lecun_normal", math.sqrt(v), {"bias_std": math.sqrt(0.05)}) for v in (1.0, 1.76, 3.0)]
+    findings.append(("Schoenholz et al. 2017", f"{depth or 50}-layer tanh MLP, σb²=0.05",
+                     "critical σw²≈1.76 best", ordering(c, points)))
+    c = cfg("lit_balduzzi", mlp(depth or 50, "crelu", 0.001), DIGITS)
+    findings.append(("Balduzzi et al. 2017", f"{depth or 50}-layer CReLU MLP, lr 0.001",
+                     "looks-linear < He", ordering(c, [("looks-linear", "looks_linear", 1.0, {}),
+                                                      ("He", "kaiming_normal", 1.0, {})])))
+    cnn = {"class_path": "autoinit.templates.SmallCNN",
+           "init_args": {"depth": depth or 32, "channels": 16, "activation": "tanh"}}
+    c = cfg("lit_xiao", cnn, IMAGES)
+    findings.append(("Xiao et al. 2018", f"{depth or 32}-layer tanh CNN", "delta-orthogonal < Gaussian",
+                     ordering(c, [("delta-orthogonal", "delta_orthogonal", 1.0, {}),
+                                  ("Gaussian", "kaiming_normal", 1.0, {})])))
+    return findings
+
+
+def render(results: list[Result], findings, settings: str, seconds: float) -> str:
+    out = [f"# Quality benchmark\n\n{settings}; total {seconds / 60:.1f} min on this machine.\n",
+           "Scores are early-loss AUC (mean training loss over the steps, averaged over seeds); lower is better.\n",
+           "| model | oracle best (grid) | tuner's pick | regret | vs PyTorch default | lsuv package | tuner steps / grid steps |",
+           "|---|---|---|---|---|---|---|"]
+    for r in results:
+        out.append(f"| {r.name} | {r.oracle[0]}·{r.oracle[1]:g}: {r.oracle[2]:.4g} | {r.pick[0]}·{r.pick[1]:.3g}: "
+                   f"{r.pick[2]:.4g} | {100 * r.regret:+.1f}% | {r.default:.4g} → {r.pick[2]:.4g} "
+                   f"({100 * (r.pick[2] - r.default) / r.default:+.0f}%) | {r.lsuv_pkg:.4g} | "
+                   f"{100 * r.tuner_steps / r.grid_steps:.0f}% |")
+    out += ["\n## The literature rediscovered\n", "| paper | setting | the paper | found here (AUC) |",
+            "|---|---|---|---|"]
+    out += [f"| {p} | {s} | {paper} | {found} |" for p, s, paper, found in findings]
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke test: tiny models, few points")
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--out", default="benchmarks/results/quality.md")
+    args = parser.parse_args()
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        if args.quick:
+            steps, seeds, gains = args.steps or 8, 1, [0.71, 1.0, 1.41]
+            models = {"8-layer ReLU MLP": (mlp(8, "relu", 0.02), DIGITS)}
+            schemes, trials = ["default", "kaiming_normal", "xavier_uniform"], 4
+        else:
+            steps, seeds, gains = args.steps or 60, 3, GAINS
+            models, schemes, trials = MODELS, None, None
+        results = [bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials)
+                   for name, (m, d) in models.items()]
+        findings = literature(folder, steps, seeds, args.quick)
+    settings = (f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults"
+                + (" (quick mode)" if args.quick else ""))
+    text = render(results, findings, settings, time.perf_counter() - start)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
