@@ -45,12 +45,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from autoinit.inspection import inspect_schemes, plot, render
+    from autoinit.schemes.registry import get_scheme
     from autoinit.tuner.config import TuneConfig
 
     config = TuneConfig(args.config, list(args.overrides))
     schemes = args.schemes.split(",") if args.schemes else config.settings.scheme_names()
     for name in schemes:
-        get_scheme_or_error(name)
+        get_scheme(name)  # an unknown name: one-line error before any work
     results = inspect_schemes(config, schemes, args.gain)
     console = Console()
     render(results, console)
@@ -59,12 +60,6 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     plot(results, out)
     console.print(f"wrote {out}")
     return 0
-
-
-def get_scheme_or_error(name: str) -> None:
-    from autoinit.schemes.registry import get_scheme
-
-    get_scheme(name)
 
 
 def build_parser() -> argparse.ArgumentParser:

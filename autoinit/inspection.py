@@ -44,6 +44,7 @@ class SignalStats:
     layers: list[LayerStats] = field(default_factory=list)
     loss: float = math.nan
     jacobian_sv: list[float] | None = None  # singular values of the input-output Jacobian, one sample
+    error: str = ""  # why the scheme could not initialize this model
 
     @property
     def forward_ratio(self) -> float:
@@ -201,9 +202,7 @@ def inspect_schemes(config, schemes: list[str], gain: float, seed: int = 0) -> l
         try:
             results.append(measure(model, batch, model_input, scheme, gain, seed))
         except AutoInitError as exc:
-            results.append(SignalStats(scheme, gain, loss=math.nan))
-            results[-1].layers = []
-            results[-1].error = str(exc)  # type: ignore[attr-defined]
+            results.append(SignalStats(scheme, gain, error=str(exc)))
     return results
 
 
@@ -213,7 +212,7 @@ def render(results: list[SignalStats], console) -> None:
 
     for st in results:
         if not st.layers:
-            console.print(f"[dim]{st.scheme}: {getattr(st, 'error', 'no layer reached')}[/dim]")
+            console.print(f"[dim]{st.scheme}: {st.error or 'no layer reached'}[/dim]")
             continue
         table = Table(title=f"{st.scheme} gain={st.gain:g}: loss {st.loss:.4g}", title_justify="left")
         for col in ("#", "layer", "type", "output std", "grad std", "flag"):

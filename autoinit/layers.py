@@ -80,7 +80,7 @@ def _weight_fans(module: nn.Module, w: torch.Tensor) -> tuple[int, int]:
     return w.shape[1] * rf, w.shape[0] * rf
 
 
-def _rnn_blocks(name: str, rnn: nn.RNNBase, graph: LayerGraph) -> dict[str, list[Block]]:
+def _rnn_blocks(name: str, rnn: nn.RNNBase) -> dict[str, list[Block]]:
     gates = _GATES[rnn.mode]
     out: dict[str, list[Block]] = {}
     for pname, p in rnn.named_parameters(recurse=False):
@@ -123,7 +123,7 @@ def layer_blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, l
     """Blocks of a module's own (non-recursive) parameters, by parameter name; None if no rule covers
     the module."""
     if isinstance(module, nn.RNNBase):
-        return _rnn_blocks(name, module, graph)
+        return _rnn_blocks(name, module)
     if isinstance(module, nn.MultiheadAttention):
         return _mha_blocks(name, module)
     params = dict(module.named_parameters(recurse=False))

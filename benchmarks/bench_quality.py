@@ -82,8 +82,11 @@ class Result:
 def write_config(folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, **tune_keys) -> Path:
     path = folder / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.yaml"
     tune_section = {"steps": steps, "seeds": seeds, "output": str(folder / path.stem), **tune_keys}
-    path.write_text(yaml.safe_dump({"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1},
-                                    "tune": tune_section}))
+    path.write_text(
+        yaml.safe_dump(
+            {"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1}, "tune": tune_section}
+        )
+    )
     return path
 
 
@@ -94,8 +97,17 @@ def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, in
     return trial_score(result.curves, "auc")[0], sum(len(c) for c in result.curves)
 
 
-def bench_model(folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, gains: list[float],
-                schemes: list[str] | None, tuner_trials: int | None) -> Result:
+def bench_model(
+    folder: Path,
+    name: str,
+    model: dict,
+    data: dict,
+    steps: int,
+    seeds: int,
+    gains: list[float],
+    schemes: list[str] | None,
+    tuner_trials: int | None,
+) -> Result:
     start = time.perf_counter()
     res = Result(name)
     path = write_config(folder, name, model, data, steps, seeds)
@@ -115,12 +127,13 @@ def bench_model(folder: Path, name: str, model: dict, data: dict, steps: int, se
         keys["schemes"] = schemes
     tuner_config = TuneConfig(write_config(folder, name + " tuner", model, data, steps, seeds, **keys))
     tune(tuner_config, Console(file=io.StringIO()))
-    from autoinit.tuner.study import open_storage
-
     import optuna
 
-    study = optuna.load_study(study_name=tuner_config.study_name,
-                              storage=open_storage(tuner_config.settings, tuner_config.output))
+    from autoinit.tuner.study import open_storage
+
+    study = optuna.load_study(
+        study_name=tuner_config.study_name, storage=open_storage(tuner_config.settings, tuner_config.output)
+    )
     res.tuner_steps = sum(t.user_attrs.get("steps_trained", 0) for t in study.get_trials())
     best_row = min((r for r in rows(study) if r.status == "complete"), key=lambda r: r.score)
     res.pick = (best_row.scheme, best_row.gain, best_row.score)
@@ -142,49 +155,98 @@ def literature(folder: Path, steps: int, seeds: int, quick: bool) -> list[tuple[
     depth = 8 if quick else None
     cfg = lambda name, model, data: TuneConfig(write_config(folder, name, model, data, steps, seeds))  # noqa: E731
     c = cfg("lit_he", mlp(depth or 30, "relu", 0.02), DIGITS)
-    findings.append(("He et al. 2015", f"{depth or 30}-layer ReLU MLP, digits",
-                     "Kaiming ≈ orthogonal·√2 ≈ LSUV < Xavier, LeCun, default",
-                     ordering(c, [("Kaiming", "kaiming_normal", 1.0, {}), ("orthogonal·√2", "orthogonal", 1.0, {}),
-                                  ("LSUV", "lsuv", 1.0, {}), ("Xavier", "xavier_normal", 1.0, {}),
-                                  ("LeCun", "lecun_normal", 1.0, {}), ("default", "default", 1.0, {})])))
+    findings.append(
+        (
+            "He et al. 2015",
+            f"{depth or 30}-layer ReLU MLP, digits",
+            "Kaiming ≈ orthogonal·√2 ≈ LSUV < Xavier, LeCun, default",
+            ordering(
+                c,
+                [
+                    ("Kaiming", "kaiming_normal", 1.0, {}),
+                    ("orthogonal·√2", "orthogonal", 1.0, {}),
+                    ("LSUV", "lsuv", 1.0, {}),
+                    ("Xavier", "xavier_normal", 1.0, {}),
+                    ("LeCun", "lecun_normal", 1.0, {}),
+                    ("default", "default", 1.0, {}),
+                ],
+            ),
+        )
+    )
     for act in ("tanh", "softsign"):
         c = cfg(f"lit_glorot_{act}", mlp(depth or 10, act, 0.05), DIGITS)
-        findings.append(("Glorot & Bengio 2010", f"{depth or 10}-layer {act} MLP",
-                         "normalized (Xavier) < standard U(±1/√n)",
-                         ordering(c, [("normalized", "xavier_uniform", 1.0, {}),
-                                      ("standard", "default", 1.0, {})])))
+        findings.append(
+            (
+                "Glorot & Bengio 2010",
+                f"{depth or 10}-layer {act} MLP",
+                "normalized (Xavier) < standard U(±1/√n)",
+                ordering(c, [("normalized", "xavier_uniform", 1.0, {}), ("standard", "default", 1.0, {})]),
+            )
+        )
     c = cfg("lit_saxe", mlp(depth or 50, "linear", 0.005, bias=False), DIGITS)
-    findings.append(("Saxe et al. 2014", f"{depth or 50}-layer linear MLP", "orthogonal < Gaussian",
-                     ordering(c, [("orthogonal", "orthogonal", 1.0, {}), ("Gaussian", "lecun_normal", 1.0, {})])))
+    findings.append(
+        (
+            "Saxe et al. 2014",
+            f"{depth or 50}-layer linear MLP",
+            "orthogonal < Gaussian",
+            ordering(c, [("orthogonal", "orthogonal", 1.0, {}), ("Gaussian", "lecun_normal", 1.0, {})]),
+        )
+    )
     c = cfg("lit_schoenholz", mlp(depth or 50, "tanh", 0.01), DIGITS)
     points = [(f"σw²={v}", "lecun_normal", math.sqrt(v), {"bias_std": math.sqrt(0.05)}) for v in (1.0, 1.76, 3.0)]
-    findings.append(("Schoenholz et al. 2017", f"{depth or 50}-layer tanh MLP, σb²=0.05",
-                     "critical σw²≈1.76 best", ordering(c, points)))
+    findings.append(
+        (
+            "Schoenholz et al. 2017",
+            f"{depth or 50}-layer tanh MLP, σb²=0.05",
+            "critical σw²≈1.76 best",
+            ordering(c, points),
+        )
+    )
     c = cfg("lit_balduzzi", mlp(depth or 50, "crelu", 0.001), DIGITS)
-    findings.append(("Balduzzi et al. 2017", f"{depth or 50}-layer CReLU MLP, lr 0.001",
-                     "looks-linear < He", ordering(c, [("looks-linear", "looks_linear", 1.0, {}),
-                                                      ("He", "kaiming_normal", 1.0, {})])))
-    cnn = {"class_path": "autoinit.templates.SmallCNN",
-           "init_args": {"depth": depth or 32, "channels": 16, "activation": "tanh"}}
+    findings.append(
+        (
+            "Balduzzi et al. 2017",
+            f"{depth or 50}-layer CReLU MLP, lr 0.001",
+            "looks-linear < He",
+            ordering(c, [("looks-linear", "looks_linear", 1.0, {}), ("He", "kaiming_normal", 1.0, {})]),
+        )
+    )
+    cnn = {
+        "class_path": "autoinit.templates.SmallCNN",
+        "init_args": {"depth": depth or 32, "channels": 16, "activation": "tanh"},
+    }
     c = cfg("lit_xiao", cnn, IMAGES)
-    findings.append(("Xiao et al. 2018", f"{depth or 32}-layer tanh CNN", "delta-orthogonal < Gaussian",
-                     ordering(c, [("delta-orthogonal", "delta_orthogonal", 1.0, {}),
-                                  ("Gaussian", "kaiming_normal", 1.0, {})])))
+    findings.append(
+        (
+            "Xiao et al. 2018",
+            f"{depth or 32}-layer tanh CNN",
+            "delta-orthogonal < Gaussian",
+            ordering(c, [("delta-orthogonal", "delta_orthogonal", 1.0, {}), ("Gaussian", "kaiming_normal", 1.0, {})]),
+        )
+    )
     return findings
 
 
 def render(results: list[Result], findings, settings: str, seconds: float) -> str:
-    out = [f"# Quality benchmark\n\n{settings}; total {seconds / 60:.1f} min on this machine.\n",
-           "Scores are early-loss AUC (mean training loss over the steps, averaged over seeds); lower is better.\n",
-           "| model | oracle best (grid) | tuner's pick | regret | vs PyTorch default | lsuv package | tuner steps / grid steps |",
-           "|---|---|---|---|---|---|---|"]
+    out = [
+        f"# Quality benchmark\n\n{settings}; total {seconds / 60:.1f} min on this machine.\n",
+        "Scores are early-loss AUC (mean training loss over the steps, averaged over seeds); lower is better.\n",
+        "| model | oracle best (grid) | tuner's pick | regret | vs PyTorch default | lsuv package "
+        "| tuner steps / grid steps |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in results:
-        out.append(f"| {r.name} | {r.oracle[0]}·{r.oracle[1]:g}: {r.oracle[2]:.4g} | {r.pick[0]}·{r.pick[1]:.3g}: "
-                   f"{r.pick[2]:.4g} | {100 * r.regret:+.1f}% | {r.default:.4g} → {r.pick[2]:.4g} "
-                   f"({100 * (r.pick[2] - r.default) / r.default:+.0f}%) | {r.lsuv_pkg:.4g} | "
-                   f"{100 * r.tuner_steps / r.grid_steps:.0f}% |")
-    out += ["\n## The literature rediscovered\n", "| paper | setting | the paper | found here (AUC) |",
-            "|---|---|---|---|"]
+        out.append(
+            f"| {r.name} | {r.oracle[0]}·{r.oracle[1]:g}: {r.oracle[2]:.4g} | {r.pick[0]}·{r.pick[1]:.3g}: "
+            f"{r.pick[2]:.4g} | {100 * r.regret:+.1f}% | {r.default:.4g} → {r.pick[2]:.4g} "
+            f"({100 * (r.pick[2] - r.default) / r.default:+.0f}%) | {r.lsuv_pkg:.4g} | "
+            f"{100 * r.tuner_steps / r.grid_steps:.0f}% |"
+        )
+    out += [
+        "\n## The literature rediscovered\n",
+        "| paper | setting | the paper | found here (AUC) |",
+        "|---|---|---|---|",
+    ]
     out += [f"| {p} | {s} | {paper} | {found} |" for p, s, paper, found in findings]
     return "\n".join(out) + "\n"
 
@@ -205,11 +267,13 @@ def main() -> None:
         else:
             steps, seeds, gains = args.steps or 60, 3, GAINS
             models, schemes, trials = MODELS, None, None
-        results = [bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials)
-                   for name, (m, d) in models.items()]
+        results = [
+            bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials) for name, (m, d) in models.items()
+        ]
         findings = literature(folder, steps, seeds, args.quick)
-    settings = (f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults"
-                + (" (quick mode)" if args.quick else ""))
+    settings = f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults" + (
+        " (quick mode)" if args.quick else ""
+    )
     text = render(results, findings, settings, time.perf_counter() - start)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

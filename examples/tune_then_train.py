@@ -32,9 +32,15 @@ def train(callbacks: list[pl.Callback]) -> float:
     pl.seed_everything(0, verbose=False)
     record = LastLoss()
     model = DeepMLP(in_features=64, classes=10, depth=20, width=32, lr=0.02)
-    pl.Trainer(max_steps=300, accelerator="auto", logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False,
-               callbacks=[*callbacks, record]).fit(model, datamodule=DigitsData(flat=True))
+    pl.Trainer(
+        max_steps=300,
+        accelerator="auto",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[*callbacks, record],
+    ).fit(model, datamodule=DigitsData(flat=True))
     return sum(record.losses[-30:]) / 30
 
 

@@ -24,15 +24,28 @@ def test_fit_config_with_the_callback(tmp_path):
 
     from autoinit import AutoInit
 
-    cli = LightningCLI(args=["--config", str(ROOT / "configs" / "fit_with_autoinit.yaml"), "--trainer.max_steps=2",
-                             f"--trainer.default_root_dir={tmp_path}"], run=False, save_config_callback=None)
+    cli = LightningCLI(
+        args=[
+            "--config",
+            str(ROOT / "configs" / "fit_with_autoinit.yaml"),
+            "--trainer.max_steps=2",
+            f"--trainer.default_root_dir={tmp_path}",
+        ],
+        run=False,
+        save_config_callback=None,
+    )
     assert any(isinstance(c, AutoInit) and c.scheme == "kaiming_normal" for c in cli.trainer.callbacks)
 
 
 def test_quality_benchmark_quick_mode(tmp_path):
     out = tmp_path / "quality.md"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     text = out.read_text()
     assert "| 8-layer ReLU MLP |" in text and "The literature rediscovered" in text

@@ -19,8 +19,6 @@ from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.trial import run_trial
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-# Pruned and diverged trials are ranked after every complete one, diverged last.
-STATUS_ORDER = {"complete": 0, "pruned": 1, "diverged": 2, "failed": 3, "running": 4}
 
 
 def mask_url(url: str) -> str:
@@ -123,7 +121,7 @@ def make_pruner(settings: TuneSettings, n_anchors: int) -> optuna.pruners.BasePr
 def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[str]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
     skipped with a note, a scheme named explicitly that cannot apply is an error."""
-    from autoinit.callback import AutoInit
+    from autoinit.callback import default_batch_to_input
     from autoinit.initialize import init_model
 
     s = config.settings
@@ -132,7 +130,7 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     sample = getattr(model, "example_input_array", None)
     if sample is None and datamodule is not None:
         datamodule.setup("fit")
-        sample = AutoInit().batch_to_input(next(iter(datamodule.train_dataloader())))
+        sample = default_batch_to_input(next(iter(datamodule.train_dataloader())))
     keep = []
     for scheme in s.scheme_names():
         try:
