@@ -119,7 +119,7 @@ class FlakyMLP(pl.LightningModule):
         import os
 
         scheme = self._scheme()
-        if scheme == self.fail_scheme:
+        if scheme == self.fail_scheme or self.fail_scheme == "*":
             raise ValueError(f"boom in user code under {scheme}")
         if self.interrupt_file and scheme == self.interrupt_scheme and os.path.exists(self.interrupt_file):
             os.remove(self.interrupt_file)

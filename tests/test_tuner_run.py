@@ -254,3 +254,16 @@ def test_prescreen_drops_xavier_from_a_30_layer_relu_net(tmp_path):
     assert code == 0
     assert "pre-screen: xavier_uniform left out" in text
     assert {r["scheme"] for r in _csv(tmp_path)} == {"default", "kaiming_normal"}
+
+
+def test_a_run_whose_first_trials_all_fail_stops(tmp_path):
+    model = {"class_path": "helpers.FlakyMLP", "init_args": {"fail_scheme": "*"}}
+    path = _write(
+        tmp_path,
+        {"schemes": ["kaiming_normal", "orthogonal", "lecun_normal"], "n_trials": 10},
+        model=model,
+        data={"class_path": "helpers.BlobsData"},
+    )
+    code, text = _run(path)
+    assert code == 1 and "the first trials all failed (ValueError: boom in user code" in text
+    assert [r["state"] for r in _csv(tmp_path)][:3] == ["failed"] * 3  # the rest stay queued
