@@ -5,6 +5,10 @@ Models: :class:`DeepMLP` (a deep plain MLP with a chosen activation), :class:`Sm
 :class:`SmallTransformer`, :class:`LSTMClassifier`. Data: :class:`TeacherData` (classification labels
 from a random teacher network), :class:`DigitsData` (8×8 digit images), :class:`SequenceData` (token
 sequences labelled by their majority token).
+
+The models set no ``example_input_array`` on purpose: data-dependent schemes (LSUV, Yam–Chow) and the
+activation trace then see a real training batch, whatever data module the model is paired with — a
+synthetic example of the wrong scale would make LSUV normalize the wrong signal.
 """
 
 from __future__ import annotations
@@ -80,7 +84,6 @@ class DeepMLP(_Classifier):
             layers += [nn.Linear(width * widen, width, bias=bias), make_activation(activation)]
         layers.append(nn.Linear(width * widen, classes, bias=bias))
         self.net = nn.Sequential(*layers)
-        self.example_input_array = torch.randn(64, in_features, generator=torch.Generator().manual_seed(0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1))
@@ -110,7 +113,6 @@ class SmallCNN(_Classifier):
             c = channels
         self.features = nn.Sequential(*layers)
         self.head = nn.Linear(channels, classes)
-        self.example_input_array = torch.rand(64, in_channels, 8, 8, generator=torch.Generator().manual_seed(0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean((2, 3)))
@@ -139,7 +141,6 @@ class SmallTransformer(_Classifier):
         layer = nn.TransformerEncoderLayer(d_model, heads, 2 * d_model, dropout=0.0, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.head = nn.Linear(d_model, classes)
-        self.example_input_array = torch.randint(0, vocab, (64, seq_len), generator=torch.Generator().manual_seed(0))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         positions = torch.arange(tokens.shape[1], device=tokens.device)
@@ -165,7 +166,6 @@ class LSTMClassifier(_Classifier):
         self.embed = nn.Embedding(vocab, embed)
         self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True)
         self.head = nn.Linear(hidden, classes)
-        self.example_input_array = torch.randint(0, vocab, (64, 16), generator=torch.Generator().manual_seed(0))
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         out, _ = self.lstm(self.embed(tokens))
