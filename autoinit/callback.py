@@ -16,9 +16,9 @@ Parameters are changed in place, so the optimizers built in ``strategy.setup`` k
 
 from __future__ import annotations
 
-import math
+import contextlib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ import yaml
 from lightning.pytorch.utilities import rank_zero_info
 
 from autoinit.errors import AutoInitError
-from autoinit.initialize import init_model
+from autoinit.initialize import check_gain, init_model
 from autoinit.report import InitReport
 from autoinit.schemes.registry import check_options, get_scheme
 
@@ -72,9 +72,7 @@ class AutoInit(pl.Callback):
         info = get_scheme(scheme)  # unknown scheme: one-line error at construction, before any training
         self.options = {**(options or {}), **extra_options}
         check_options(info, self.options)
-        if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
-            raise AutoInitError(f"AutoInit: gain must be a positive number, got {gain!r}")
-        self.scheme, self.gain, self.seed = scheme, float(gain), seed
+        self.scheme, self.gain, self.seed = scheme, check_gain(gain), seed
         self.include, self.exclude = include, exclude
         self.batch_to_input = batch_to_input or default_batch_to_input
         self.verbose = verbose
@@ -205,18 +203,14 @@ class AutoInit(pl.Callback):
                 torch.distributed.broadcast(p.data, src=0)
 
 
-class _preserved_rng:
-    """Save torch's (CPU and CUDA), NumPy's and Python's RNG states, restore them on exit."""
-
-    def __enter__(self) -> None:
-        self.torch = torch.random.get_rng_state()
-        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-        self.numpy = np.random.get_state()
-        self.python = random.getstate()
-
-    def __exit__(self, *exc: Any) -> None:
-        torch.random.set_rng_state(self.torch)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-        np.random.set_state(self.numpy)
-        random.setstate(self.python)
+@contextlib.contextmanager
+def _preserved_rng() -> Iterator[None]:
+    """Restore torch's (CPU and CUDA, through ``torch.random.fork_rng``), NumPy's and Python's RNG states
+    on exit."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        np.random.set_state(numpy_state)
+        random.setstate(python_state)

@@ -85,7 +85,8 @@ class _Generators:
             yield
 
 
-def _check_gain(gain: Any) -> float:
+def check_gain(gain: Any) -> float:
+    """The gain as a float; a one-line error unless it is a positive finite number."""
     if isinstance(gain, bool) or not isinstance(gain, (int, float)) or not math.isfinite(gain) or gain <= 0:
         raise AutoInitError(f"gain must be a positive finite number (1.0 = the textbook formula), got {gain!r}")
     return float(gain)
@@ -422,7 +423,7 @@ def init_model(
         raise AutoInitError(f"init_model needs a torch.nn.Module, got {type(model).__name__}")
     info = get_scheme(scheme)
     check_options(info, options)
-    gain = _check_gain(gain)
+    gain = check_gain(gain)
     seed = _check_seed(seed)
     if info.needs_data and sample_input is None:
         raise AutoInitError(

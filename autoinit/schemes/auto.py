@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from torch import nn
 
-from autoinit.schemes.orthogonal import delta_orthogonal_scheme, looks_linear_scheme, orthogonal_scheme
 from autoinit.schemes.registry import InitContext, get_scheme, register_scheme
 
 # (activations, scheme, reason) — the README's table is generated from this.
@@ -74,10 +73,4 @@ def recommend(ctx: InitContext) -> str:
     options=("mode", "distribution"),
 )
 def auto_scheme(tensor, ctx: InitContext) -> None:
-    name = recommend(ctx)
-    fn = {
-        "looks_linear": looks_linear_scheme,
-        "delta_orthogonal": delta_orthogonal_scheme,
-        "orthogonal": orthogonal_scheme,
-    }.get(name) or get_scheme(name).fn
-    fn(tensor, ctx)
+    get_scheme(recommend(ctx)).fn(tensor, ctx)

@@ -16,7 +16,7 @@ from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.settings import Range, TuneSettings
 
 # tune keys that do not change what a trial measures: a study may be resumed with other values.
 _RUN_ONLY_KEYS = (
@@ -159,8 +159,6 @@ class TuneConfig:
 
 
 def _ranges(args: dict[str, Any]) -> dict[str, Any]:
-    from autoinit.tuner.settings import Range
-
     out = dict(args)
     for key in ("gain", "lr_scale"):
         value = out.get(key)

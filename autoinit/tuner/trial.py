@@ -118,15 +118,15 @@ def run_trial(
         pl.seed_everything(s.data_seed, verbose=False)
         model, datamodule = config.build()
         curve = LossCurve(s.metric, seed * s.steps, s.report_every, report, history)
+        kwargs = {**config.trainer_kwargs(), **(trainer_overrides or {})}
         callbacks: list[pl.Callback] = [
-            *config.trainer_kwargs()["callbacks"],
+            *kwargs["callbacks"],
             AutoInit(scheme, gain, seed=seed, verbose=False, options=options),
             *(callbacks_after_init or []),
             curve,
         ]
         if lr_scale != 1.0:
             callbacks.append(LearningRateScale(lr_scale))
-        kwargs = {**config.trainer_kwargs(), **(trainer_overrides or {})}
         kwargs.update(
             callbacks=callbacks,
             max_steps=s.steps,
