@@ -80,10 +80,16 @@ def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
             running = _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
         except Exception:
             continue
-        for t in running:
-            if "worker" in t.user_attrs:
-                victim = t
-                break
+        worker = next((t.user_attrs["worker"] for t in running if "worker" in t.user_attrs), None)
+        if worker is None:
+            continue
+        # Freeze the worker, then read the trial it is in: it cannot finish it between the read and the kill.
+        pid = int(worker.split(":")[1])
+        os.kill(pid, signal.SIGSTOP)
+        running = _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
+        victim = next((t for t in running if t.user_attrs.get("worker") == worker), None)
+        if victim is None:
+            os.kill(pid, signal.SIGCONT)
     assert victim is not None, "no trial started"
     os.kill(int(victim.user_attrs["worker"].split(":")[1]), signal.SIGKILL)
     out, _ = proc.communicate(timeout=600)

@@ -78,7 +78,14 @@ def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path)
         except KeyError:
             continue
         pid_b = str(b.pid)
+        if not any(t.user_attrs.get("worker", "").endswith(":" + pid_b) for t in running):
+            continue
+        # Freeze b, then read the trial it is in: it cannot finish that trial between the read and the kill.
+        os.kill(b.pid, signal.SIGSTOP)
+        running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
         victim = next((t for t in running if t.user_attrs.get("worker", "").endswith(":" + pid_b)), None)
+        if victim is None:
+            os.kill(b.pid, signal.SIGCONT)
     assert victim is not None, "machine b never ran a trial"
     os.kill(b.pid, signal.SIGKILL)
     out_a, _ = a.communicate(timeout=600)
