@@ -87,7 +87,7 @@ def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
         pid = int(worker.split(":")[1])
         os.kill(pid, signal.SIGSTOP)
         running = _study(tmp_path).get_trials(states=(TrialState.RUNNING,))
-        victim = next((t for t in running if t.user_attrs.get("worker") == worker), None)
+        victim = next((t for t in running if t.user_attrs.get("worker") == worker and "gain" in t.params), None)
         if victim is None:
             os.kill(pid, signal.SIGCONT)
     assert victim is not None, "no trial started"

@@ -83,7 +83,9 @@ def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path)
         # Freeze b, then read the trial it is in: it cannot finish that trial between the read and the kill.
         os.kill(b.pid, signal.SIGSTOP)
         running = optuna.load_study(study_name="shared", storage=storage).get_trials(states=(TrialState.RUNNING,))
-        victim = next((t for t in running if t.user_attrs.get("worker", "").endswith(":" + pid_b)), None)
+        victim = next(
+            (t for t in running if t.user_attrs.get("worker", "").endswith(":" + pid_b) and "gain" in t.params), None
+        )
         if victim is None:
             os.kill(b.pid, signal.SIGCONT)
     assert victim is not None, "machine b never ran a trial"
