@@ -55,7 +55,7 @@ def _study(tmp_path, name="w"):
 
 
 def test_two_workers_account_for_every_trial_once(tmp_path):
-    proc = _tune(_config(tmp_path, n_trials=8), "--workers", "2")
+    proc = _tune(_config(tmp_path, n_trials=8, steps=300), "--workers", "2")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     trials = _study(tmp_path).get_trials()
