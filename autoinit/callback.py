@@ -28,6 +28,7 @@ import torch
 import yaml
 from lightning.pytorch.utilities import rank_zero_info
 
+from autoinit._compat import train_dataloader_of
 from autoinit.errors import AutoInitError
 from autoinit.initialize import check_gain, init_model
 from autoinit.report import InitReport
@@ -182,7 +183,7 @@ class AutoInit(pl.Callback):
             return example
         try:
             with _preserved_rng():
-                batch = next(iter(trainer.fit_loop._data_source.dataloader()))
+                batch = next(iter(train_dataloader_of(trainer)))
             batch = trainer.strategy.batch_to_device(batch)
             return self.batch_to_input(batch)
         except Exception as exc:

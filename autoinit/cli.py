@@ -63,7 +63,10 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from autoinit import __version__
+
     parser = argparse.ArgumentParser(prog="autoinit", description="Pick weight initialization by measurement.")
+    parser.add_argument("--version", action="version", version=f"autoinit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("schemes", help="list every scheme with its formula and paper")
     p.set_defaults(func=_cmd_schemes)

@@ -40,6 +40,7 @@ def test_layers_built_in_configure_model_are_covered(tmp_path):
     assert cb.report is not None and cb.report["net.2.weight"].scheme == "kaiming_normal"
 
 
+@pytest.mark.multiprocess
 def test_ddp_two_ranks_identical_and_equal_to_single_process(tmp_path):
     script = Path(__file__).parent / "scripts" / "ddp_checksums.py"
     proc = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True, text=True, timeout=300)

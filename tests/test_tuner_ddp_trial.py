@@ -1,6 +1,7 @@
 """A trial that itself runs on 2 devices (CPU DDP on gloo), launched by the tuner."""
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 from rich.console import Console
@@ -8,6 +9,8 @@ from rich.console import Console
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.ddp_trial import trial_devices
 from autoinit.tuner.run import tune
+
+pytestmark = pytest.mark.multiprocess
 
 
 def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):

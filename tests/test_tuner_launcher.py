@@ -7,11 +7,14 @@ import sys
 import time
 
 import optuna
+import pytest
 import yaml
 from optuna.trial import TrialState
 
 from autoinit.tuner.launcher import device_env
 from autoinit.tuner.settings import TuneSettings
+
+pytestmark = pytest.mark.multiprocess
 
 TINY = {
     "model": {

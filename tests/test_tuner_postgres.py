@@ -15,6 +15,8 @@ import yaml
 from optuna.trial import TrialState
 from postgres_server import PASSWORD, PostgresServer
 
+pytestmark = pytest.mark.multiprocess
+
 
 @pytest.fixture(scope="module")
 def postgres():

@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 
+from autoinit import _compat
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.trial import TrialResult, run_trial
 
@@ -76,7 +77,7 @@ def run_ddp_trial(
                 "--lr-scale",
                 repr(lr_scale),
                 "--trial-id",
-                str(trial._trial_id),
+                str(_compat.trial_id(trial)),
                 "--result",
                 str(result_path),
             ]
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     report = None
     if os.environ.get("LOCAL_RANK") == "0":
         study, _ = load_study(config)
-        trial = optuna.trial.Trial(study, args.trial_id)
+        trial = _compat.reopen_trial(study, args.trial_id)
 
         def report(step: int, value: float) -> bool:
             trial.report(value, step)

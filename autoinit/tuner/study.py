@@ -12,6 +12,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from autoinit import _compat
 from autoinit.errors import AutoInitError
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.objective import downsample, is_stalled, mean_curve, trial_score
@@ -269,8 +270,9 @@ def fail_trials_of(study: optuna.Study, worker: str, why: str) -> list[int]:
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.user_attrs.get("worker") == worker:
-            study._storage.set_trial_user_attr(t._trial_id, "error", why)
-            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+            _compat.set_trial_user_attr(study, t, "error", why)
+            if not _compat.fail_trial(study, t):
+                continue
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
             failed.append(t.number)
     return failed

@@ -1,0 +1,62 @@
+"""Every private Lightning/Optuna API autoinit relies on still exists and behaves as assumed.
+
+If one of these fails after an upgrade, fix ``autoinit/_compat.py`` — nowhere else touches those APIs."""
+
+import lightning.pytorch as pl
+import optuna
+import torch
+from optuna.trial import TrialState
+from torch.utils.data import DataLoader, TensorDataset
+
+from autoinit import _compat
+
+
+def test_train_dataloader_is_reachable_at_fit_start():
+    seen = {}
+
+    class Probe(pl.Callback):
+        def on_fit_start(self, trainer, pl_module):
+            seen["batch"] = next(iter(_compat.train_dataloader_of(trainer)))
+
+    class M(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 1)
+
+        def training_step(self, batch, i):
+            return self.lin(batch[0]).sum()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    data = TensorDataset(torch.arange(12.0).reshape(4, 3))
+    trainer = pl.Trainer(
+        max_steps=1,
+        callbacks=[Probe()],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
+    trainer.fit(M(), DataLoader(data, batch_size=2))
+    assert torch.equal(seen["batch"][0], torch.arange(6.0).reshape(2, 3))
+
+
+def test_optuna_trial_handles():
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    trial = study.ask()
+    tid = _compat.trial_id(trial)
+    assert isinstance(tid, int)
+    again = _compat.reopen_trial(study, tid)
+    again.report(1.5, step=3)
+    frozen = study.get_trials(deepcopy=False)[0]
+    assert frozen.intermediate_values == {3: 1.5}
+    assert _compat.trial_id(frozen) == tid
+    _compat.set_trial_user_attr(study, frozen, "k", "v")
+    assert study.get_trials()[0].user_attrs["k"] == "v"
+    assert _compat.fail_trial(study, frozen)
+    assert study.get_trials()[0].state == TrialState.FAIL
+    assert not _compat.fail_trial(study, study.get_trials()[0])  # finished: refused, not raised
+    assert _compat.storage_of(study) is study._storage
