@@ -10,25 +10,16 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 
 from autoinit import activations
-from autoinit.detect import LayerGraph, from_module_order, move_to, trace
-from autoinit.errors import AutoInitError
+from autoinit.detect import LayerGraph, eval_mode, from_module_order, move_to, run_model, trace
+from autoinit.errors import AutoInitError, one_line
 from autoinit.layers import Block, layer_blocks
-from autoinit.report import InitReport, ReportRow
-from autoinit.schemes.auto import recommend
-from autoinit.schemes.data_dependent import (
-    lsuv_layer,
-    reset_default,
-    sequential_pass,
-    yam_chow_eligible,
-    yam_chow_layer,
-)
-from autoinit.schemes.registry import InitContext, SchemeInfo, check_options, get_scheme
+from autoinit.report import InitReport, Ledger, ReportRow
+from autoinit.schemes.base import EmbeddingRule, InitContext, PassContext, Scheme
+from autoinit.schemes.registry import check_options, get_scheme
 from autoinit.schemes.variance import normal
-
-# Schemes that say nothing about a lookup table: embeddings get N(0, g²) under them (PyTorch's rule).
-_NOT_FOR_EMBEDDINGS = frozenset({"auto", "orthogonal", "delta_orthogonal", "looks_linear", "lsuv", "yam_chow"})
 
 
 class _Selection:
@@ -93,28 +84,30 @@ def check_gain(gain: Any) -> float:
 
 
 def _check_seed(seed: Any) -> int | None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise AutoInitError(f"seed must be a non-negative int or None, got {seed!r}")
+    # torch generators take seeds in [0, 2**64).
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
+        raise AutoInitError(f"seed must be a non-negative int below 2**64, or None, got {seed!r}")
     return seed
 
 
 class _Initializer:
+    """Runs one scheme's hooks over a model's blocks: the precondition check, the per-block pass (weights
+    by the scheme, biases/norms/embeddings/recurrent weights by the engine's rules), then the model pass."""
+
     def __init__(
         self,
         model: nn.Module,
-        info: SchemeInfo,
+        scheme: Scheme,
         gain: float,
         options: dict[str, Any],
         graph: LayerGraph,
         gens: _Generators,
         selection: _Selection,
     ) -> None:
-        self.model, self.info, self.gain, self.options = model, info, gain, options
+        self.model, self.scheme, self.gain, self.options = model, scheme, gain, options
         self.graph, self.gens, self.selection = graph, gens, selection
-        self.schemes: dict[str, list[str]] = {}  # param name -> scheme label per block
-        self.notes: dict[str, list[str]] = {}
+        self.ledger = Ledger()
         self.blocks: dict[str, list[Block]] = {}
-        self.skipped: dict[str, str] = {}  # param name -> why it was left alone
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self.layer_of: dict[str, nn.Module] = {}
 
@@ -136,17 +129,28 @@ class _Initializer:
                 why = self.selection.why_not(name, p)
                 full = f"{mname}.{pname}" if mname else pname
                 if why is not None:
-                    self.skipped[name] = why
+                    self.ledger.left_alone[name] = why
                 elif full not in covered:
-                    self.skipped[name] = f"no rule for {type(module).__name__}.{pname}: left alone"
+                    self.ledger.left_alone[name] = f"no rule for {type(module).__name__}.{pname}: left alone"
                 else:
                     for b in covered[full]:
                         b.param_name = name
                     self.blocks[name] = covered[full]
 
-    def weight_blocks(self) -> Iterator[Block]:
-        for blocks in self.blocks.values():
-            yield from (b for b in blocks if b.role == "weight")
+    def pass_context(self, sample_input: Any) -> PassContext:
+        devices = list({p.device for p in self.params.values()})
+        return PassContext(
+            model=self.model,
+            blocks=self.blocks,
+            params=self.params,
+            layer_of=self.layer_of,
+            sample_input=sample_input,
+            gain=self.gain,
+            options=self.options,
+            ledger=self.ledger,
+            generator_for=self.gens.for_tensor,
+            global_rng=lambda: self.gens.global_rng(devices),
+        )
 
     # ---- per-block initialization ---------------------------------------------------------------
     def context(self, b: Block) -> InitContext:
@@ -164,25 +168,14 @@ class _Initializer:
         )
 
     def record(self, b: Block, scheme: str, note: str = "") -> None:
-        self.schemes.setdefault(b.param_name, []).append(scheme)
-        if note:
-            self.notes.setdefault(b.param_name, []).append(note)
+        self.ledger.record(b.param_name, scheme, note)
 
-    def apply(self, b: Block, scheme: str, note: str = "") -> None:
-        """Initialize one weight block with a per-block scheme (``auto`` resolved here)."""
-        ctx = self.context(b)
-        label = scheme
-        if scheme == "auto":
-            scheme = recommend(ctx)
-            label = f"auto→{scheme}"
-        fn = get_scheme(scheme).fn
-        if fn is None:
-            raise AutoInitError(
-                f"scheme '{scheme}' works on a whole model and cannot be a fallback: "
-                "pick a per-layer scheme such as 'auto' or 'kaiming_normal'"
-            )
-        fn(b.tensor, ctx)
-        self.record(b, label, note)
+    def apply(self, b: Block, scheme: Scheme) -> None:
+        """Initialize one weight block with a per-block scheme."""
+        label, notes = _fill(scheme, b.tensor, self.context(b))
+        self.record(b, label)
+        for note in notes:
+            self.ledger.annotate(b.param_name, note)
 
     def init_bias(self, b: Block) -> None:
         with torch.no_grad():
@@ -195,7 +188,7 @@ class _Initializer:
             if forget is not None and b.gate == "f" and b.param_name.split(".")[-1].startswith("bias_ih"):
                 # PyTorch adds bias_ih and bias_hh: put the whole effective forget bias in one of them.
                 b.tensor.fill_(float(forget))
-                self.notes.setdefault(b.param_name, []).append(f"forget gate {float(forget):g}")
+                self.ledger.annotate(b.param_name, f"forget gate {float(forget):g}")
         self.record(b, "zeros" if not self.options.get("bias_std") else f"N(0,{float(std):g}²)")
 
     def init_other_roles(self, b: Block) -> bool:
@@ -207,11 +200,11 @@ class _Initializer:
                 b.tensor.fill_(1.0 if b.role == "norm_weight" else 0.0)
             self.record(b, "ones" if b.role == "norm_weight" else "zeros")
         elif b.role == "embedding":
-            if self.info.name in _NOT_FOR_EMBEDDINGS:
+            if self.scheme.embeddings is EmbeddingRule.NORMAL:
                 normal(b.tensor, self.gain, self.gens.for_tensor(b.tensor))
-                self.record(b, "normal", f"embedding: N(0, g²) under {self.info.name}")
+                self.record(b, "normal", f"embedding: N(0, g²) under {self.scheme.name}")
             else:
-                self.apply(b, self.info.name)
+                self.apply(b, self.scheme)
             padding = getattr(b.layer, "padding_idx", None)
             if padding is not None:
                 with torch.no_grad():
@@ -223,127 +216,29 @@ class _Initializer:
             return False
         return True
 
-    # ---- schemes ----------------------------------------------------------------------------------
+    # ---- the scheme's hooks -----------------------------------------------------------------------
     def run(self, sample_input: Any) -> None:
-        name = self.info.name
-        if name == "default":
-            self.run_default()
-            return
-        if name == "looks_linear" and not any(
-            b.fed_by is not None and b.fed_by.name == "crelu" for b in self.weight_blocks()
-        ):
-            raise AutoInitError(
-                "looks_linear needs layers fed by a CReLU, and this model has none: "
-                "use autoinit.nn.CReLU as the activation, or pick 'orthogonal'"
-            )
-        for blocks in self.blocks.values():
-            for b in blocks:
-                if self.init_other_roles(b):
-                    continue
-                if name == "lsuv":
-                    self.apply(b, "orthogonal")  # Mishkin & Matas's orthonormal pre-init, rescaled below
-                elif name == "yam_chow":
-                    why = yam_chow_eligible(b.layer, b.activation)
-                    self.apply(b, self.options.get("fallback", "auto"), why or "")
-                else:
-                    self.apply(b, name)
-        if name == "lsuv":
-            self.run_lsuv(sample_input)
-        elif name == "yam_chow":
-            self.run_yam_chow(sample_input)
-
-    def _pass_layers(self, eligible) -> dict[nn.Module, Block]:
-        layers: dict[nn.Module, Block] = {}
-        for b in self.weight_blocks():
-            if eligible(b) and b.tensor.data_ptr() == b.layer.weight.data.data_ptr():
-                layers[b.layer] = b
-        return layers
-
-    def _relabel(self, b: Block, scheme: str, note: str) -> None:
-        self.schemes[b.param_name] = [scheme]
-        self.notes[b.param_name] = [note]
-
-    def run_lsuv(self, sample_input: Any) -> None:
-        tol = float(self.options.get("tol", 0.1))
-        max_iter = int(self.options.get("max_iter", 10))
-        if tol <= 0 or max_iter < 1:
-            raise AutoInitError(f"lsuv needs tol > 0 and max_iter >= 1, got tol={tol}, max_iter={max_iter}")
-        layers = self._pass_layers(lambda b: isinstance(b.layer, (nn.Linear, nn.modules.conv._ConvNd)))
-
-        def init(module: nn.Module, args: tuple) -> Any:
-            out, note = lsuv_layer(module, args, self.gain**2, tol, max_iter)
-            self._relabel(layers[module], "lsuv", note)
-            return out
-
-        reached = sequential_pass(self.model, sample_input, dict.fromkeys(layers, init))
-        for module, b in layers.items():
-            if module not in reached:
-                self._relabel(b, "orthogonal", "lsuv: not reached by sample_input, left orthogonal")
-
-    def run_yam_chow(self, sample_input: Any) -> None:
-        layers = self._pass_layers(lambda b: yam_chow_eligible(b.layer, b.activation) is None)
-
-        def init(module: nn.Module, args: tuple) -> Any:
-            b = layers[module]
-            bias_name = f"{b.layer_name}.bias" if b.layer_name else "bias"
-            set_bias = module.bias is not None and bias_name in self.blocks
-            out, note = yam_chow_layer(
-                module, args, b.activation, b.fed_by, self.gain, self.gens.for_tensor(b.tensor), set_bias
-            )
-            self._relabel(b, "yam_chow", note)
-            if set_bias:
-                self._relabel(self.blocks[bias_name][0], "yam_chow", "−Σ_i W_ji·C_i (centre of the input box)")
-            return out
-
-        if not layers:
-            raise AutoInitError(
-                "yam_chow found no Linear/Conv layer followed by a saturating activation "
-                "(sigmoid, tanh...): pick another scheme for this model"
-            )
-        reached = sequential_pass(self.model, sample_input, dict.fromkeys(layers, init))
-        for module, b in layers.items():
-            if module not in reached:
-                self.notes.setdefault(b.param_name, []).append("yam_chow: not reached by sample_input")
-
-    def run_default(self) -> None:
-        modules = dict(self.model.named_modules())
-        devices = list({p.device for p in self.params.values()})
-        names_by_module: dict[nn.Module, list[str]] = {}
-        for name in list(self.blocks) + list(self.skipped):
-            names_by_module.setdefault(self.layer_of[name], []).append(name)
-        with self.gens.global_rng(devices):
-            # Children before parents, as at construction (MultiheadAttention zeroes out_proj.bias after
-            # out_proj has reset itself).
-            for module in reversed(list(modules.values())):
-                own = names_by_module.get(module, [])
-                if not any(n in self.blocks for n in own):
-                    continue
-                keep = {n: self.params[n].detach().clone() for n in own if n in self.skipped}
-                has_reset = reset_default(module)
-                with torch.no_grad():
-                    for n, value in keep.items():
-                        self.params[n].copy_(value)
-                for n in own:
-                    if n not in self.blocks:
-                        continue
-                    if not has_reset:
-                        self.skipped[n] = f"{type(module).__name__} has no reset_parameters(): left alone"
-                        del self.blocks[n]
-                        continue
-                    for b in self.blocks[n]:
-                        if b.role in ("weight", "recurrent", "embedding") and self.gain != 1.0:
-                            with torch.no_grad():
-                                b.tensor.mul_(self.gain)
-                        self.record(b, "default")
+        pctx = self.pass_context(sample_input)
+        if self.scheme.check is not None:
+            self.scheme.check(pctx)
+        if self.scheme.per_block:
+            for blocks in self.blocks.values():
+                for b in blocks:
+                    if not self.init_other_roles(b):
+                        self.apply(b, self.scheme)
+        if self.scheme.model_pass is not None:
+            self.scheme.model_pass(pctx)
 
     # ---- report -----------------------------------------------------------------------------------
     def report(self, seed: int | None) -> InitReport:
-        report = InitReport(self.info.name, self.gain, seed, self.graph.source)
+        report = InitReport(self.scheme.name, self.gain, seed, self.graph.source)
         for name, p in self.params.items():
             module = self.layer_of.get(name)
             layer_type = type(module).__name__ if module is not None else "?"
-            if name in self.skipped:
-                report.rows.append(ReportRow(name, layer_type, None, None, "", None, None, None, self.skipped[name]))
+            if name in self.ledger.left_alone:
+                report.rows.append(
+                    ReportRow(name, layer_type, None, None, "", None, None, None, self.ledger.left_alone[name])
+                )
                 continue
             blocks = self.blocks[name]
             first = blocks[0]
@@ -352,7 +247,7 @@ class _Initializer:
             else:
                 act = "" if first.role not in ("weight", "embedding") else _act_label(first.activation)
             fans = (first.fan_in, first.fan_out) if first.role in ("weight", "recurrent", "embedding") else (None, None)
-            labels = list(dict.fromkeys(self.schemes.get(name, ["?"])))
+            labels = list(dict.fromkeys(self.ledger.labels.get(name, ["?"])))
             std = _std(p.detach())
             report.rows.append(
                 ReportRow(
@@ -363,10 +258,31 @@ class _Initializer:
                     "/".join(labels),
                     self.gain if first.role in ("weight", "recurrent", "embedding") else None,
                     std,
-                    "; ".join(dict.fromkeys(self.notes.get(name, []))),
+                    "; ".join(dict.fromkeys(self.ledger.notes.get(name, []))),
                 )
             )
         return report
+
+
+def _fill(scheme: Scheme, tensor: torch.Tensor, ctx: InitContext) -> tuple[str, list[str]]:
+    """Fill one block with ``scheme``, following its picks; the report label and notes."""
+    if scheme.pick is not None:
+        pick = scheme.pick(ctx)
+        label, notes = _fill(get_scheme(pick.scheme), tensor, ctx)
+        return pick.label.format(label), ([pick.note] if pick.note else []) + notes
+    if scheme.fn is None:
+        raise AutoInitError(
+            f"scheme '{scheme.name}' works on a whole model and cannot fill one block: "
+            "pick a per-block scheme such as 'auto' or 'kaiming_normal'"
+        )
+    version = tensor._version  # in-place writes bump it, through any view
+    result = scheme.fn(tensor, ctx)
+    fix = "fill `tensor` in place (tensor.copy_(w), tensor.normal_(...))"
+    if isinstance(result, torch.Tensor) and result is not tensor and result.data_ptr() != tensor.data_ptr():
+        raise AutoInitError(f"scheme '{scheme.name}' returned a new tensor and left the weight unchanged: {fix}")
+    if tensor.numel() and tensor._version == version:
+        raise AutoInitError(f"scheme '{scheme.name}' did not write into the weight: {fix}")
+    return scheme.name, []
 
 
 # Above 2¹⁶ elements the report's std is estimated from 64 contiguous runs of 2¹⁰ elements spread evenly
@@ -431,6 +347,8 @@ def init_model(
             "model inputs> (the callback takes it from example_input_array or the train loader)"
         )
     selection = _Selection(include, exclude)
+    if _lazy_parameters(model):
+        _materialize(model, sample_input)
     first = next(model.parameters(), None)
     if first is not None and any(p.is_meta for _, p in model.named_parameters()):
         raise AutoInitError(
@@ -440,16 +358,8 @@ def init_model(
     if sample_input is not None:
         if first is not None:
             sample_input = move_to(sample_input, first.device)
-        try:
+        with _user_forward():
             graph = trace(model, sample_input)
-        except AutoInitError:
-            raise
-        except Exception as exc:  # the user's forward: say what failed in one line
-            raise AutoInitError(
-                f"the forward pass on sample_input failed ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}): pass a batch the model's "
-                "forward accepts"
-            ) from exc
     else:
         graph = from_module_order(model)
     init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection)
@@ -457,3 +367,40 @@ def init_model(
     with torch.no_grad():
         init.run(sample_input)
     return init.report(seed)
+
+
+@contextlib.contextmanager
+def _user_forward() -> Iterator[None]:
+    """The user's forward fails: say what failed in one line."""
+    try:
+        yield
+    except AutoInitError:
+        raise
+    except Exception as exc:
+        raise AutoInitError(
+            f"the forward pass on sample_input failed ({one_line(exc)}): pass a batch the model's forward accepts"
+        ) from exc
+
+
+def _lazy_parameters(model: nn.Module) -> list[str]:
+    return [n for n, p in model.named_parameters() if is_lazy(p)]
+
+
+def _materialize(model: nn.Module, sample_input: Any) -> None:
+    """Give lazy modules (``nn.LazyLinear``...) their shapes with one forward pass on ``sample_input``."""
+    lazy = _lazy_parameters(model)
+    if sample_input is None:
+        raise AutoInitError(
+            f"'{lazy[0]}' is an uninitialized lazy parameter: run one forward pass first (model(x)), "
+            "or pass sample_input=x and init_model runs it"
+        )
+    params = [p for p in model.parameters()]
+    devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+    # A lazy module draws its first values from the global RNG; they are overwritten, so leave its state alone.
+    with torch.random.fork_rng(devices=devices), _user_forward(), eval_mode(model):
+        run_model(model, move_to(sample_input, params[0].device))
+    if left := _lazy_parameters(model):
+        raise AutoInitError(
+            f"'{left[0]}' is still an uninitialized lazy parameter after a forward pass on sample_input: "
+            "run a forward pass that reaches it before init_model"
+        )

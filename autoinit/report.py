@@ -91,3 +91,25 @@ class InitReport:
         lines = [self.summary(), fmt.format(*header), fmt.format(*("-" * w for w in widths))]
         lines += [fmt.format(*row).rstrip() for row in body]
         return "\n".join(lines)
+
+
+@dataclass
+class Ledger:
+    """What is done to each parameter while initializing, by parameter name: the scheme labels and notes
+    of its report row, or why it is left alone."""
+
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+    left_alone: dict[str, str] = field(default_factory=dict)
+
+    def record(self, param: str, label: str, note: str = "") -> None:
+        self.labels.setdefault(param, []).append(label)
+        if note:
+            self.annotate(param, note)
+
+    def relabel(self, param: str, label: str, note: str) -> None:
+        self.labels[param] = [label]
+        self.notes[param] = [note]
+
+    def annotate(self, param: str, note: str) -> None:
+        self.notes.setdefault(param, []).append(note)

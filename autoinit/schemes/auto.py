@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from autoinit.schemes.registry import InitContext, get_scheme, register_scheme
+from autoinit.schemes.base import EmbeddingRule, InitContext, Pick, Scheme
+from autoinit.schemes.options import DISTRIBUTION, MODE
+from autoinit.schemes.registry import get_scheme
 
 # (activations, scheme, reason) — the README's table is generated from this.
 AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
@@ -66,11 +69,29 @@ def recommend(ctx: InitContext) -> str:
     return _BY_ACTIVATION.get(name, "kaiming_normal")
 
 
-@register_scheme(
-    "auto",
-    formula="per layer, by the activation that follows it (see the README's table)",
+def pick(ctx: InitContext) -> Pick:
+    """``auto``'s choice for one block, shown in the report as ``auto→<scheme>``."""
+    return Pick(recommend(ctx), label="auto→{}")
+
+
+def auto_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
+    """Auto: per layer, the scheme the literature recommends for the activation that follows it (He 2015,
+    Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018; see :data:`AUTO_TABLE`).
+
+    Example: ``init_model(model, "auto", sample_input=x)``
+    """
+    fn = get_scheme(recommend(ctx)).fn
+    assert fn is not None  # recommend() names per-block schemes only
+    fn(tensor, ctx)
+
+
+AUTO = Scheme(
+    name="auto",
+    formula="per layer, by the activation that follows it (table below)",
     paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018",
-    options=("mode", "distribution"),
+    example='init_model(model, "auto", sample_input=x)',
+    fn=auto_scheme,
+    pick=pick,
+    options=(MODE, DISTRIBUTION),
+    embeddings=EmbeddingRule.NORMAL,
 )
-def auto_scheme(tensor, ctx: InitContext) -> None:
-    get_scheme(recommend(ctx)).fn(tensor, ctx)

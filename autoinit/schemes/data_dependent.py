@@ -1,4 +1,5 @@
-"""Schemes that need the model, not one block at a time: PyTorch's default, LSUV and Yam–Chow.
+"""The measuring machinery of the data-dependent schemes (:mod:`~autoinit.schemes.lsuv`,
+:mod:`~autoinit.schemes.yam_chow`).
 
 LSUV and Yam–Chow initialize layer by layer in forward order on a real batch: one forward pass with a
 hook on every layer that, at the layer's first call, sets its weights from the input it actually receives
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -17,27 +18,11 @@ from torch import nn
 from autoinit.activations import Activation, non_saturated_width, output_range
 from autoinit.detect import eval_mode, run_model
 from autoinit.errors import AutoInitError
-from autoinit.schemes.registry import register_model_scheme
+from autoinit.schemes.base import PassContext
 from autoinit.schemes.variance import uniform
 
-register_model_scheme(
-    "default",
-    formula="the module's own reset_parameters(), then weights × g",
-    paper="PyTorch's defaults (kaiming_uniform with a=√5 for Linear/Conv, N(0,1) for Embedding)",
-)
-register_model_scheme(
-    "lsuv",
-    formula="orthogonal, then per layer in forward order W ← W·g/√Var(out) until |Var(out) − g²| ≤ tol·g²",
-    paper="Mishkin & Matas 2016, All you need is a good init",
-    options=("tol", "max_iter"),
-    needs_data=True,
-)
-register_model_scheme(
-    "yam_chow",
-    formula="U(±w_max), w_max = g·(W_ns/D)·√(3/N), D = √Σ(x_max,i − x_min,i)², b_j = −Σ_i W_ji·C_i",
-    paper="Yam & Chow 2000, A weight initialization method for improving training speed in feedforward nets",
-    needs_data=True,
-)
+if TYPE_CHECKING:
+    from autoinit.layers import Block
 
 LayerInit = Callable[[nn.Module, tuple], Any]
 
@@ -157,11 +142,10 @@ def yam_chow_eligible(module: nn.Module, activation: Activation) -> str | None:
     return None
 
 
-def reset_default(module: nn.Module) -> bool:
-    """Call the module's own reset (``reset_parameters`` or ``_reset_parameters``); False if it has none."""
-    for attr in ("reset_parameters", "_reset_parameters"):
-        fn = getattr(module, attr, None)
-        if callable(fn):
-            fn()
-            return True
-    return False
+def pass_layers(pctx: PassContext, eligible: Callable[[Block], bool]) -> dict[nn.Module, Block]:
+    """The layers a measuring pass initializes: those whose whole weight is one eligible block."""
+    layers: dict[nn.Module, Block] = {}
+    for b in pctx.weight_blocks():
+        if eligible(b) and b.tensor.data_ptr() == b.layer.weight.data.data_ptr():
+            layers[b.layer] = b
+    return layers

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from autoinit.errors import AutoInitError
-from autoinit.schemes.registry import InitContext, register_scheme
+from autoinit.schemes.base import EmbeddingRule, InitContext, PassContext, Scheme
 
 
 def orthogonal(tensor: torch.Tensor, scale: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -17,12 +17,12 @@ def orthogonal(tensor: torch.Tensor, scale: float, generator: torch.Generator | 
     return torch.nn.init.orthogonal_(tensor, gain=scale, generator=generator)
 
 
-@register_scheme(
-    "orthogonal",
-    formula="W (semi-)orthogonal, W·Wᵀ = (g·a)²·I",
-    paper="Saxe et al. 2014, Exact solutions to the nonlinear dynamics of learning in deep linear networks",
-)
 def orthogonal_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
+    """Orthogonal: W (semi-)orthogonal with W·Wᵀ = (g·a)²·I, so a linear layer is an exact isometry
+    (Saxe et al. 2014).
+
+    Example: ``init_model(model, "orthogonal")``
+    """
     orthogonal(tensor, ctx.gain * ctx.act_gain, ctx.generator)
 
 
@@ -59,12 +59,12 @@ def delta_orthogonal(
     return tensor
 
 
-@register_scheme(
-    "delta_orthogonal",
-    formula="conv kernel 0 except its centre tap, an orthogonal matrix scaled by g·a (plain orthogonal elsewhere)",
-    paper="Xiao et al. 2018, Dynamical isometry and a mean field theory of CNNs",
-)
 def delta_orthogonal_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
+    """Delta-orthogonal: a conv kernel zero except its centre tap, an orthogonal matrix × g·a, so the
+    convolution is an isometry of its channels (Xiao et al. 2018); non-conv layers get plain orthogonal.
+
+    Example: ``init_model(cnn, "delta_orthogonal")``
+    """
     layer = ctx.layer
     groups = getattr(layer, "groups", 1)
     transposed = bool(getattr(layer, "transposed", False))
@@ -89,14 +89,52 @@ def looks_linear(
     return tensor
 
 
-@register_scheme(
-    "looks_linear",
-    formula="layers fed by a CReLU: W = [U, −U], U orthogonal·g (the net is linear at init); others orthogonal·g",
-    paper="Balduzzi et al. 2017, The shattered gradients problem",
-)
 def looks_linear_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
+    """Looks-linear: a layer fed by a CReLU gets W = [U, −U] with U orthogonal × g, so the network is
+    linear at init and its gradients do not shatter (Balduzzi et al. 2017); other layers orthogonal × g.
+
+    Example: ``init_model(crelu_net, "looks_linear")``
+    """
     if ctx.fed_by is not None and ctx.fed_by.name == "crelu":
         looks_linear(tensor, ctx.gain, ctx.generator, ctx.label)
     else:
         # In a looks-linear net a CReLU acts as the identity at init, so no activation gain applies.
         orthogonal(tensor, ctx.gain * (1.0 if ctx.activation.name == "crelu" else ctx.act_gain), ctx.generator)
+
+
+def needs_crelu(pctx: PassContext) -> None:
+    """looks_linear's precondition: some layer is fed by a CReLU."""
+    if not any(b.fed_by is not None and b.fed_by.name == "crelu" for b in pctx.weight_blocks()):
+        raise AutoInitError(
+            "looks_linear needs layers fed by a CReLU, and this model has none: "
+            "use autoinit.nn.CReLU as the activation, or pick 'orthogonal'"
+        )
+
+
+ORTHOGONAL = Scheme(
+    name="orthogonal",
+    formula="(semi-)orthogonal, W·Wᵀ = (g·a)²·I",
+    paper="Saxe et al. 2014, Exact solutions to the nonlinear dynamics of learning in deep linear networks",
+    example='init_model(model, "orthogonal")',
+    fn=orthogonal_scheme,
+    embeddings=EmbeddingRule.NORMAL,
+)
+DELTA_ORTHOGONAL = Scheme(
+    name="delta_orthogonal",
+    formula="conv kernel zero except its centre tap, an orthogonal matrix × g·a; plain orthogonal for non-conv "
+    "layers; needs out_channels ≥ in_channels (one-line error otherwise)",
+    paper="Xiao et al. 2018, Dynamical isometry and a mean field theory of CNNs",
+    example='init_model(cnn, "delta_orthogonal")',
+    fn=delta_orthogonal_scheme,
+    embeddings=EmbeddingRule.NORMAL,
+)
+LOOKS_LINEAR = Scheme(
+    name="looks_linear",
+    formula="layers fed by `autoinit.nn.CReLU`: W = [U, −U], U orthogonal × g, so the net is linear at init; "
+    "other layers orthogonal × g",
+    paper="Balduzzi et al. 2017, The shattered gradients problem",
+    example='init_model(crelu_net, "looks_linear")',
+    fn=looks_linear_scheme,
+    check=needs_crelu,
+    embeddings=EmbeddingRule.NORMAL,
+)

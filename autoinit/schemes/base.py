@@ -1,0 +1,194 @@
+"""What a scheme is: one frozen object with its math, its hooks and the options it takes.
+
+The engine (:mod:`autoinit.initialize`) only calls these hooks; it never asks for a scheme by name.
+
+- ``fn(tensor, ctx)`` fills one weight block in place (the ``torch.nn.init`` style).
+- ``pick(ctx)`` hands a block to another scheme instead (``auto`` by activation, ``lsuv``'s orthogonal
+  pre-init, ``yam_chow``'s fallback); the report shows the scheme used.
+- ``model_pass(pctx)`` runs after the per-block pass with the whole model (LSUV, Yam–Chow); a scheme with
+  neither ``fn`` nor ``pick`` has no per-block pass at all and its model pass does everything (``default``).
+- ``check(pctx)`` refuses a model the scheme cannot initialize, before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from autoinit.activations import Activation
+from autoinit.errors import AutoInitError
+from autoinit.schemes.options import Option
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from autoinit.layers import Block
+    from autoinit.report import Ledger
+
+
+@dataclass
+class InitContext:
+    """What a scheme knows about the block it initializes.
+
+    ``gain`` is the user's multiplier g (1.0 = the textbook formula); ``act_gain`` is the gain a of the
+    activation that follows the layer.
+    """
+
+    fan_in: int
+    fan_out: int
+    act_gain: float
+    activation: Activation
+    gain: float = 1.0
+    generator: torch.Generator | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    fed_by: Activation | None = None
+    layer: Any = None  # the nn.Module the block belongs to
+    label: str = ""
+
+
+SchemeFn = Callable[[torch.Tensor, InitContext], None]
+
+
+@dataclass(frozen=True)
+class Pick:
+    """A block handed to another scheme: fill it with ``scheme``; the report shows ``label`` (``{}`` stands
+    for the label of the scheme used) and ``note``."""
+
+    scheme: str
+    note: str = ""
+    label: str = "{}"
+
+
+class DataUse(enum.Enum):
+    """How a scheme uses ``sample_input``."""
+
+    REQUIRED = "required"  # measures the network on it (LSUV, Yam–Chow)
+    OPTIONAL = "optional"  # a traced forward pass detects the activation after each layer
+    NONE = "none"  # never looks at data (PyTorch's default)
+
+
+class EmbeddingRule(enum.Enum):
+    """What a scheme does to an embedding table."""
+
+    SCHEME = "scheme"  # the scheme's own per-block rule, with fan_in = 1
+    NORMAL = "normal"  # N(0, g²), PyTorch's rule, for schemes that say nothing about lookup tables
+
+
+class PassContext:
+    """What a model-level pass and a precondition check see: the model, its blocks, the sample input, the
+    generators, and the report's rows to relabel or annotate — not the engine itself."""
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        blocks: dict[str, list[Block]],
+        params: Mapping[str, nn.Parameter],
+        layer_of: Mapping[str, nn.Module],
+        sample_input: Any,
+        gain: float,
+        options: Mapping[str, Any],
+        ledger: Ledger,
+        generator_for: Callable[[torch.Tensor], torch.Generator | None],
+        global_rng: Callable[[], contextlib.AbstractContextManager[None]],
+    ) -> None:
+        self.model, self.sample_input, self.gain = model, sample_input, gain
+        self.blocks = blocks  # selected parameter name -> its blocks
+        self.params = MappingProxyType(dict(params))
+        self.options = MappingProxyType(dict(options))
+        self._layer_of, self._ledger = layer_of, ledger
+        self._generator_for, self._global_rng = generator_for, global_rng
+
+    def weight_blocks(self) -> Iterator[Block]:
+        for blocks in self.blocks.values():
+            yield from (b for b in blocks if b.role == "weight")
+
+    def layer_of(self, param_name: str) -> nn.Module:
+        return self._layer_of[param_name]
+
+    @property
+    def left_alone(self) -> Mapping[str, str]:
+        """Parameter name -> why it is left alone (not selected, or no rule covers it)."""
+        return MappingProxyType(self._ledger.left_alone)
+
+    def generator_for(self, tensor: torch.Tensor) -> torch.Generator | None:
+        """The seeded generator for ``tensor``'s device (None: the global RNG)."""
+        return self._generator_for(tensor)
+
+    def global_rng(self) -> contextlib.AbstractContextManager[None]:
+        """The global RNG seeded from ``seed``, for code that takes no generator (``reset_parameters``)."""
+        return self._global_rng()
+
+    def record(self, block: Block, label: str, note: str = "") -> None:
+        """Add ``label`` (and ``note``) to the block's report row."""
+        self._ledger.record(block.param_name, label, note)
+
+    def relabel(self, block: Block, label: str, note: str) -> None:
+        """Replace the block's report row label and note (what the per-block pass wrote)."""
+        self._ledger.relabel(block.param_name, label, note)
+
+    def annotate(self, block: Block, note: str) -> None:
+        self._ledger.annotate(block.param_name, note)
+
+    def leave_alone(self, param_name: str, why: str) -> None:
+        """Drop a parameter from the blocks: it is reported as left alone, with ``why``."""
+        del self.blocks[param_name]
+        self._ledger.left_alone[param_name] = why
+
+
+ModelPass = Callable[[PassContext], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Scheme:
+    """One registered scheme: its formula, paper and example (the docs and ``autoinit schemes`` are
+    generated from these), its hooks, its options, and how it treats data and embeddings."""
+
+    name: str
+    formula: str
+    paper: str = ""
+    example: str = ""
+    fn: SchemeFn | None = None
+    pick: Callable[[InitContext], Pick] | None = None
+    model_pass: ModelPass | None = None
+    check: ModelPass | None = None
+    options: tuple[Option, ...] = ()
+    data: DataUse = DataUse.OPTIONAL
+    embeddings: EmbeddingRule = EmbeddingRule.SCHEME
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise AutoInitError(f"a scheme's name must be an identifier such as 'my_scheme', got {self.name!r}")
+        if self.fn is None and self.pick is None and self.model_pass is None:
+            raise AutoInitError(f"scheme '{self.name}' has no fn, pick or model_pass: give it at least one")
+        if not isinstance(self.data, DataUse) or not isinstance(self.embeddings, EmbeddingRule):
+            raise AutoInitError(f"scheme '{self.name}': data must be a DataUse and embeddings an EmbeddingRule")
+
+    @property
+    def per_block(self) -> bool:
+        """Whether the engine runs a per-block pass (weights, biases, norms, embeddings, recurrent)."""
+        return self.fn is not None or self.pick is not None
+
+    @property
+    def needs_data(self) -> bool:
+        return self.data is DataUse.REQUIRED
+
+    @property
+    def uses_sample(self) -> bool:
+        return self.data is not DataUse.NONE
+
+    @property
+    def doc(self) -> str:
+        """The scheme's documentation: formula, paper, example."""
+        lines = [f"{self.name}: {self.formula}"]
+        if self.paper:
+            lines.append(f"Paper: {self.paper}")
+        if self.example:
+            lines.append(f"Example: {self.example}")
+        return "\n".join(lines)

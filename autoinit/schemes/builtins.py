@@ -1,0 +1,36 @@
+"""Registers every built-in scheme, in the order the tuner tries them (``default`` first)."""
+
+from __future__ import annotations
+
+from autoinit.schemes.auto import AUTO
+from autoinit.schemes.default import DEFAULT
+from autoinit.schemes.lsuv import LSUV
+from autoinit.schemes.orthogonal import DELTA_ORTHOGONAL, LOOKS_LINEAR, ORTHOGONAL
+from autoinit.schemes.registry import register_builtins
+from autoinit.schemes.variance import (
+    KAIMING_NORMAL,
+    KAIMING_UNIFORM,
+    LECUN_NORMAL,
+    LECUN_UNIFORM,
+    XAVIER_NORMAL,
+    XAVIER_UNIFORM,
+)
+from autoinit.schemes.yam_chow import YAM_CHOW
+
+BUILTINS = [
+    DEFAULT,
+    AUTO,
+    KAIMING_NORMAL,
+    KAIMING_UNIFORM,
+    XAVIER_UNIFORM,
+    XAVIER_NORMAL,
+    LECUN_NORMAL,
+    LECUN_UNIFORM,
+    ORTHOGONAL,
+    DELTA_ORTHOGONAL,
+    LOOKS_LINEAR,
+    LSUV,
+    YAM_CHOW,
+]
+
+register_builtins(BUILTINS)
