@@ -9,21 +9,9 @@ from autoinit.errors import AutoInitError
 
 
 def _cmd_schemes(args: argparse.Namespace) -> int:
-    from autoinit.schemes.auto import AUTO_TABLE
-    from autoinit.schemes.registry import get_scheme, list_schemes
+    from autoinit.schemes.docs import text_listing
 
-    names = list_schemes()
-    width = max(map(len, names))
-    for name in names:
-        info = get_scheme(name)
-        data = "  [needs data]" if info.needs_data else ""
-        print(f"{name:<{width}}  {info.formula}{data}")
-        if info.paper:
-            print(f"{'':<{width}}  — {info.paper}")
-    print("\nauto picks, per layer, by the activation that follows it:")
-    for acts, scheme, reason in AUTO_TABLE:
-        print(f"  {', '.join(acts):<40} → {scheme}: {reason}")
-    print("\nn_in, n_out: the layer's fans; a: gain of the activation after the layer; g: the gain argument.")
+    print(text_listing())
     return 0
 
 

@@ -43,6 +43,7 @@ _TRANSPARENT = frozenset(
     adaptive_max_pool2d_with_indices add __add__ __radd__ __iadd__ add_ mean
     """.split()  # noqa: SIM905
 )
+_ADDS = frozenset({"add", "__add__", "__radd__", "__iadd__", "add_"})
 
 
 @dataclass
@@ -115,7 +116,7 @@ class _Tracer(TorchFunctionMode):
     def __init__(self, graph: LayerGraph) -> None:
         super().__init__()
         self.graph = graph
-        self.tags: dict[int, tuple[str, Any]] = {}
+        self.tags: dict[int, tuple[str, Any]] = {}  # ("layer", layer names) or ("act", Activation)
         self._alive: list[torch.Tensor] = []  # keeps tagged tensors alive so their ids stay unique
 
     def tag(self, t: torch.Tensor, kind: str, value: Any) -> None:
@@ -125,10 +126,24 @@ class _Tracer(TorchFunctionMode):
     def tag_of(self, t: torch.Tensor | None) -> tuple[str, Any] | None:
         return None if t is None else self.tags.get(id(t))
 
-    def see_activation(self, act: Activation, inp: torch.Tensor | None, out: Any) -> None:
-        tag = self.tag_of(inp)
+    def followed_by(self, t: torch.Tensor | None, act: Activation) -> None:
+        """``act`` is applied to ``t``: it follows every layer ``t`` comes straight out of."""
+        tag = self.tag_of(t)
         if tag is not None and tag[0] == "layer":
-            self.graph.follows.setdefault(tag[1], act)
+            for layer in tag[1]:
+                self.graph.follows.setdefault(layer, act)
+
+    def sum_tag(self, args: tuple) -> tuple[str, Any] | None:
+        """A residual sum is the output of every layer summed into it, whatever the operand order, so the
+        activation after ``idt + out`` follows both the block's last layer and a downsample layer."""
+        tags = [self.tags[id(t)] for t in _tensors(args) if id(t) in self.tags]
+        layers = tuple(dict.fromkeys(name for kind, names in tags if kind == "layer" for name in names))
+        if layers:
+            return ("layer", layers)
+        return tags[0] if tags else None
+
+    def see_activation(self, act: Activation, inp: torch.Tensor | None, out: Any) -> None:
+        self.followed_by(inp, act)
         for t in _tensors(out):
             self.tag(t, "act", act)
 
@@ -141,9 +156,7 @@ class _Tracer(TorchFunctionMode):
         if act is not None and not act.is_linear:
             self.see_activation(act, inp, out)
         elif name in _TRANSPARENT:
-            tag = self.tag_of(inp)
-            if tag is None and name in ("add", "__add__", "__radd__", "__iadd__", "add_"):
-                tag = next((self.tags[id(t)] for t in _tensors(args) if id(t) in self.tags), None)
+            tag = self.sum_tag(args) if name in _ADDS else self.tag_of(inp)
             if tag is not None:
                 for t in _tensors(out):
                     self.tag(t, *tag)
@@ -211,7 +224,7 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
         def hook(module: nn.Module, args: tuple, output: Any) -> None:
             out = output[0] if isinstance(output, tuple) else output
             if isinstance(out, torch.Tensor):
-                tracer.tag(out, "layer", name)
+                tracer.tag(out, "layer", (name,))
 
         return hook
 
@@ -249,6 +262,4 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
 
 
 def _mark(tracer: _Tracer, act: Activation, args: tuple) -> None:
-    tag = tracer.tag_of(_first_tensor(args))
-    if tag is not None and tag[0] == "layer":
-        tracer.graph.follows.setdefault(tag[1], act)
+    tracer.followed_by(_first_tensor(args), act)

@@ -1,7 +1,11 @@
+import math
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autoinit import init_model
 from autoinit.activations import Activation
 from autoinit.detect import from_module_order, trace
 from autoinit.nn import CReLU
@@ -60,3 +64,65 @@ def test_layers_inside_transformer_layer_traced():
     graph = trace(layer, torch.randn(2, 3, 8))
     assert graph.follows["linear1"] == Activation("relu")  # F.relu held as an attribute, not a module
     assert "self_attn" in graph.order
+
+
+class ResidualBlock(nn.Module):
+    """A ResNet basic block with a strided downsample conv on the shortcut, its sum written four ways."""
+
+    def __init__(self, order: str, downsample: bool = True):
+        super().__init__()
+        self.order = order
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        out = 8 if downsample else 4
+        self.conv1 = nn.Conv2d(4, out, 3, stride=2 if downsample else 1, padding=1)
+        self.bn1 = nn.BatchNorm2d(out)
+        self.conv2 = nn.Conv2d(out, out, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(out)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(4, out, 1, stride=2), nn.BatchNorm2d(out)) if downsample else nn.Identity()
+        )
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.relu(self.stem(x))
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        idt = self.downsample(x)
+        if self.order == "idt + out":
+            out = idt + out
+        elif self.order == "out + idt":
+            out = out + idt
+        elif self.order == "torch.add(idt, out)":
+            out = torch.add(idt, out)
+        else:  # idt += out
+            idt += out
+            out = idt
+        return self.relu(out)
+
+
+ORDERS = ["idt + out", "out + idt", "torch.add(idt, out)", "idt += out"]
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("downsample", [True, False])
+def test_activation_after_residual_sum_follows_both_branches(order, downsample):
+    graph = trace(ResidualBlock(order, downsample), torch.randn(2, 3, 8, 8))
+    relu = Activation("relu")
+    assert graph.follows["conv2"] == relu
+    if downsample:
+        assert graph.follows["downsample.0"] == relu
+
+
+def test_residual_weights_do_not_depend_on_operand_order():
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    weights = []
+    for order in ORDERS:
+        model = ResidualBlock(order)
+        report = init_model(model, "auto", sample_input=x, seed=0)
+        assert report["downsample.0.weight"].scheme == "auto→kaiming_normal"
+        assert report["conv2.weight"].scheme == "auto→kaiming_normal"
+        weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+    assert all(torch.equal(weights[0][n], w[n]) for w in weights[1:] for n in w)
+    # He et al.'s σ = a/√n_in with a = √2 for the ReLU after the sum: downsample n_in = 4·1·1, conv2 8·3·3
+    assert float(weights[0]["downsample.0.weight"].std()) == pytest.approx(math.sqrt(2 / 4), rel=0.25)
+    assert float(weights[0]["conv2.weight"].std()) == pytest.approx(math.sqrt(2 / 72), rel=0.1)
