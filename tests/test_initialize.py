@@ -153,3 +153,186 @@ def test_not_a_module():
 def test_public_api_names():
     for name in ("init_model", "list_schemes", "register_scheme", "InitReport"):
         assert hasattr(autoinit, name)
+
+
+# ---- issue #10: bad inputs, one line each ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bias_std": -0.5}, "need bias_std >= 0"),
+        ({"bias_std": "0.1"}, "need bias_std >= 0"),
+        ({"seed": 2**70}, "seed must be a non-negative int below 2**64"),
+        ({"seed": -1}, "seed must be a non-negative int below 2**64"),
+        ({"scheme": "xavier_uniform", "fallback": "nonsense"}, "unknown option 'fallback' for scheme 'xavier_uniform'"),
+        ({"scheme": "xavier_uniform", "recurrent": "whatever"}, "need recurrent to be one of 'orthogonal', 'scheme'"),
+        ({"scheme": "he_normal"}, "autoinit calls it 'kaiming_normal' with distribution='truncated_normal'"),
+        ({"scheme": "glorot_uniform"}, "autoinit calls it 'xavier_uniform'"),
+    ],
+)
+def test_bad_input_is_one_line_error_issue_10(kwargs, message):
+    with pytest.raises(AutoInitError) as err:
+        init_model(_mlp(), **kwargs)
+    assert message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_largest_seed_is_accepted():
+    a, b = _mlp(), _mlp()
+    init_model(a, "kaiming_normal", seed=2**64 - 1)
+    init_model(b, "kaiming_normal", generator=torch.Generator().manual_seed(2**64 - 1))
+    assert all(torch.equal(p, q) for p, q in zip(_state(a), _state(b), strict=True))
+
+
+def test_lazy_module_without_sample_input_asks_for_a_forward_pass():
+    model = nn.Sequential(nn.LazyLinear(16), nn.ReLU(), nn.Linear(16, 2))
+    with pytest.raises(AutoInitError) as err:
+        init_model(model, "kaiming_normal", seed=0)
+    assert "'0.weight' is an uninitialized lazy parameter: run one forward pass" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_lazy_module_is_materialized_by_sample_input_without_touching_the_global_rng():
+    model = nn.Sequential(nn.LazyLinear(512), nn.ReLU(), nn.Linear(512, 2))
+    x = torch.randn(4, 64)
+    state = torch.random.get_rng_state()
+    report = init_model(model, "kaiming_normal", sample_input=x, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert model[0].weight.shape == (512, 64) and report["0.weight"].fan_in == 64
+    assert float(model[0].weight.detach().std()) == pytest.approx(math.sqrt(2 / 64), rel=0.02)
+
+
+def test_lazy_module_the_sample_does_not_reach():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used, self.unused = nn.Linear(4, 2), nn.LazyLinear(3)
+
+        def forward(self, x):
+            return self.used(x)
+
+    with pytest.raises(AutoInitError, match=r"'unused\.weight' is still an uninitialized lazy parameter"):
+        init_model(Branchy(), "kaiming_normal", sample_input=torch.randn(2, 4))
+
+
+def test_user_scheme_that_returns_a_new_tensor_is_an_error():
+    @register_scheme("returns_new_test")
+    def returns_new(tensor: torch.Tensor, ctx: InitContext) -> torch.Tensor:
+        return torch.randn(tensor.shape, generator=ctx.generator)
+
+    @register_scheme("rebinds_test")
+    def rebinds(tensor: torch.Tensor, ctx: InitContext) -> None:
+        tensor = torch.zeros_like(tensor)  # the mistake under test
+
+    model = nn.Linear(4, 3)
+    before = model.weight.detach().clone()
+    for name in ("returns_new_test", "rebinds_test"):
+        with pytest.raises(AutoInitError) as err:
+            init_model(model, name)
+        assert f"scheme '{name}'" in str(err.value) and "fill `tensor` in place (tensor.copy_(w)" in str(err.value)
+        assert "\n" not in str(err.value)
+    assert torch.equal(model.weight, before)
+
+
+def test_user_scheme_returning_its_own_tensor_is_fine():
+    @register_scheme("returns_self_test")
+    def returns_self(tensor: torch.Tensor, ctx: InitContext) -> torch.Tensor:
+        return torch.nn.init.constant_(tensor, 0.25)
+
+    model = nn.Linear(4, 3)
+    assert init_model(model, "returns_self_test")["weight"].scheme == "returns_self_test"
+    assert torch.equal(model.weight, torch.full((3, 4), 0.25))
+
+
+# ---- weights pinned to those before schemes became objects (the tuner's figures depend on them) ----------
+
+
+def _pinned_models():
+    from autoinit.nn import CReLU
+
+    def mlp(act):
+        torch.manual_seed(0)
+        layers = [nn.Linear(8, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 32), act(), nn.Linear(32, 3)]
+        return nn.Sequential(*layers)
+
+    def cnn():
+        torch.manual_seed(0)
+        return nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1),
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.Conv2d(8, 16, 3, padding=1),
+            nn.Tanh(),
+            nn.Conv2d(16, 16, 3, padding=1, groups=2),
+            nn.Sigmoid(),
+            nn.Flatten(),
+            nn.Linear(16 * 16, 4),
+        )
+
+    class RNNNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = nn.Embedding(50, 16, padding_idx=0)
+            self.lstm = nn.LSTM(16, 12, num_layers=2, bidirectional=True, batch_first=True)
+            self.gru = nn.GRU(24, 8, batch_first=True)
+            self.head = nn.Linear(8, 5)
+
+        def forward(self, x):
+            h, _ = self.lstm(self.emb(x))
+            h, _ = self.gru(h)
+            return self.head(torch.tanh(h))
+
+    def crelu():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), CReLU(), nn.Linear(32, 16), CReLU(), nn.Linear(32, 3))
+
+    g = torch.Generator().manual_seed(1)
+    return {
+        "sigmoid": (lambda: mlp(nn.Sigmoid), torch.randn(16, 8, generator=g)),
+        "crelu": (crelu, torch.randn(16, 8, generator=torch.Generator().manual_seed(1))),
+        "rnn": (RNNNet, torch.randint(0, 50, (4, 7), generator=torch.Generator().manual_seed(1))),
+        "cnn": (cnn, torch.randn(4, 3, 4, 4, generator=torch.Generator().manual_seed(1))),
+    }
+
+
+PINNED = {  # sha256 of the state dict after init_model(model, scheme, sample_input=x, seed=0), before #9
+    ("sigmoid", "default"): "eb366070ea085942",
+    ("sigmoid", "auto"): "f22e6a3cc9a7d04c",
+    ("sigmoid", "kaiming_normal"): "be79b227203f96c7",
+    ("sigmoid", "kaiming_uniform"): "5d2a68c14187c5b5",
+    ("sigmoid", "xavier_uniform"): "dd49f9d799d7e56d",
+    ("sigmoid", "xavier_normal"): "d6a6142d6a897b69",
+    ("sigmoid", "lecun_normal"): "be79b227203f96c7",
+    ("sigmoid", "lecun_uniform"): "5d2a68c14187c5b5",
+    ("sigmoid", "orthogonal"): "a2737cb67e8a2ce2",
+    ("sigmoid", "lsuv"): "13eb6ef63dac4cee",
+    ("sigmoid", "yam_chow"): "1a8643ef0d87d0bf",
+    ("crelu", "looks_linear"): "e441b6c5f052105c",
+    ("crelu", "lsuv"): "373ccd4cda68d358",
+    ("rnn", "default"): "d5e5edc49a5b5eb4",
+    ("rnn", "auto"): "902f04508d18d2d6",
+    ("rnn", "kaiming_normal"): "4f7ce5285a9d2fe3",
+    ("rnn", "orthogonal"): "5686717a5d28e243",
+    ("rnn", "lsuv"): "a02b6dfc31791f3b",
+    ("cnn", "default"): "e59413051b15aa19",
+    ("cnn", "auto"): "b33ca1e13ea4623d",
+    ("cnn", "delta_orthogonal"): "b22ae5746f45d69a",
+    ("cnn", "yam_chow"): "7a8e198cc62b4df8",
+}
+
+
+@pytest.mark.parametrize(("model_name", "scheme"), sorted(PINNED))
+def test_weights_bit_identical_to_before_schemes_became_objects(model_name, scheme):
+    import hashlib
+
+    build, x = _pinned_models()[model_name]
+    model = build()
+    init_model(model, scheme, sample_input=x, seed=0)
+    state = model.state_dict()
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].contiguous().numpy().tobytes())
+    assert h.hexdigest()[:16] == PINNED[(model_name, scheme)]

@@ -42,7 +42,7 @@ LSUV = Scheme(
     name="lsuv",
     formula="orthogonal, then layer by layer in forward order W ← W·g/√Var(out) until |Var(out) − g²| ≤ tol·g²",
     paper="Mishkin & Matas 2016, All you need is a good init",
-    example='init_model(model, "lsuv", sample_input=x)',
+    example='init_model(model, "lsuv", sample_input=x, tol=0.1)',
     pick=orthogonal_first,
     model_pass=lsuv_pass,
     options=(TOL, MAX_ITER),

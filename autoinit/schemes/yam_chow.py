@@ -82,7 +82,7 @@ YAM_CHOW = Scheme(
     "is the width where φ' ≥ max φ'/20 (8.71 for the sigmoid; the paper rounds to 8.72); first-layer box from "
     "`sample_input`, hidden layers' from the previous activation's range; other layers get `fallback`",
     paper="Yam & Chow 2000, A weight initialization method for improving training speed in feedforward nets",
-    example='init_model(model, "yam_chow", sample_input=x)',
+    example='init_model(model, "yam_chow", sample_input=x, fallback="kaiming_normal")',
     pick=fallback_first,
     model_pass=yam_chow_pass,
     check=needs_saturating_layer,
