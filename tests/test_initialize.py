@@ -167,8 +167,8 @@ def test_public_api_names():
         ({"seed": -1}, "seed must be a non-negative int below 2**64"),
         ({"scheme": "xavier_uniform", "fallback": "nonsense"}, "unknown option 'fallback' for scheme 'xavier_uniform'"),
         ({"scheme": "xavier_uniform", "recurrent": "whatever"}, "need recurrent to be one of 'orthogonal', 'scheme'"),
-        ({"scheme": "he_normal"}, "autoinit calls it 'kaiming_normal' with distribution='truncated_normal'"),
-        ({"scheme": "glorot_uniform"}, "autoinit calls it 'xavier_uniform'"),
+        ({"scheme": "he_normal"}, "did you mean 'kaiming_normal' with distribution='truncated_normal'?"),
+        ({"scheme": "glorot_uniform"}, "did you mean 'xavier_uniform'?"),
     ],
 )
 def test_bad_input_is_one_line_error_issue_10(kwargs, message):

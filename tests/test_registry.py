@@ -111,11 +111,12 @@ def test_fallback_scheme_options_reach_it():
 @pytest.mark.parametrize(
     ("name", "suggestion"),
     [
-        ("he_normal", "'kaiming_normal' with distribution='truncated_normal'"),
-        ("he_uniform", "'kaiming_uniform'"),
-        ("glorot_uniform", "'xavier_uniform'"),
-        ("glorot_normal", "'xavier_normal' with distribution='truncated_normal'"),
-        ("Glorot-Uniform", "'xavier_uniform'"),
+        ("he_normal", "did you mean 'kaiming_normal' with distribution='truncated_normal'?"),
+        ("he_uniform", "did you mean 'kaiming_uniform'?"),
+        ("glorot_uniform", "did you mean 'xavier_uniform'?"),
+        ("glorot_normal", "did you mean 'xavier_normal' with distribution='truncated_normal'?"),
+        ("Glorot-Uniform", "did you mean 'xavier_uniform'?"),
+        ("kaiming", "did you mean 'kaiming_normal'?"),
         ("kaiming_normal_", "did you mean 'kaiming_normal'"),
     ],
 )

@@ -19,21 +19,19 @@ _BUILTINS: list[str] = []
 
 # Names other libraries give the same formulas. Suggested in the error, never aliased: a config keeps one
 # meaning. Keras's normal initializers are truncated normals.
-_OTHER_NAMES = {
-    "he_normal": "kaiming_normal' with distribution='truncated_normal",
-    "he_uniform": "kaiming_uniform",
-    "he": "kaiming_normal",
-    "msra": "kaiming_normal",
-    "glorot_normal": "xavier_normal' with distribution='truncated_normal",
-    "glorot_uniform": "xavier_uniform",
-    "glorot": "xavier_uniform",
-    "xavier": "xavier_uniform",
-    "kaiming": "kaiming_normal",
-    "lecun": "lecun_normal",
-    "variance_scaling": "kaiming_normal' with distribution='truncated_normal",
-    "saxe": "orthogonal",
-    "pytorch": "default",
-    "torch": "default",
+_TRUNCATED = " with distribution='truncated_normal'"
+_OTHER_NAMES: dict[str, tuple[str, str]] = {
+    "he_normal": ("kaiming_normal", _TRUNCATED),
+    "he_uniform": ("kaiming_uniform", ""),
+    "he": ("kaiming_normal", ""),
+    "msra": ("kaiming_normal", ""),
+    "glorot_normal": ("xavier_normal", _TRUNCATED),
+    "glorot_uniform": ("xavier_uniform", ""),
+    "glorot": ("xavier_uniform", ""),
+    "variance_scaling": ("kaiming_normal", _TRUNCATED),
+    "saxe": ("orthogonal", ""),
+    "pytorch": ("default", ""),
+    "torch": ("default", ""),
 }
 
 
@@ -121,7 +119,8 @@ def get_scheme(name: str) -> Scheme:
     if key in _REGISTRY:
         hint = f"did you mean '{key}'?"
     elif key in _OTHER_NAMES:
-        hint = f"autoinit calls it '{_OTHER_NAMES[key]}'"
+        target, extra = _OTHER_NAMES[key]
+        hint = f"did you mean '{target}'{extra}? (autoinit's name for what other libraries call {key})"
     else:
         close = difflib.get_close_matches(str(name), list(_REGISTRY), n=1, cutoff=0.4)
         hint = f"did you mean '{close[0]}'?" if close else f"valid: {', '.join(sorted(_REGISTRY))}"
