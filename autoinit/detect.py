@@ -3,8 +3,10 @@
 With a sample input, one real forward pass is traced: forward hooks tag each layer's output tensor, and a
 ``TorchFunctionMode`` sees every torch call made inside ``forward`` — module activations and functional
 ones (``F.relu``, ``torch.tanh``, ``x.sigmoid()``) alike. Shape-only and normalizing operations (reshape,
-dropout, pooling, batch/layer norm, residual adds) carry a tag through, so ``conv → BatchNorm → relu``
-gives the conv ReLU's gain. Without a sample input, module registration order is the fallback.
+dropout, pooling, batch/layer norm) carry a tag through, so ``conv → BatchNorm → relu`` gives the conv
+ReLU's gain; a residual sum carries the tags of all its operands, so the ReLU after ``idt + out`` follows
+both the block's last conv and a downsample conv, in either order. Without a sample input, module
+registration order is the fallback.
 """
 
 from __future__ import annotations
