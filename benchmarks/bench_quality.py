@@ -25,7 +25,7 @@ import yaml
 from rich.console import Console
 
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.objective import trial_score
+from autoinit.tuner.scores import trial_score
 from autoinit.tuner.outputs import rows
 from autoinit.tuner.run import tune
 from autoinit.tuner.study import applicable_schemes

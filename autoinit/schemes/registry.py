@@ -109,3 +109,27 @@ def check_options(info: SchemeInfo, options: dict[str, Any]) -> None:
 def _load_builtins() -> None:
     # Importing the modules registers their schemes; done lazily to keep import order simple.
     from autoinit.schemes import auto, data_dependent, orthogonal, variance  # noqa: F401
+
+
+# The built-in schemes in the order the tuner's ``schemes: all`` tries them as anchors (PyTorch's default first).
+ALL_SCHEMES = (
+    "default",
+    "auto",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "xavier_uniform",
+    "xavier_normal",
+    "lecun_normal",
+    "lecun_uniform",
+    "orthogonal",
+    "delta_orthogonal",
+    "looks_linear",
+    "lsuv",
+    "yam_chow",
+)
+
+
+def builtin_scheme_names() -> list[str]:
+    """The built-in schemes, PyTorch's default first, in the order the tuner tries them."""
+    registered = set(list_schemes())
+    return [name for name in ALL_SCHEMES if name in registered]
