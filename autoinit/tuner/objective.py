@@ -1,0 +1,71 @@
+"""The Optuna objective: suggest a point, pre-screen it, train it (in this process or as DDP ranks),
+record what happened on the trial, and return its score."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+from optuna.trial import TrialState
+
+from autoinit.errors import one_line
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
+from autoinit.tuner.records import TrialRecord, TrialStatus
+from autoinit.tuner.scores import downsample, is_stalled, mean_curve, trial_score
+from autoinit.tuner.screening import screened_out
+from autoinit.tuner.search_space import Point, suggest
+from autoinit.tuner.trial import TrialResult, run_trial
+
+
+def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
+    """The objective every trial process of the study runs."""
+    s = config.settings
+    world_size = trial_devices(config)
+
+    def train(trial: optuna.Trial, point: Point) -> TrialResult:
+        if world_size > 1:
+            return run_ddp_trial(config, trial, point, world_size)
+
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
+
+        return run_trial(config, point.scheme, point.gain, point.lr_scale, report)
+
+    def objective(trial: optuna.Trial) -> float:
+        point = suggest(trial, s, schemes)
+        if not TrialRecord.of(trial).anchor and (why := screened_out(config, point.scheme, point.gain)):
+            TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
+            raise optuna.TrialPruned("pre-screened")
+
+        # A point already measured (TPE re-proposes categorical points) costs nothing: same config, same
+        # seeds, same result.
+        for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if done.params == trial.params and done.number != trial.number:
+                TrialRecord.write(trial, **TrialRecord.of(done).measured(), seconds=0.0, duplicate_of=done.number)
+                return float(done.value)
+
+        try:
+            result = train(trial, point)
+        except Exception as exc:
+            TrialRecord.write(trial, status=TrialStatus.FAILED, error=one_line(exc))
+            raise
+        TrialRecord.write(
+            trial,
+            curve=downsample(mean_curve(result.curves)),
+            seconds=result.seconds,
+            steps_trained=sum(len(c) for c in result.curves),
+            status=result.status,
+        )
+        if result.status == TrialStatus.DIVERGED:
+            # Recorded as pruned with a huge last value: TPE puts it in the bad group, ranked last.
+            trial.report(1e30, s.steps * s.seeds)
+            raise optuna.TrialPruned("diverged")
+        if result.status == TrialStatus.PRUNED:
+            raise optuna.TrialPruned()
+        score, std = trial_score(result.curves, s.objective, s.threshold)
+        TrialRecord.write(trial, score_std=std, stalled=is_stalled(result.curves))
+        return score
+
+    return objective
