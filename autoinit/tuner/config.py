@@ -40,7 +40,7 @@ class _TuneCLI(LightningCLI):
         return None
 
 
-def _one_line(exc: Exception) -> str:
+def _summarize_parse_error(exc: Exception) -> str:
     """jsonargparse's multi-line messages, reduced to the key and the most specific reason."""
     text = str(exc)
     unknown = re.search(r"unrecognized arguments: (\S+)", text)
@@ -94,7 +94,7 @@ class TuneConfig:
                     auto_configure_optimizers=True,
                 )
             except ArgumentError as exc:
-                raise AutoInitError(f"config error in {self.path.name}: {_one_line(exc)}") from None
+                raise AutoInitError(f"config error in {self.path.name}: {_summarize_parse_error(exc)}") from None
             except Exception as exc:  # a model/data __init__ that raises on these arguments
                 raise AutoInitError(f"config error in {self.path.name}: {one_line(exc)}") from None
         tune = self.cli.config.get("tune")

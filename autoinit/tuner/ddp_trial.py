@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             trial.report(value, step)
             return trial.should_prune()
 
-    result = run_trial(config, args.scheme, args.gain, args.lr_scale, report)
+    result = run_trial(config, args.scheme, args.gain, lr_scale=args.lr_scale, report=report)
     if os.environ.get("LOCAL_RANK") == "0":
         Path(args.result).write_text(
             json.dumps({"curves": result.curves, "status": result.status.value, "seconds": result.seconds})

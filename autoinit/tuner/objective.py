@@ -31,7 +31,7 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
             trial.report(value, step)
             return trial.should_prune()
 
-        return run_trial(config, point.scheme, point.gain, point.lr_scale, report)
+        return run_trial(config, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
 
     def objective(trial: optuna.Trial) -> float:
         point = suggest(trial, s, schemes)

@@ -101,6 +101,7 @@ def run_trial(
     config: TuneConfig,
     scheme: str,
     gain: float,
+    *,
     lr_scale: float = 1.0,
     report: Reporter | None = None,
     trainer_overrides: dict[str, Any] | None = None,
