@@ -25,10 +25,11 @@ import yaml
 from rich.console import Console
 
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.objective import trial_score
 from autoinit.tuner.outputs import rows
+from autoinit.tuner.records import TrialRecord, TrialStatus
 from autoinit.tuner.run import tune
-from autoinit.tuner.study import applicable_schemes
+from autoinit.tuner.scores import trial_score
+from autoinit.tuner.screening import applicable_schemes
 from autoinit.tuner.trial import run_trial
 
 GAINS = [0.5, 0.71, 1.0, 1.41, 2.0]
@@ -129,13 +130,13 @@ def bench_model(
     tune(tuner_config, Console(file=io.StringIO()))
     import optuna
 
-    from autoinit.tuner.study import open_storage
+    from autoinit.tuner.storage import open_storage
 
     study = optuna.load_study(
         study_name=tuner_config.study_name, storage=open_storage(tuner_config.settings, tuner_config.output)
     )
-    res.tuner_steps = sum(t.user_attrs.get("steps_trained", 0) for t in study.get_trials())
-    best_row = min((r for r in rows(study) if r.status == "complete"), key=lambda r: r.score)
+    res.tuner_steps = sum(TrialRecord.of(t).steps_trained or 0 for t in study.get_trials())
+    best_row = min((r for r in rows(study) if r.status == TrialStatus.COMPLETE), key=lambda r: r.score)
     res.pick = (best_row.scheme, best_row.gain, best_row.score)
     res.seconds = time.perf_counter() - start
     return res

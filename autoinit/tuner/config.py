@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,22 +13,9 @@ import lightning.pytorch as pl
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
-from autoinit.errors import AutoInitError
+from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
-
-# tune keys that do not change what a trial measures: a study may be resumed with other values.
-_RUN_ONLY_KEYS = (
-    "n_trials",
-    "timeout",
-    "storage",
-    "study_name",
-    "output",
-    "workers",
-    "devices_per_trial",
-    "max_worker_growth_mb",
-    "heartbeat_interval",
-    "sampler_seed",
-)
 
 # Trainer callbacks a short trial has no use for (it writes no checkpoint, logs nothing, shows no bar).
 _DROPPED_CALLBACKS = (
@@ -55,7 +40,7 @@ class _TuneCLI(LightningCLI):
         return None
 
 
-def _one_line(exc: Exception) -> str:
+def _summarize_parse_error(exc: Exception) -> str:
     """jsonargparse's multi-line messages, reduced to the key and the most specific reason."""
     text = str(exc)
     unknown = re.search(r"unrecognized arguments: (\S+)", text)
@@ -98,8 +83,7 @@ class TuneConfig:
         if not self.path.is_file():
             raise AutoInitError(f"no config file at '{self.path}': pass the path of a tune YAML (see configs/)")
         args = ["--config", str(self.path), *(overrides or [])]
-        with warnings.catch_warnings(), _quiet_lightning():
-            warnings.simplefilter("ignore")
+        with quiet_lightning():
             try:
                 self.cli = _TuneCLI(
                     args=args,
@@ -110,19 +94,15 @@ class TuneConfig:
                     auto_configure_optimizers=True,
                 )
             except ArgumentError as exc:
-                raise AutoInitError(f"config error in {self.path.name}: {_one_line(exc)}") from None
+                raise AutoInitError(f"config error in {self.path.name}: {_summarize_parse_error(exc)}") from None
             except Exception as exc:  # a model/data __init__ that raises on these arguments
-                raise AutoInitError(
-                    f"config error in {self.path.name}: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}"
-                ) from None
+                raise AutoInitError(f"config error in {self.path.name}: {one_line(exc)}") from None
         tune = self.cli.config.get("tune")
         settings_args = tune.as_dict() if hasattr(tune, "as_dict") else dict(tune or {})
         try:
             self.settings = TuneSettings(**_ranges(settings_args))
         except TypeError as exc:
             raise AutoInitError(f"config error in the tune section: {exc}") from None
-        self.settings.validate()
 
     @property
     def study_name(self) -> str:
@@ -137,9 +117,11 @@ class TuneConfig:
         return json.loads(json.dumps(self.cli.config.as_dict(), default=str))
 
     def sha256(self) -> str:
-        """Hash of everything that changes what a trial measures (not n_trials, storage, workers...)."""
+        """Hash of everything that changes what a trial measures (not the resumable tune keys: n_trials,
+        storage, workers...)."""
         data = self.dump()
-        data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in _RUN_ONLY_KEYS}
+        resumable = TuneSettings.resumable_keys()
+        data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def trainer_kwargs(self) -> dict[str, Any]:
@@ -152,8 +134,7 @@ class TuneConfig:
 
     def build(self) -> tuple[pl.LightningModule, pl.LightningDataModule | None]:
         """A fresh model and datamodule, with the config's optimizer and lr_scheduler attached."""
-        with warnings.catch_warnings(), _quiet_lightning():
-            warnings.simplefilter("ignore")
+        with quiet_lightning():
             self.cli.instantiate_classes()
         return self.cli.model, self.cli.datamodule
 
@@ -171,17 +152,3 @@ def _ranges(args: dict[str, Any]) -> dict[str, Any]:
                 )
             out[key] = Range(**value)
     return out
-
-
-class _quiet_lightning:
-    """Silence Lightning's per-Trainer info lines ("GPU available", tips) for the duration."""
-
-    def __enter__(self) -> None:
-        self.loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-        self.levels = [lg.level for lg in self.loggers]
-        for lg in self.loggers:
-            lg.setLevel(logging.WARNING)
-
-    def __exit__(self, *exc: Any) -> None:
-        for lg, level in zip(self.loggers, self.levels, strict=True):
-            lg.setLevel(level)

@@ -20,8 +20,11 @@ from typing import Any
 
 import optuna
 
-from autoinit import _compat
+from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.records import TrialStatus
+from autoinit.tuner.search_space import Point
+from autoinit.tuner.study import load_study
 from autoinit.tuner.trial import TrialResult, run_trial
 
 
@@ -44,9 +47,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ddp_trial(
-    config: TuneConfig, trial: optuna.Trial, scheme: str, gain: float, lr_scale: float, world_size: int
-) -> TrialResult:
+def run_ddp_trial(config: TuneConfig, trial: optuna.Trial, point: Point, world_size: int) -> TrialResult:
     """Run one trial as ``world_size`` rank processes and return rank 0's result."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="autoinit-ddp-") as tmp:
@@ -71,13 +72,13 @@ def run_ddp_trial(
                 "--overrides",
                 json.dumps(config.overrides),
                 "--scheme",
-                scheme,
+                point.scheme,
                 "--gain",
-                repr(gain),
+                repr(point.gain),
                 "--lr-scale",
-                repr(lr_scale),
+                repr(point.lr_scale),
                 "--trial-id",
-                str(_compat.trial_id(trial)),
+                str(storage.trial_id(trial)),
                 "--result",
                 str(result_path),
             ]
@@ -95,7 +96,7 @@ def run_ddp_trial(
         if any(codes) or not result_path.exists():
             raise RuntimeError(_first_error(Path(tmp), codes))
         data = json.loads(result_path.read_text())
-    return TrialResult(curves=data["curves"], status=data["status"], seconds=data["seconds"])
+    return TrialResult(curves=data["curves"], status=TrialStatus(data["status"]), seconds=data["seconds"])
 
 
 def _first_error(folder: Path, codes: list[int]) -> str:
@@ -122,22 +123,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
 
-    from autoinit.tuner.study import load_study
-
     config = TuneConfig(args.config, json.loads(args.overrides))
     report = None
     if os.environ.get("LOCAL_RANK") == "0":
         study, _ = load_study(config)
-        trial = _compat.reopen_trial(study, args.trial_id)
+        trial = storage.reopen_trial(study, args.trial_id)
 
         def report(step: int, value: float) -> bool:
             trial.report(value, step)
             return trial.should_prune()
 
-    result = run_trial(config, args.scheme, args.gain, args.lr_scale, report)
+    result = run_trial(config, args.scheme, args.gain, lr_scale=args.lr_scale, report=report)
     if os.environ.get("LOCAL_RANK") == "0":
         Path(args.result).write_text(
-            json.dumps({"curves": result.curves, "status": result.status, "seconds": result.seconds})
+            json.dumps({"curves": result.curves, "status": result.status.value, "seconds": result.seconds})
         )
     return 0
 

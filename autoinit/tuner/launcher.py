@@ -12,11 +12,10 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import torch
@@ -24,9 +23,11 @@ from rich.console import Console
 
 from autoinit.errors import AutoInitError
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.loop import ClaimLock, OnTrial, claim_lock, worker_id
+from autoinit.tuner.records import GOOD_STATES
 from autoinit.tuner.settings import TuneSettings
-from autoinit.tuner.study import GOOD_STATES, fail_trials_of
-from autoinit.tuner.worker import FAILING, REPLACE_ME
+from autoinit.tuner.stop_rule import StopReason, WorkerExit
+from autoinit.tuner.study import fail_trials_of
 
 POLL_SECONDS = 0.5
 
@@ -52,7 +53,7 @@ def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
 
 
 class _Worker:
-    def __init__(self, index: int, config: TuneConfig, settings: TuneSettings, log_dir) -> None:
+    def __init__(self, index: int, config: TuneConfig, settings: TuneSettings, log_dir: Path) -> None:
         self.index = index
         env = device_env(index, settings)
         threads = env.get("OMP_NUM_THREADS", "0")
@@ -71,21 +72,30 @@ class _Worker:
             threads,
         ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.name = f"{socket.gethostname()}:{self.proc.pid}"
+        self.name = worker_id(self.proc.pid)
 
     def stop(self) -> None:
         self.log.close()
+
+
+def _fail_and_requeue(lock: ClaimLock, study: optuna.Study, worker: str, why: str) -> list[int]:
+    # Under the claim lock: no worker may read the study between the trial failing and its retry being
+    # queued, or it would start a fresh trial and leave the retry waiting.
+    with lock.held():
+        return fail_trials_of(study, worker, why)
 
 
 def launch(
     config: TuneConfig,
     study: optuna.Study,
     settings: TuneSettings,
-    on_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    *,
+    on_trial: OnTrial,
     console: Console,
-) -> str:
-    """Run the workers until the study holds ``settings.n_trials`` good trials; returns "done" or "failing"."""
+) -> StopReason:
+    """Run the workers until the study holds ``settings.n_trials`` good trials; returns DONE or FAILING."""
     log_dir = config.output
+    lock = claim_lock(config.output)
     workers = {i: _Worker(i, config, settings, log_dir) for i in range(settings.workers)}
     replacements = 0
     max_replacements = 3 * settings.workers
@@ -108,11 +118,11 @@ def launch(
                 if rc is None:
                     continue
                 w.stop()
-                if rc in (0, FAILING):
+                if rc in (WorkerExit.DONE, WorkerExit.FAILING):
                     finished[i] = rc
                     continue
-                lost = fail_trials_of(study, w.name, f"worker {w.name} died (exit {rc})")
-                why = "asked to be replaced (memory)" if rc == REPLACE_ME else f"died (exit {rc})"
+                lost = _fail_and_requeue(lock, study, w.name, f"worker {w.name} died (exit {rc})")
+                why = "asked to be replaced (memory)" if rc == WorkerExit.REPLACE_ME else f"died (exit {rc})"
                 console.print(f"[yellow]worker {i} {why}" + (f"; trial {lost} queued again" if lost else ""))
                 if good >= settings.n_trials or replacements >= max_replacements:
                     finished[i] = rc
@@ -130,9 +140,10 @@ def launch(
             except subprocess.TimeoutExpired:
                 w.proc.kill()
                 w.proc.wait()
-            fail_trials_of(study, w.name, "interrupted")
+            _fail_and_requeue(lock, study, w.name, "interrupted")
             w.stop()
         raise
     for w in workers.values():
-        fail_trials_of(study, w.name, "worker ended")
-    return "failing" if finished and all(rc == FAILING for rc in finished.values()) else "done"
+        _fail_and_requeue(lock, study, w.name, "worker ended")
+    failing = finished and all(rc == WorkerExit.FAILING for rc in finished.values())
+    return StopReason.FAILING if failing else StopReason.DONE

@@ -1,63 +1,71 @@
-"""Scores of a trial's loss curves: lower is better.
-
-- ``auc``: the mean training loss over the trial's steps (the area under the early loss curve per step),
-- ``final``: the mean loss over the last 10% of the steps,
-- ``steps_to``: the number of steps until the loss first falls below ``threshold`` (``steps`` if never).
-
-A trial's score is the mean over its seeds; the std over seeds is reported beside it.
-"""
+"""The Optuna objective: suggest a point, pre-screen it, train it (in this process or as DDP ranks),
+record what happened on the trial, and return its score."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Callable
 
-import numpy as np
+import optuna
+from optuna.trial import TrialState
 
-# A curve whose last 10% stays within this fraction of its first value has not started to learn.
-STALL_FRACTION = 0.03
-
-
-def curve_score(curve: Sequence[float], objective: str, threshold: float | None = None) -> float:
-    """The score of one seed's per-step loss curve."""
-    values = np.asarray(curve, dtype=np.float64)
-    if values.size == 0:
-        return math.inf
-    if objective == "auc":
-        return float(values.mean())
-    if objective == "final":
-        return float(values[-max(1, values.size // 10) :].mean())
-    if objective == "steps_to":
-        below = np.flatnonzero(values < threshold)
-        return float(below[0] + 1) if below.size else float(values.size)
-    raise ValueError(f"unknown objective '{objective}'")
+from autoinit.errors import one_line
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
+from autoinit.tuner.records import TrialRecord, TrialStatus
+from autoinit.tuner.scores import downsample, is_stalled, mean_curve, trial_score
+from autoinit.tuner.screening import screened_out
+from autoinit.tuner.search_space import Point, suggest
+from autoinit.tuner.trial import TrialResult, run_trial
 
 
-def trial_score(
-    curves: Sequence[Sequence[float]], objective: str, threshold: float | None = None
-) -> tuple[float, float]:
-    """Mean and std over seeds of the per-seed scores."""
-    scores = np.array([curve_score(c, objective, threshold) for c in curves])
-    return float(scores.mean()), float(scores.std()) if scores.size > 1 else 0.0
+def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
+    """The objective every trial process of the study runs."""
+    s = config.settings
+    world_size = trial_devices(config)
 
+    def train(trial: optuna.Trial, point: Point) -> TrialResult:
+        if world_size > 1:
+            return run_ddp_trial(config, trial, point, world_size)
 
-def is_stalled(curves: Sequence[Sequence[float]]) -> bool:
-    """True when the seed-mean loss ends where it started: the init left the network unable to learn."""
-    mean = mean_curve(curves)
-    if len(mean) < 10:
-        return False
-    start, end = mean[0], float(np.mean(mean[-max(1, len(mean) // 10) :]))
-    return end >= start * (1 - STALL_FRACTION)
+        def report(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
 
+        return run_trial(config, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
 
-def mean_curve(curves: Sequence[Sequence[float]]) -> list[float]:
-    n = min(len(c) for c in curves)
-    return np.mean([np.asarray(c[:n]) for c in curves], axis=0).tolist() if n else []
+    def objective(trial: optuna.Trial) -> float:
+        point = suggest(trial, s, schemes)
+        if not TrialRecord.of(trial).anchor and (why := screened_out(config, point.scheme, point.gain)):
+            TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
+            raise optuna.TrialPruned("pre-screened")
 
+        # A point already measured (TPE re-proposes categorical points) costs nothing: same config, same
+        # seeds, same result.
+        for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            if done.params == trial.params and done.number != trial.number:
+                TrialRecord.write(trial, **TrialRecord.of(done).measured(), seconds=0.0, duplicate_of=done.number)
+                return float(done.value)
 
-def downsample(curve: Sequence[float], points: int = 200) -> list[float]:
-    """At most ``points`` evenly spaced values of a curve, to keep the study storage small."""
-    if len(curve) <= points:
-        return [float(v) for v in curve]
-    idx = np.linspace(0, len(curve) - 1, points).round().astype(int)
-    return [float(curve[i]) for i in idx]
+        try:
+            result = train(trial, point)
+        except Exception as exc:
+            TrialRecord.write(trial, status=TrialStatus.FAILED, error=one_line(exc))
+            raise
+        TrialRecord.write(
+            trial,
+            curve=downsample(mean_curve(result.curves)),
+            seconds=result.seconds,
+            steps_trained=sum(len(c) for c in result.curves),
+            status=result.status,
+        )
+        if result.status == TrialStatus.DIVERGED:
+            # Recorded as pruned with a huge last value: TPE puts it in the bad group, ranked last.
+            trial.report(1e30, s.steps * s.seeds)
+            raise optuna.TrialPruned("diverged")
+        if result.status == TrialStatus.PRUNED:
+            raise optuna.TrialPruned()
+        score, std = trial_score(result.curves, s.objective, s.threshold)
+        TrialRecord.write(trial, score_std=std, stalled=is_stalled(result.curves))
+        return score
+
+    return objective

@@ -10,19 +10,18 @@ from typing import Any
 
 import optuna
 import yaml
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
 
-_STATUS_RANK = {"complete": 0, "pruned": 1, "prescreened": 2, "diverged": 3, "failed": 4, "running": 5, "waiting": 6}
 
-
-@dataclass
+@dataclass(kw_only=True)
 class Row:
     """One trial as the outputs show it."""
 
     number: int
-    status: str
+    status: TrialStatus
     scheme: str
     gain: float
     lr_scale: float
@@ -35,47 +34,38 @@ class Row:
 
 
 def rows(study: optuna.Study) -> list[Row]:
+    """Every trial of the study, in trial order."""
     out = []
     for t in study.get_trials(deepcopy=False):
+        record = TrialRecord.of(t)
+        fixed_gain = record.fixed_gain if record.fixed_gain is not None else 1.0
         out.append(
             Row(
                 number=t.number,
-                status=_status(t),
+                status=trial_status(t),
                 scheme=t.params.get("scheme", ""),
-                gain=float(t.params.get("gain", t.user_attrs.get("gain", 1.0))),
+                gain=float(t.params.get("gain", fixed_gain)),
                 lr_scale=float(t.params.get("lr_scale", 1.0)),
                 score=t.value if t.state == TrialState.COMPLETE else None,
-                score_std=t.user_attrs.get("score_std"),
-                seconds=t.user_attrs.get("seconds") or (t.duration.total_seconds() if t.duration else None),
-                stalled=bool(t.user_attrs.get("stalled", False)),
-                error=t.user_attrs.get("error", ""),
-                curve=list(t.user_attrs.get("curve", [])),
+                score_std=record.score_std,
+                seconds=record.seconds or (t.duration.total_seconds() if t.duration else None),
+                stalled=record.stalled,
+                error=record.error,
+                curve=list(record.curve),
             )
         )
     return out
 
 
-def _status(t: FrozenTrial) -> str:
-    if t.state == TrialState.COMPLETE:
-        return "complete"
-    if t.state == TrialState.PRUNED:
-        return t.user_attrs.get("status") if t.user_attrs.get("status") in ("diverged", "prescreened") else "pruned"
-    if t.state == TrialState.FAIL:
-        return "failed"
-    return t.state.name.lower()
-
-
 def ranking(all_rows: list[Row]) -> list[Row]:
     """Complete trials by score, then pruned, then diverged; failed and unfinished ones are left out."""
-    ranked = [r for r in all_rows if r.status in ("complete", "pruned", "prescreened", "diverged")]
-    return sorted(
-        ranked, key=lambda r: (_STATUS_RANK[r.status], r.score if r.score is not None else math.inf, r.number)
-    )
+    ranked = [r for r in all_rows if r.status.ranked]
+    return sorted(ranked, key=lambda r: (r.status.rank, r.score if r.score is not None else math.inf, r.number))
 
 
 def default_row(all_rows: list[Row]) -> Row | None:
     """PyTorch's default init at gain 1 (its anchor), else its best complete trial."""
-    defaults = [r for r in all_rows if r.scheme == "default" and r.status == "complete"]
+    defaults = [r for r in all_rows if r.scheme == "default" and r.status == TrialStatus.COMPLETE]
     anchored = [r for r in defaults if r.gain == 1.0 and r.lr_scale == 1.0]
     pool = anchored or defaults
     return min(pool, key=lambda r: r.score) if pool else None
@@ -102,7 +92,7 @@ def write_trials_csv(path: Path, all_rows: list[Row]) -> None:
             w.writerow(
                 [
                     r.number,
-                    r.status,
+                    r.status.value,
                     r.scheme,
                     f"{r.gain:.6g}",
                     f"{r.lr_scale:.6g}",
@@ -118,7 +108,7 @@ def write_trials_csv(path: Path, all_rows: list[Row]) -> None:
 def best_summary(config: TuneConfig, all_rows: list[Row]) -> dict[str, Any] | None:
     from autoinit import __version__
 
-    ranked = [r for r in ranking(all_rows) if r.status == "complete"]
+    ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE]
     if not ranked:
         return None
     best, default = ranked[0], default_row(all_rows)
@@ -166,7 +156,7 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ranked = [r for r in ranking(all_rows) if r.status == "complete" and r.curve]
+    ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE and r.curve]
     default = default_row(all_rows)
     shown: list[Row] = [default] if default and default.curve else []
     for r in ranked:
@@ -196,7 +186,7 @@ def ranking_table(all_rows: list[Row], limit: int = 12):
         left = col in ("scheme", "status")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for i, r in enumerate(ranking(all_rows)[:limit], 1):
-        status = "stalled" if r.stalled and r.status == "complete" else r.status
+        status = "stalled" if r.stalled and r.status == TrialStatus.COMPLETE else r.status.value
         table.add_row(
             str(i),
             str(r.number),

@@ -5,26 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 
+import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.optimize import optimize
+from autoinit.tuner.loop import claim_lock, optimize
+from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import ranking_table, summary_line, write_outputs
-from autoinit.tuner.study import (
-    GOOD_STATES,
-    applicable_schemes,
-    create_study,
-    good_trials,
-    make_objective,
-    mask_url,
-    prescreen_schemes,
-    target_trials,
-)
+from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.screening import applicable_schemes, prescreen_schemes
+from autoinit.tuner.search_space import target_trials
+from autoinit.tuner.stop_rule import StopReason
+from autoinit.tuner.study import create_study, good_trials
 from autoinit.tuner.trial import freeze_startup_objects
 
 
-def best_description(study) -> str:
+def best_description(study: optuna.Study) -> str:
     try:
         return f"best {study.best_trial.params.get('scheme')} {study.best_value:.4g}"
     except ValueError:
@@ -44,7 +42,7 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
     study = create_study(config, schemes)
     n_trials = target_trials(s, schemes)
     settings = dataclasses.replace(s, n_trials=n_trials)
-    where = mask_url(s.storage) if s.storage else str(out / "study.journal")
+    where = storage.describe(s, out)
     done = good_trials(study)
     console.print(
         f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "
@@ -52,7 +50,7 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
         + (f", {s.workers} workers" if s.workers > 1 else "")
     )
     interrupted = False
-    reason = "done"
+    reason = StopReason.DONE
     if done < n_trials:
         with Progress(
             TextColumn("{task.description}"),
@@ -67,7 +65,7 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
             def on_trial(study, trial) -> None:
                 progress.update(
                     task,
-                    completed=len(study.get_trials(deepcopy=False, states=GOOD_STATES)),
+                    completed=good_trials(study),
                     description=best_description(study),
                 )
 
@@ -75,16 +73,17 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
                 if s.workers > 1:
                     from autoinit.tuner.launcher import launch
 
-                    reason = launch(config, study, settings, on_trial, console)
+                    reason = launch(config, study, settings, on_trial=on_trial, console=console)
                 else:
                     freeze_startup_objects()
-                    reason = optimize(study, make_objective(config, schemes), settings, on_trial)
+                    objective = make_objective(config, schemes)
+                    reason = optimize(study, objective, settings, lock=claim_lock(out), on_trial=on_trial)
             except KeyboardInterrupt:
                 interrupted = True
-    if reason == "failing":
-        failed = [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("error")]
+    if reason == StopReason.FAILING:
+        errors = [e for t in study.get_trials(deepcopy=False) if (e := TrialRecord.of(t).error)]
         console.print(
-            f"[red]the first trials all failed ({failed[-1].user_attrs['error'] if failed else 'see above'})"
+            f"[red]the first trials all failed ({errors[-1] if errors else 'see above'})"
             ": stopped — fix the config or the model"
         )
     summary, all_rows = write_outputs(config, study)

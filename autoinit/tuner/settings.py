@@ -1,33 +1,28 @@
-"""The ``tune`` section of a tune config: its keys, types and defaults."""
+"""The ``tune`` section of a tune config: its keys, types, defaults, and the rules a valid one obeys.
+
+A :class:`TuneSettings` cannot hold an invalid value: it checks itself on construction, and
+``dataclasses.replace`` constructs (and so checks) a new one. Which keys may change when a study is resumed
+is marked on the field itself (``metadata={"resumable": True}``).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Literal, Union
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal, Union
 
 from autoinit.errors import AutoInitError
-from autoinit.schemes.registry import get_scheme, list_schemes
+from autoinit.schemes.registry import builtin_scheme_names, get_scheme
 
-# Schemes "all" stands for, in the order anchors are tried (default first).
-ALL_SCHEMES = (
-    "default",
-    "auto",
-    "kaiming_normal",
-    "kaiming_uniform",
-    "xavier_uniform",
-    "xavier_normal",
-    "lecun_normal",
-    "lecun_uniform",
-    "orthogonal",
-    "delta_orthogonal",
-    "looks_linear",
-    "lsuv",
-    "yam_chow",
-)
+_POSITIVE_KEYS = ("steps", "seeds", "n_trials", "report_every", "workers", "devices_per_trial", "heartbeat_interval")
 
 
-@dataclass
+def _resumable(default: Any) -> Any:
+    """A key that does not change what a trial measures: a study may be resumed with another value."""
+    return field(default=default, metadata={"resumable": True})
+
+
+@dataclass(frozen=True)
 class Range:
     """A continuous search range."""
 
@@ -35,8 +30,12 @@ class Range:
     high: float = 2.0
     log: bool = True
 
+    def clamp(self, value: float) -> float:
+        """``value``, or the end of the range nearest to it."""
+        return min(max(value, self.low), self.high)
 
-@dataclass
+
+@dataclass(frozen=True)
 class TuneSettings:
     """What the tuner searches and how it scores a trial.
 
@@ -61,11 +60,11 @@ class TuneSettings:
         lr_scale: a range over which the optimizer's learning rate is scaled per trial (off by default).
         data_seed: seed of the data order and of everything but the init.
         sampler_seed: seed of the sampler.
+        workers: trial processes on this machine.
+        devices_per_trial: GPUs per worker process.
         prescreen: score every scheme/gain from one forward and backward pass before training it, and keep
             those whose signal vanishes or explodes by four orders of magnitude over depth out of the
             training budget (PyTorch's default is always trained).
-        workers: trial processes on this machine.
-        devices_per_trial: GPUs per worker process.
         max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
             by a fresh process (0: a fresh process after every trial, for leaky user code).
         heartbeat_interval: seconds between heartbeats of a running trial (RDB storages); a trial silent
@@ -79,36 +78,31 @@ class TuneSettings:
     objective: Literal["auc", "final", "steps_to"] = "auc"
     threshold: float | None = None
     metric: str | None = None
-    n_trials: int = 20
-    timeout: float | None = None
+    n_trials: int = _resumable(20)
+    timeout: float | None = _resumable(None)
     sampler: Literal["tpe", "grid", "random", "gp"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
     report_every: int = 10
-    storage: str | None = None
-    study_name: str | None = None
-    output: str | None = None
+    storage: str | None = _resumable(None)
+    study_name: str | None = _resumable(None)
+    output: str | None = _resumable(None)
     lr_scale: Range | None = None
     data_seed: int = 0
-    sampler_seed: int = 0
-    workers: int = 1
-    devices_per_trial: int = 1
+    sampler_seed: int = _resumable(0)
+    workers: int = _resumable(1)
+    devices_per_trial: int = _resumable(1)
     prescreen: bool = True
-    max_worker_growth_mb: int = 2048
-    heartbeat_interval: int = 10
+    max_worker_growth_mb: int = _resumable(2048)
+    heartbeat_interval: int = _resumable(10)
 
-    def validate(self) -> None:
+    def __post_init__(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""
-
-        def positive(key: str, value: float) -> None:
-            if value <= 0:
-                raise AutoInitError(f"tune.{key} must be > 0, got {value}")
-
-        for key in ("steps", "seeds", "n_trials", "report_every", "workers", "devices_per_trial", "heartbeat_interval"):
-            positive(key, getattr(self, key))
+        for key in _POSITIVE_KEYS:
+            _positive(key, getattr(self, key))
         if self.max_worker_growth_mb < 0:
             raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
-            positive("timeout", self.timeout)
+            _positive("timeout", self.timeout)
         if self.objective == "steps_to" and self.threshold is None:
             raise AutoInitError("tune.objective 'steps_to' needs tune.threshold: the loss level to reach")
         if isinstance(self.schemes, str) and self.schemes != "all":
@@ -118,18 +112,41 @@ class TuneSettings:
         for key, rng in (("gain", self.gain), ("lr_scale", self.lr_scale)):
             if isinstance(rng, Range) and (not (0 < rng.low < rng.high) or not math.isfinite(rng.high)):
                 raise AutoInitError(f"tune.{key} range needs 0 < low < high, got low={rng.low}, high={rng.high}")
-        gains = self.gain if isinstance(self.gain, list) else [self.gain] if not isinstance(self.gain, Range) else []
-        if isinstance(self.gain, list) and not gains:
+        if isinstance(self.gain, list) and not self.gain:
             raise AutoInitError("tune.gain list is empty: give at least one value")
+        gains = self.gain if isinstance(self.gain, list) else [] if isinstance(self.gain, Range) else [self.gain]
         for g in gains:
-            if not (isinstance(g, (int, float)) and math.isfinite(g) and g > 0):
+            if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and g > 0):
                 raise AutoInitError(f"tune.gain values must be positive numbers, got {g!r}")
 
+    @classmethod
+    def resumable_keys(cls) -> tuple[str, ...]:
+        """The keys that may change when a study is resumed (they do not change what a trial measures)."""
+        return tuple(f.name for f in fields(cls) if f.metadata.get("resumable"))
+
     def scheme_names(self) -> list[str]:
+        """The schemes to tune, PyTorch's default first (everything is measured against it)."""
         if self.schemes == "all":
-            return [s for s in ALL_SCHEMES if s in list_schemes()]
+            return builtin_scheme_names()
         names = list(dict.fromkeys(self.schemes))
-        return names if "default" in names else ["default", *names]  # always measured against default
+        return names if "default" in names else ["default", *names]
+
+    @property
+    def gain_is_searched(self) -> bool:
+        """False when ``gain`` is one fixed number (then it is recorded, not suggested)."""
+        return isinstance(self.gain, (Range, list))
+
+    def anchor_gain(self) -> float:
+        """The textbook gain 1.0, or the allowed value nearest to it."""
+        if isinstance(self.gain, Range):
+            return self.gain.clamp(1.0)
+        if isinstance(self.gain, list):
+            return float(min(self.gain, key=lambda v: abs(v - 1.0)))
+        return float(self.gain)
+
+    def anchor_lr_scale(self) -> float:
+        """The unscaled learning rate 1.0, or the end of the ``lr_scale`` range nearest to it."""
+        return 1.0 if self.lr_scale is None else self.lr_scale.clamp(1.0)
 
     def grid_gains(self) -> list[float]:
         """The gains a grid search walks: the list, the fixed value, or 5 points over the range."""
@@ -141,3 +158,15 @@ class TuneSettings:
         if self.gain.log:
             return [round(lo * (hi / lo) ** (i / 4), 4) for i in range(5)]
         return [round(lo + (hi - lo) * i / 4, 4) for i in range(5)]
+
+    def grid_lr_scales(self) -> list[float]:
+        """The learning-rate scales a grid search walks: the range's ends and its point nearest 1.0."""
+        if self.lr_scale is None:
+            return [1.0]
+        r = self.lr_scale
+        return sorted({r.low, r.clamp(1.0), r.high})
+
+
+def _positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise AutoInitError(f"tune.{key} must be > 0, got {value}")

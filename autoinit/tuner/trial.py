@@ -7,7 +7,6 @@ import gc
 import math
 import signal
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +15,9 @@ import lightning.pytorch as pl
 import torch
 
 from autoinit.callback import AutoInit
-from autoinit.tuner.config import TuneConfig, _quiet_lightning
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.noise import quiet_lightning
+from autoinit.tuner.records import TrialStatus
 
 # report(step, value) -> True when the pruner says stop
 Reporter = Callable[[int, float], bool]
@@ -87,10 +88,12 @@ class LearningRateScale(pl.Callback):
                 sched.base_lrs = [lr * self.scale for lr in sched.base_lrs]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class TrialResult:
+    """What training one point gave: a loss curve per seed, how it ended, and how long it took."""
+
     curves: list[list[float]] = field(default_factory=list)
-    status: str = "complete"  # complete | diverged | pruned
+    status: TrialStatus = TrialStatus.COMPLETE  # COMPLETE, DIVERGED or PRUNED
     seconds: float = 0.0
 
 
@@ -98,6 +101,7 @@ def run_trial(
     config: TuneConfig,
     scheme: str,
     gain: float,
+    *,
     lr_scale: float = 1.0,
     report: Reporter | None = None,
     trainer_overrides: dict[str, Any] | None = None,
@@ -139,8 +143,7 @@ def run_trial(
             num_sanity_val_steps=0,
             enable_autolog_hparams=False,
         )
-        with warnings.catch_warnings(), _quiet_lightning():
-            warnings.simplefilter("ignore")
+        with quiet_lightning():
             trainer = pl.Trainer(**kwargs)
             try:
                 trainer.fit(model, datamodule=datamodule)
@@ -157,7 +160,7 @@ def run_trial(
         result.curves.append(curve.values)
         history.extend(curve.values)
         if curve.diverged or curve.pruned:
-            result.status = "diverged" if curve.diverged else "pruned"
+            result.status = TrialStatus.DIVERGED if curve.diverged else TrialStatus.PRUNED
             break
     release_memory()
     result.seconds = time.perf_counter() - start

@@ -1,6 +1,7 @@
 """A worker process of ``autoinit tune --workers N``: pulls trials from the shared study until it is done.
 
-Exit codes: 0 done, 3 its first trials all failed, 75 replace me (memory kept growing, or out of memory).
+Its exit code is a :class:`~autoinit.tuner.stop_rule.WorkerExit`: done, failing (its first trials all
+failed), or replace me (memory kept growing, or out of memory).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import sys
 
 import torch
 
-REPLACE_ME = 75
-FAILING = 3
+from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.stop_rule import WorkerExit
 
 
 def _rss_mb() -> float:
@@ -30,7 +31,7 @@ class MemoryWatch:
         self.out_of_memory = False
 
     def after_trial(self, study, trial) -> None:
-        if "out of memory" in trial.user_attrs.get("error", "").lower():
+        if "out of memory" in TrialRecord.of(trial).error.lower():
             self.out_of_memory = True
         used = _rss_mb() + (torch.cuda.memory_reserved() / 2**20 if torch.cuda.is_available() else 0.0)
         if self.baseline is None:
@@ -56,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from autoinit.tuner.config import TuneConfig
-    from autoinit.tuner.optimize import optimize
-    from autoinit.tuner.study import load_study, make_objective, target_trials
+    from autoinit.tuner.loop import claim_lock, optimize
+    from autoinit.tuner.objective import make_objective
+    from autoinit.tuner.search_space import target_trials
+    from autoinit.tuner.study import load_study
     from autoinit.tuner.trial import freeze_startup_objects
 
     config = TuneConfig(args.config, json.loads(args.overrides))
@@ -65,8 +68,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = dataclasses.replace(config.settings, n_trials=target_trials(config.settings, schemes))
     watch = MemoryWatch(config.settings.max_worker_growth_mb)
     freeze_startup_objects()
-    reason = optimize(study, make_objective(config, schemes), settings, watch.after_trial, watch.should_exit)
-    return {"exit": REPLACE_ME, "failing": FAILING}.get(reason, 0)
+    reason = optimize(
+        study,
+        make_objective(config, schemes),
+        settings,
+        lock=claim_lock(config.output),
+        on_trial=watch.after_trial,
+        should_exit=watch.should_exit,
+    )
+    return int(WorkerExit.for_reason(reason))
 
 
 if __name__ == "__main__":

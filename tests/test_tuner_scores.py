@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from autoinit.tuner.objective import curve_score, downsample, is_stalled, mean_curve, trial_score
+from autoinit.tuner.scores import curve_score, downsample, is_stalled, mean_curve, trial_score
 
 
 def test_auc_final_steps_to():

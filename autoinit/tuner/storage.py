@@ -1,0 +1,88 @@
+"""The Optuna storage behind a study: opening it, and every write to a trial this process does not run
+(private Optuna APIs go through :mod:`autoinit._compat`)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autoinit import _compat
+from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.noise import quiet_optuna_experimental
+from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.settings import TuneSettings
+
+JOURNAL_NAME = "study.journal"
+
+
+def mask_url(url: str) -> str:
+    """A storage URL with its password replaced by ***, for logs and output files."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+
+
+def storage_target(settings: TuneSettings, output: Path) -> str:
+    """The configured storage: an RDB URL, or a journal file path (default: study.journal in ``output``)."""
+    return settings.storage or str(output / JOURNAL_NAME)
+
+
+def is_rdb(target: str) -> bool:
+    """An RDB URL (it has heartbeats: a dead process's trial goes stale), not a journal file."""
+    return "://" in target
+
+
+def describe(settings: TuneSettings, output: Path) -> str:
+    """Where the study lives, safe to print."""
+    return mask_url(storage_target(settings, output))
+
+
+def open_storage(settings: TuneSettings, output: Path) -> optuna.storages.BaseStorage:
+    """An RDB storage for a URL (with a heartbeat, so a dead worker's trial is failed and retried), else
+    a journal file (safe for concurrent writers on one machine)."""
+    target = storage_target(settings, output)
+    if is_rdb(target):
+        try:
+            with quiet_optuna_experimental():
+                return optuna.storages.RDBStorage(
+                    target,
+                    heartbeat_interval=settings.heartbeat_interval,
+                    grace_period=3 * settings.heartbeat_interval,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
+        except Exception as exc:
+            raise AutoInitError(
+                f"cannot open storage {mask_url(target)} ({mask_url(one_line(exc))}): "
+                "check the URL and that the server runs"
+            ) from None
+    Path(target).parent.mkdir(parents=True, exist_ok=True)
+    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(target))
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail the running trials whose heartbeat went stale (RDB storages; a no-op without heartbeats); the
+    storage's retry callback queues their parameters again."""
+    with quiet_optuna_experimental():
+        optuna.storages.fail_stale_trials(study)
+
+
+def record_on(study: optuna.Study, trial: optuna.trial.FrozenTrial, **values: Any) -> None:
+    """Set record fields on a trial another process runs (or ran)."""
+    for key, value in TrialRecord.attrs(**values).items():
+        _compat.set_trial_user_attr(study, trial, key, value)
+
+
+def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """Mark another process's RUNNING trial failed; False when it finished in the meantime."""
+    return _compat.fail_trial(study, trial)
+
+
+def trial_id(trial: optuna.Trial) -> int:
+    """The storage's id of a trial, to reopen it from another process (a DDP rank)."""
+    return _compat.trial_id(trial)
+
+
+def reopen_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """A live handle on a running trial that another process of this run started."""
+    return _compat.reopen_trial(study, trial_id)
