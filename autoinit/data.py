@@ -274,5 +274,5 @@ def model_input(batch: Any, model: Any, batch_to_input: str | BatchToInput | Non
     except AutoInitError:
         raise
     except Exception as exc:
-        name = getattr(fn, "__qualname__", repr(fn))
+        name = f"{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', repr(fn))}".lstrip(".")
         raise AutoInitError(f"batch_to_input ({name}) failed on a training batch: {one_line(exc)}") from exc
