@@ -67,7 +67,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else config.output / "inspect.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(results, out)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0
 
 

@@ -386,10 +386,10 @@ def render(results: list[SignalStats], console) -> None:
 
     for st in results:
         if not st.layers:
-            console.print(f"{st.scheme}: {st.error or 'no layer reached'}", style="dim", markup=False)
+            console.print(f"{st.scheme}: {st.error or 'no layer reached'}", style="dim", markup=False, soft_wrap=True)
             continue
         if st.note:
-            console.print(f"{st.scheme}: note: {st.note}", markup=False, style="dim")
+            console.print(f"{st.scheme}: note: {st.note}", markup=False, style="dim", soft_wrap=True)
         table = Table(title=f"{st.scheme} gain={st.gain:g}: loss {st.loss:.4g}", title_justify="left")
         for col in ("#", "layer", "type", "output std", "grad std", "flag"):
             table.add_column(col, justify="right" if "std" in col or col == "#" else "left")

@@ -8,8 +8,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
-import yaml
 import userland
+import yaml
 from helpers import RecordBatches, TinyClassifier, trainer
 from lightning.pytorch.loggers import Logger
 
@@ -306,7 +306,7 @@ def test_no_usable_input_falls_back_or_fails_in_one_line(tmp_path, caplog):
         cb = AutoInit("lsuv", batch_to_input=fn, verbose=False)
         _fit(tmp_path, userland.ResidualDictNet(input_key="features"), [cb], dm(), max_steps=1)
         assert cb.report.activation_source == "traced" and cb.report["stem.weight"].scheme == "lsuv"
-    with pytest.raises(AutoInitError, match="cannot import 'userland.to_inptu': 'userland' has no attribute"):
+    with pytest.raises(AutoInitError, match=r"cannot import 'userland\.to_inptu': 'userland' has no attribute"):
         AutoInit(batch_to_input="userland.to_inptu")
 
 

@@ -107,7 +107,7 @@ def test_errors_are_one_line_in_the_users_words(tmp_path):
         def __getitem__(self, i):
             raise KeyError("image_0.png")
 
-    with pytest.raises(AutoInitError, match="first batch: KeyError: image_0.png: fix the dataset"):
+    with pytest.raises(AutoInitError, match=r"first batch: KeyError: image_0\.png: fix the dataset"):
         data.next_batch(DataLoader(Broken(), batch_size=2))
 
 
@@ -131,7 +131,7 @@ def test_replayable():
     x = TensorDataset(torch.zeros(4, 2))
     assert data.replayable(DataLoader(x)) and data.replayable({"a": DataLoader(x), "b": [DataLoader(x)]})
     assert not data.replayable(DataLoader(userland.OneShotStream(8)))
-    assert not data.replayable(iter([1, 2])) and not data.replayable((b for b in [1]))
+    assert not data.replayable(iter([1, 2])) and not data.replayable(b for b in [1])
     assert not data.replayable({"a": DataLoader(x), "b": DataLoader(userland.OneShotStream(8))})
 
 
@@ -154,7 +154,10 @@ def test_default_batch_to_input():
     assert data.default_batch_to_input({"input_ids": t, "labels": 1}, KwNet()) == {"input_ids": t, "labels": 1}
     with pytest.raises(data.NoModelInput) as err:
         data.default_batch_to_input({"features": t, "y": 1}, Net())
-    assert err.value.reason == "a training batch is a dict with keys (features, y) and Net.forward takes none of them (x, mask)"
+    assert (
+        err.value.reason
+        == "a training batch is a dict with keys (features, y) and Net.forward takes none of them (x, mask)"
+    )
     assert "example_input_array" in str(err.value) and "batch_to_input" in str(err.value)
 
     class Needs(torch.nn.Module):
@@ -171,7 +174,9 @@ def test_model_input_and_load_callable():
     batch = {"features": torch.ones(2, 8), "y": torch.zeros(2)}
     assert data.model_input(batch, Net(), "userland.to_input") is batch["features"]
     assert data.model_input(batch, Net(), lambda b: (b["features"],))[0] is batch["features"]
-    with pytest.raises(AutoInitError, match=r"batch_to_input \(userland.to_input\) failed on a training batch: KeyError: features"):
+    with pytest.raises(
+        AutoInitError, match=r"batch_to_input \(userland.to_input\) failed on a training batch: KeyError: features"
+    ):
         data.model_input({"x": 1}, Net(), userland.to_input)
     assert data.load_callable("userland.FileData.setup") is userland.FileData.setup
     assert data.load_callable(len) is len
