@@ -22,6 +22,7 @@ import importlib
 import inspect
 import os
 import random
+import warnings
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -148,8 +149,10 @@ def preserved_rng() -> Iterator[None]:
 def next_batch(loader: Any, what: str = "the train dataloader") -> Any:
     """The first batch of ``loader`` as the fit loop would see it (several loaders combined in
     ``max_size_cycle`` mode), drawn with every RNG state preserved. ``what`` names the loader in errors."""
-    combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
-    with preserved_rng():
+    with preserved_rng(), warnings.catch_warnings():
+        # Lightning's CombinedLoader on newer torch: a deprecation inside Lightning, not the user's to fix
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+        combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
         try:
             iterator = iter(combined)
             out = next(iterator)
