@@ -154,3 +154,29 @@ def test_dict_batch_without_a_forward_key(tmp_path, capsys):
     assert "lsuv: a training batch is a dict with keys (features, y)" in out  # lsuv cannot run; the rest can
     assert main(["inspect", path, "--schemes", "lsuv", "--batch-to-input", "userland.to_input"]) == 0
     assert "lsuv gain=1" in capsys.readouterr().out
+
+
+def test_manual_optimization_is_measured_at_its_manual_backward():
+    import userland
+
+    class Manual(userland.ResidualDictNet):
+        def __init__(self):
+            super().__init__()
+            self.automatic_optimization = False
+
+        def training_step(self, batch, batch_idx):
+            opt = self.optimizers()
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(self(batch["x"]), batch["y"])
+            self.manual_backward(loss)
+            opt.step()
+
+    x, y = userland.make_samples(16)
+    model = Manual()
+    stats = measure(model, {"x": x, "y": y}, None, "orthogonal", seed=1)
+    reference = Manual()
+    init_model(reference, "orthogonal", sample_input=x, seed=1)
+    with torch.no_grad():
+        assert stats.loss == pytest.approx(float(torch.nn.functional.cross_entropy(reference(x), y)), rel=1e-6)
+    assert len(stats.layers) == 8 and all(lay.grad_std and lay.grad_std > 0 for lay in stats.layers)
+    assert torch.equal(model.head.weight, reference.head.weight)  # stopped before opt.step()
