@@ -16,33 +16,33 @@ Parameters are changed in place, so the optimizers built in ``strategy.setup`` k
 
 from __future__ import annotations
 
-import contextlib
-import random
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 import yaml
 from lightning.pytorch.utilities import rank_zero_info
 
 from autoinit._compat import train_dataloader_of
-from autoinit.errors import AutoInitError
+from autoinit.data import NoModelInput, default_batch_to_input, load_callable, model_input, next_batch, replayable
+from autoinit.errors import AutoInitError, one_line
 from autoinit.initialize import check_gain, init_model
 from autoinit.report import InitReport
 from autoinit.schemes.registry import check_options, get_scheme
 
+__all__ = ["AutoInit", "default_batch_to_input"]
+
 _SHARDED_STRATEGIES = ("FSDPStrategy", "ModelParallelStrategy", "DeepSpeedStrategy")
 
+# Notes (one line each, rank 0): Python's last-resort handler prints them when logging is not configured.
+log = logging.getLogger("autoinit")
 
-def default_batch_to_input(batch: Any) -> Any:
-    """The model input inside a training batch: the batch itself if it is a tensor, the first element of
-    an ``(x, y)`` tuple or list, a dict as keyword arguments."""
-    if isinstance(batch, (tuple, list)) and batch:
-        return batch[0]
-    return batch
+
+class _NoSample(Exception):
+    """No usable sample input; the message says why."""
 
 
 class AutoInit(pl.Callback):
@@ -52,8 +52,10 @@ class AutoInit(pl.Callback):
         scheme, gain, seed, include, exclude, **options: as :func:`autoinit.init_model`.
             ``seed=None`` takes ``torch.initial_seed()`` on rank 0 (set by ``seed_everything``).
         options: the same options as a dict, for LightningCLI configs.
-        batch_to_input: how to get the model's input from a training batch when the module has no
-            ``example_input_array`` (default: the first element of a tuple).
+        batch_to_input: a function (or its dotted import path, as LightningCLI configs give it) from a
+            training batch to the model's input, used when the module has no ``example_input_array``.
+            Default: a tensor batch is the input, a tuple's first element, a dict's entries that
+            ``forward`` takes as keyword arguments.
         verbose: log the report table on rank 0.
     """
 
@@ -65,7 +67,7 @@ class AutoInit(pl.Callback):
         include: str | list[str] | None = None,
         exclude: str | list[str] | None = None,
         options: dict[str, Any] | None = None,
-        batch_to_input: Callable[[Any], Any] | None = None,
+        batch_to_input: Callable[[Any], Any] | str | None = None,
         verbose: bool = True,
         **extra_options: Any,
     ) -> None:
@@ -75,7 +77,8 @@ class AutoInit(pl.Callback):
         check_options(info, self.options)
         self.scheme, self.gain, self.seed = scheme, check_gain(gain), seed
         self.include, self.exclude = include, exclude
-        self.batch_to_input = batch_to_input or default_batch_to_input
+        # A bad path fails here, at construction, before any training.
+        self.batch_to_input = None if batch_to_input is None else load_callable(batch_to_input)
         self.verbose = verbose
         self.initialized = False
         self.report: InitReport | None = None
@@ -142,17 +145,7 @@ class AutoInit(pl.Callback):
             return
         seed = self.seed if self.seed is not None else torch.initial_seed() % 2**63
         seed = trainer.strategy.broadcast(seed, src=0)
-        sample = self._sample_input(trainer, pl_module)
-        report = init_model(
-            pl_module,
-            self.scheme,
-            self.gain,
-            sample_input=sample,
-            seed=seed,
-            include=self.include,
-            exclude=self.exclude,
-            **self.options,
-        )
+        report = self._init(trainer, pl_module, seed)
         self._broadcast_parameters(trainer, pl_module)
         self.initialized = True
         self.seed = seed
@@ -174,26 +167,91 @@ class AutoInit(pl.Callback):
                 )
 
     # ---- helpers ----------------------------------------------------------------------------------------
-    def _sample_input(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Any:
-        """``example_input_array`` if the module has one, else the input of one train batch, fetched with
-        every RNG saved and restored so training sees exactly the batches it would have seen."""
-        needs_data = get_scheme(self.scheme).needs_data
+    def _init(self, trainer: pl.Trainer, pl_module: pl.LightningModule, seed: int) -> InitReport:
+        """init_model with a sample input when the scheme uses one; a scheme that uses it only to detect
+        activations falls back to module order (with a note) when the sample does not work."""
+        info = get_scheme(self.scheme)
+        sample = None
+        if getattr(info, "uses_sample", True):
+            try:
+                sample = self._sample_input(trainer, pl_module, needs_data=info.needs_data)
+            except _NoSample as exc:
+                if info.needs_data:
+                    raise AutoInitError(
+                        f"AutoInit: scheme '{self.scheme}' needs a batch of data and none could be had ({exc}): "
+                        "set example_input_array on the LightningModule, or pass AutoInit(batch_to_input=...) "
+                        "a function (or dotted path) from a training batch to forward's input"
+                    ) from None
+                self._note(trainer, f"activations taken from module order: {exc}")
+
+        def run(sample_input: Any) -> InitReport:
+            return init_model(
+                pl_module,
+                self.scheme,
+                self.gain,
+                sample_input=sample_input,
+                seed=seed,
+                include=self.include,
+                exclude=self.exclude,
+                **self.options,
+            )
+
+        if sample is None or info.needs_data:
+            return run(sample)
+        try:
+            return run(sample)
+        except AutoInitError as exc:
+            report = run(None)  # fails again if the sample was not the problem
+            self._note(trainer, f"activations taken from module order: {exc}")
+            return report
+
+    def _note(self, trainer: pl.Trainer, text: str) -> None:
+        if trainer.is_global_zero:
+            log.warning(
+                f"autoinit: {text} (set example_input_array on the LightningModule or pass "
+                "AutoInit(batch_to_input=...) for traced activations)"
+            )
+
+    def _sample_input(self, trainer: pl.Trainer, pl_module: pl.LightningModule, needs_data: bool) -> Any:
+        """``example_input_array`` if the module has one, else the input of the first train batch, drawn
+        with every RNG saved and restored so training sees exactly the batches it would have seen. A
+        one-shot loader (an IterableDataset, a generator) is drawn from only when the scheme needs data,
+        with a note: its first batch may then be gone from training. Raises _NoSample."""
         example = getattr(pl_module, "example_input_array", None)
         if example is not None:
             return example
         try:
-            with _preserved_rng():
-                batch = next(iter(train_dataloader_of(trainer)))
-            batch = trainer.strategy.batch_to_device(batch)
-            return self.batch_to_input(batch)
+            loader = train_dataloader_of(trainer)
         except Exception as exc:
-            if needs_data:
-                raise AutoInitError(
-                    f"AutoInit: scheme '{self.scheme}' needs a batch of data, and none could be had "
-                    f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): set "
-                    "example_input_array on the LightningModule or give the Trainer a train dataloader"
-                ) from exc
-            return None
+            raise _NoSample(f"the train dataloader could not be had: {one_line(exc)}") from exc
+        if loader is None:
+            raise _NoSample("the Trainer has no train dataloader")
+        if not replayable(loader):
+            if not needs_data:
+                raise _NoSample(
+                    "the train dataloader is a one-shot stream (an IterableDataset or an iterator), and drawing "
+                    "a batch from it could take that batch away from training"
+                )
+            if trainer.is_global_zero:
+                log.warning(
+                    f"autoinit: scheme '{self.scheme}' draws its sample batch from a one-shot train dataloader "
+                    "(an IterableDataset or an iterator), so training may not see that batch: set "
+                    "example_input_array on the LightningModule to keep every batch for training"
+                )
+        try:
+            batch = next_batch(loader)
+        except AutoInitError as exc:
+            raise _NoSample(str(exc)) from exc
+        try:
+            batch = trainer.strategy.batch_to_device(batch)
+        except Exception as exc:
+            raise _NoSample(f"moving a batch to the device failed: {one_line(exc)}") from exc
+        try:
+            return model_input(batch, pl_module, self.batch_to_input)
+        except NoModelInput as exc:
+            raise _NoSample(exc.reason) from exc
+        except AutoInitError as exc:
+            raise _NoSample(str(exc)) from exc
 
     @staticmethod
     def _broadcast_parameters(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -202,16 +260,3 @@ class AutoInit(pl.Callback):
         with torch.no_grad():
             for p in pl_module.parameters():
                 torch.distributed.broadcast(p.data, src=0)
-
-
-@contextlib.contextmanager
-def _preserved_rng() -> Iterator[None]:
-    """Restore torch's (CPU and CUDA, through ``torch.random.fork_rng``), NumPy's and Python's RNG states
-    on exit."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from autoinit.errors import AutoInitError
@@ -32,21 +33,29 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
+    from autoinit.data import load_callable
     from autoinit.inspection import inspect_schemes, plot, render
     from autoinit.schemes.registry import get_scheme
     from autoinit.tuner.config import TuneConfig
 
+    # Every argument checked before the config is built: one-line errors, no work done.
+    if not math.isfinite(args.gain) or args.gain <= 0:
+        raise AutoInitError(f"--gain must be a positive finite number (1.0 = the textbook formula), got {args.gain:g}")
+    batch_to_input = load_callable(args.batch_to_input) if args.batch_to_input else None
     config = TuneConfig(args.config, list(args.overrides))
-    schemes = args.schemes.split(",") if args.schemes else config.settings.scheme_names()
+    schemes = [s.strip() for s in args.schemes.split(",") if s.strip()] if args.schemes else None
+    if schemes == []:
+        raise AutoInitError("--schemes is empty: give comma-separated names (autoinit schemes lists them)")
+    schemes = schemes or config.settings.scheme_names()
     for name in schemes:
         get_scheme(name)  # an unknown name: one-line error before any work
-    results = inspect_schemes(config, schemes, args.gain)
+    results = inspect_schemes(config, schemes, args.gain, batch_to_input=batch_to_input)
     console = Console()
     render(results, console)
     out = Path(args.out) if args.out else config.output / "inspect.png"
     out.parent.mkdir(parents=True, exist_ok=True)
     plot(results, out)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True, markup=False)
     return 0
 
 
@@ -71,7 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
     p.add_argument("config", help="a tune config (its model and data are used)")
     p.add_argument("--schemes", default=None, help="comma-separated scheme names (default: the config's)")
-    p.add_argument("--gain", type=float, default=1.0)
+    p.add_argument("--gain", type=float, default=1.0, help="multiplier on each scheme's textbook scale (> 0)")
+    p.add_argument(
+        "--batch-to-input",
+        default=None,
+        help="dotted path of a function from a training batch to the model's input (default: a tensor "
+        "batch, the first element of a tuple, the dict entries forward takes)",
+    )
     p.add_argument("--out", default=None, help="where to write the plot (default: <output>/inspect.png)")
     p.set_defaults(func=_cmd_inspect)
     return parser

@@ -8,6 +8,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import pytest
 import torch
+import userland
 import yaml
 from helpers import RecordBatches, TinyClassifier, trainer
 from lightning.pytorch.loggers import Logger
@@ -221,3 +222,136 @@ def test_lightning_cli_from_config_and_command_line(tmp_path):
     )
     cbs = [c for c in cli.trainer.callbacks if isinstance(c, AutoInit)]
     assert len(cbs) == 1 and cbs[0].scheme == "orthogonal" and cbs[0].gain == 0.5
+
+
+# ---- a new user's data: dict batches, prepare_data/setup, a model's own loader, one-shot streams ----------
+def _fit(tmp_path, model, callbacks, datamodule=None, max_steps=4):
+    pl.seed_everything(7)
+    trainer(tmp_path, callbacks, max_steps=max_steps).fit(model, datamodule=datamodule)
+    return model
+
+
+def _notes(caplog):
+    return [r.getMessage() for r in caplog.records if r.name == "autoinit"]
+
+
+def test_dict_batches_trace_activations_and_leave_training_batches_alone(tmp_path, caplog):
+    def run(callbacks):
+        dm = userland.FileData(str(tmp_path / "data"), n=96)
+        return _fit(tmp_path, userland.ResidualDictNet(), callbacks, dm).seen
+
+    without = run([])
+    cb = AutoInit(verbose=False)
+    with caplog.at_level(logging.INFO):
+        assert run([cb]) == without and len(without) == 4
+    assert cb.report.activation_source == "traced" and _notes(caplog) == []
+    # torch.relu follows fc1 inside forward; module order (no ReLU module) would say linear
+    fc1 = cb.report["blocks.0.fc1.weight"]
+    assert fc1.activation.startswith("relu") and fc1.scheme == "auto→kaiming_normal"
+
+
+def _without_sample(monkeypatch, scheme):
+    """Until the registry has ``uses_sample`` (another branch adds it), give ``scheme`` uses_sample=False."""
+    import types
+
+    from autoinit import callback
+    from autoinit.schemes.registry import get_scheme
+
+    if hasattr(get_scheme(scheme), "uses_sample"):
+        return
+    real = callback.get_scheme
+
+    def patched(name):
+        info = real(name)
+        return types.SimpleNamespace(**vars(info), uses_sample=False) if name == scheme else info
+
+    monkeypatch.setattr(callback, "get_scheme", patched)
+
+
+def test_a_scheme_that_uses_no_data_never_draws_a_batch(tmp_path, monkeypatch, caplog):
+    _without_sample(monkeypatch, "default")
+    from autoinit import callback
+
+    drawn = []
+    monkeypatch.setattr(callback, "train_dataloader_of", lambda t: drawn.append(t))
+    cb = AutoInit("default", verbose=False)
+    model = userland.ResidualDictNet(input_key="features")  # forward(x) takes no key of the batch
+    with caplog.at_level(logging.INFO):
+        _fit(tmp_path, model, [cb], userland.FileData(str(tmp_path), input_key="features"), max_steps=1)
+    assert drawn == [] and _notes(caplog) == [] and cb.initialized
+
+
+def test_no_usable_input_falls_back_or_fails_in_one_line(tmp_path, caplog):
+    def dm():
+        return userland.FileData(str(tmp_path), n=64, input_key="features")
+
+    cb = AutoInit(verbose=False)
+    with caplog.at_level(logging.INFO):
+        _fit(tmp_path, userland.ResidualDictNet(input_key="features"), [cb], dm(), max_steps=1)
+    assert cb.initialized and cb.report.activation_source == "module order"
+    (note,) = _notes(caplog)
+    assert note.startswith(
+        "autoinit: activations taken from module order: a training batch is a dict with keys (features, y) "
+        "and ResidualDictNet.forward takes none of them (x)"
+    )
+    assert "example_input_array" in note and "batch_to_input" in note
+
+    with pytest.raises(AutoInitError) as err:
+        _fit(tmp_path, userland.ResidualDictNet(input_key="features"), [AutoInit("lsuv")], dm())
+    message = str(err.value)
+    assert "scheme 'lsuv' needs a batch of data" in message and "takes none of them (x)" in message
+    assert "example_input_array" in message and "batch_to_input" in message and "\n" not in message
+
+    for fn in ("userland.to_input", userland.to_input):
+        cb = AutoInit("lsuv", batch_to_input=fn, verbose=False)
+        _fit(tmp_path, userland.ResidualDictNet(input_key="features"), [cb], dm(), max_steps=1)
+        assert cb.report.activation_source == "traced" and cb.report["stem.weight"].scheme == "lsuv"
+    with pytest.raises(AutoInitError, match=r"cannot import 'userland\.to_inptu': 'userland' has no attribute"):
+        AutoInit(batch_to_input="userland.to_inptu")
+
+
+def test_batch_to_input_from_a_lightning_cli_config(tmp_path):
+    from lightning.pytorch.cli import LightningCLI
+
+    args = [
+        "--trainer.callbacks+=autoinit.AutoInit",
+        "--trainer.callbacks.batch_to_input=userland.to_input",
+        f"--trainer.default_root_dir={tmp_path}",
+    ]
+    cli = LightningCLI(TinyClassifier, args=args, run=False, save_config_callback=None)
+    (cb,) = [c for c in cli.trainer.callbacks if isinstance(c, AutoInit)]
+    assert cb.batch_to_input is userland.to_input
+
+
+def test_model_with_its_own_data_hooks(tmp_path):
+    cb = AutoInit(verbose=False)
+    _fit(tmp_path, userland.OwnLoaderNet(str(tmp_path / "own")), [cb], max_steps=2)
+    assert cb.report.activation_source == "traced"
+    assert cb.report["net.0.weight"].activation.startswith("tanh")
+
+
+def test_one_shot_stream_is_drawn_from_only_when_the_scheme_needs_data(tmp_path, caplog):
+    without = _fit(tmp_path, userland.StreamNet(), [], max_steps=6).seen
+    assert len(without) == 6
+
+    cb = AutoInit(verbose=False)
+    with caplog.at_level(logging.INFO):
+        assert _fit(tmp_path, userland.StreamNet(), [cb], max_steps=6).seen == without
+    assert cb.report.activation_source == "module order"
+    (note,) = _notes(caplog)
+    assert "one-shot stream" in note and "example_input_array" in note
+
+    # with example_input_array nothing is drawn, whatever the scheme
+    cb = AutoInit("lsuv", verbose=False)
+    assert _fit(tmp_path, userland.StreamNet(example=True), [cb], max_steps=6).seen == without
+    assert cb.report.activation_source == "traced"
+
+    # a scheme that needs data draws, and says so: the stream's first batch is then not trained on
+    seven = _fit(tmp_path, userland.StreamNet(), [], max_steps=7).seen
+    caplog.clear()
+    cb = AutoInit("lsuv", verbose=False)
+    with caplog.at_level(logging.INFO):
+        assert _fit(tmp_path, userland.StreamNet(), [cb], max_steps=6).seen == seven[1:]
+    assert cb.report.activation_source == "traced"
+    (note,) = _notes(caplog)
+    assert note.startswith("autoinit: scheme 'lsuv' draws its sample batch from a one-shot train dataloader")
