@@ -172,7 +172,7 @@ class AutoInit(pl.Callback):
         activations falls back to module order (with a note) when the sample does not work."""
         info = get_scheme(self.scheme)
         sample = None
-        if getattr(info, "uses_sample", True):
+        if info.uses_sample:
             try:
                 sample = self._sample_input(trainer, pl_module, needs_data=info.needs_data)
             except _NoSample as exc:

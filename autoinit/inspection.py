@@ -134,7 +134,7 @@ class _Probe(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, i: int) -> None:
         info = get_scheme(self.scheme)
-        if not getattr(info, "uses_sample", True):
+        if not info.uses_sample:
             self.model_input = None
         else:
             if self.model_input is None:

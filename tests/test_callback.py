@@ -250,26 +250,7 @@ def test_dict_batches_trace_activations_and_leave_training_batches_alone(tmp_pat
     assert fc1.activation.startswith("relu") and fc1.scheme == "auto→kaiming_normal"
 
 
-def _without_sample(monkeypatch, scheme):
-    """Until the registry has ``uses_sample`` (another branch adds it), give ``scheme`` uses_sample=False."""
-    import types
-
-    from autoinit import callback
-    from autoinit.schemes.registry import get_scheme
-
-    if hasattr(get_scheme(scheme), "uses_sample"):
-        return
-    real = callback.get_scheme
-
-    def patched(name):
-        info = real(name)
-        return types.SimpleNamespace(**vars(info), uses_sample=False) if name == scheme else info
-
-    monkeypatch.setattr(callback, "get_scheme", patched)
-
-
 def test_a_scheme_that_uses_no_data_never_draws_a_batch(tmp_path, monkeypatch, caplog):
-    _without_sample(monkeypatch, "default")
     from autoinit import callback
 
     drawn = []

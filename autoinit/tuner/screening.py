@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[str]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
     skipped with a note, a scheme named explicitly that cannot apply is an error."""
-    from autoinit.callback import default_batch_to_input
+    from autoinit import data
     from autoinit.initialize import init_model
 
     s = config.settings
@@ -27,9 +27,9 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     with isolate_rng():  # building and initializing a probe model must not move the caller's RNG
         model, datamodule = config.build()
         sample = getattr(model, "example_input_array", None)
-        if sample is None and datamodule is not None:
-            datamodule.setup("fit")
-            sample = default_batch_to_input(next(iter(datamodule.train_dataloader())))
+        if sample is None:
+            # prepare_data, setup, the first batch: as Lightning gets it (a model's own loader included)
+            sample = data.model_input(data.first_batch(model, datamodule), model)
         for scheme in s.scheme_names():
             try:
                 init_model(model, scheme, sample_input=sample, seed=0)
