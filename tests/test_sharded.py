@@ -195,3 +195,12 @@ def test_meta_device_model_initialized_within_one_parameter_of_memory(tmp_path):
     init_model(model, "kaiming_normal", seed=5, sample_input=model.example_input_array)
     for name, p in model.named_parameters():
         assert torch.equal(got[name], p.detach()), name
+
+
+@pytest.mark.multiprocess
+def test_resumed_sharded_fit_keeps_the_restored_shards_bit_for_bit(tmp_path):
+    _run("sharded_resume.py", tmp_path)
+    saved, resumed = torch.load(tmp_path / "saved.pt"), torch.load(tmp_path / "resumed.pt")
+    assert saved.keys() == resumed.keys()
+    for name in saved:
+        assert torch.equal(saved[name], resumed[name]), name
