@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -90,6 +90,38 @@ def _check_seed(seed: Any) -> int | None:
     return seed
 
 
+class ParamWriter:
+    """How the engine reaches parameter values. This default writes every block in place; a subclass
+    (:class:`autoinit.sharded.ShardedWriter`) plans DTensor parameters on stand-ins of their global shape
+    and, while :meth:`open` holds them, lets the schemes fill a full tensor of which each rank keeps its
+    local shard."""
+
+    def blocks_of(self, name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[Block]] | None:
+        """The blocks of ``module``'s own parameters (:func:`autoinit.layers.layer_blocks`)."""
+        return layer_blocks(name, module, graph)
+
+    def trace(self, model: nn.Module, sample_input: Any) -> LayerGraph:
+        """The layer graph from one forward pass on ``sample_input`` (:func:`autoinit.detect.trace`)."""
+        return trace(model, sample_input)
+
+    @contextlib.contextmanager
+    def open(self, names: Sequence[str], blocks: dict[str, list[Block]]) -> Iterator[None]:
+        """While held, ``blocks[n]`` of every ``n`` in ``names`` (and the modules holding those parameters)
+        can be written."""
+        yield
+
+    def generator(self, block: Block, default: torch.Generator | None) -> torch.Generator | None:
+        """The generator ``block`` draws from (``default``: the seeded one for its device)."""
+        return default
+
+    def accept(self, scheme: Scheme, block: Block) -> None:
+        """Called with the scheme that will fill ``block`` (after picks); raises if it cannot here."""
+
+    def std(self, name: str, param: nn.Parameter) -> float:
+        """The report's std of an initialized parameter."""
+        return _std(param.detach())
+
+
 class _Initializer:
     """Runs one scheme's hooks over a model's blocks: the precondition check, the per-block pass (weights
     by the scheme, biases/norms/embeddings/recurrent weights by the engine's rules), then the model pass."""
@@ -103,9 +135,10 @@ class _Initializer:
         graph: LayerGraph,
         gens: _Generators,
         selection: _Selection,
+        writer: ParamWriter,
     ) -> None:
         self.model, self.scheme, self.gain, self.options = model, scheme, gain, options
-        self.graph, self.gens, self.selection = graph, gens, selection
+        self.graph, self.gens, self.selection, self.writer = graph, gens, selection, writer
         self.ledger = Ledger()
         self.blocks: dict[str, list[Block]] = {}
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
@@ -119,7 +152,7 @@ class _Initializer:
             own = dict(module.named_parameters(recurse=False))
             if not own:
                 continue
-            covered = layer_blocks(mname, module, self.graph) or {}
+            covered = self.writer.blocks_of(mname, module, self.graph) or {}
             for pname, p in own.items():
                 if id(p) in seen:
                     continue  # a tied parameter is initialized once, under its first name
@@ -150,9 +183,13 @@ class _Initializer:
             ledger=self.ledger,
             generator_for=self.gens.for_tensor,
             global_rng=lambda: self.gens.global_rng(devices),
+            materialized=lambda names: self.writer.open(names, self.blocks),
         )
 
     # ---- per-block initialization ---------------------------------------------------------------
+    def generator(self, b: Block) -> torch.Generator | None:
+        return self.writer.generator(b, self.gens.for_tensor(b.tensor))
+
     def context(self, b: Block) -> InitContext:
         return InitContext(
             fan_in=b.fan_in,
@@ -160,7 +197,7 @@ class _Initializer:
             act_gain=activations.gain(b.activation),
             activation=b.activation,
             gain=self.gain,
-            generator=self.gens.for_tensor(b.tensor),
+            generator=self.generator(b),
             options=self.options,
             fed_by=b.fed_by,
             layer=b.layer,
@@ -172,7 +209,7 @@ class _Initializer:
 
     def apply(self, b: Block, scheme: Scheme) -> None:
         """Initialize one weight block with a per-block scheme."""
-        label, notes = _fill(scheme, b.tensor, self.context(b))
+        label, notes = _fill(scheme, b.tensor, self.context(b), lambda s: self.writer.accept(s, b))
         self.record(b, label)
         for note in notes:
             self.ledger.annotate(b.param_name, note)
@@ -181,7 +218,7 @@ class _Initializer:
         with torch.no_grad():
             std = self.options.get("bias_std")
             if std:
-                normal(b.tensor, float(std), self.gens.for_tensor(b.tensor))
+                normal(b.tensor, float(std), self.generator(b))
             else:
                 b.tensor.zero_()
             forget = self.options.get("forget_bias")
@@ -201,7 +238,7 @@ class _Initializer:
             self.record(b, "ones" if b.role == "norm_weight" else "zeros")
         elif b.role == "embedding":
             if self.scheme.embeddings is EmbeddingRule.NORMAL:
-                normal(b.tensor, self.gain, self.gens.for_tensor(b.tensor))
+                normal(b.tensor, self.gain, self.generator(b))
                 self.record(b, "normal", f"embedding: N(0, g²) under {self.scheme.name}")
             else:
                 self.apply(b, self.scheme)
@@ -210,7 +247,7 @@ class _Initializer:
                 with torch.no_grad():
                     b.tensor[padding].zero_()
         elif b.role == "recurrent" and self.options.get("recurrent", "orthogonal") == "orthogonal":
-            torch.nn.init.orthogonal_(b.tensor, gain=self.gain, generator=self.gens.for_tensor(b.tensor))
+            torch.nn.init.orthogonal_(b.tensor, gain=self.gain, generator=self.generator(b))
             self.record(b, "orthogonal", "recurrent weights orthogonal")
         else:
             return False
@@ -222,10 +259,11 @@ class _Initializer:
         if self.scheme.check is not None:
             self.scheme.check(pctx)
         if self.scheme.per_block:
-            for blocks in self.blocks.values():
-                for b in blocks:
-                    if not self.init_other_roles(b):
-                        self.apply(b, self.scheme)
+            for name in list(self.blocks):
+                with self.writer.open([name], self.blocks):
+                    for b in self.blocks[name]:
+                        if not self.init_other_roles(b):
+                            self.apply(b, self.scheme)
         if self.scheme.model_pass is not None:
             self.scheme.model_pass(pctx)
 
@@ -248,7 +286,7 @@ class _Initializer:
                 act = "" if first.role not in ("weight", "embedding") else _act_label(first.activation)
             fans = (first.fan_in, first.fan_out) if first.role in ("weight", "recurrent", "embedding") else (None, None)
             labels = list(dict.fromkeys(self.ledger.labels.get(name, ["?"])))
-            std = _std(p.detach())
+            std = self.writer.std(name, p)
             report.rows.append(
                 ReportRow(
                     name,
@@ -264,17 +302,21 @@ class _Initializer:
         return report
 
 
-def _fill(scheme: Scheme, tensor: torch.Tensor, ctx: InitContext) -> tuple[str, list[str]]:
-    """Fill one block with ``scheme``, following its picks; the report label and notes."""
+def _fill(
+    scheme: Scheme, tensor: torch.Tensor, ctx: InitContext, accept: Callable[[Scheme], None]
+) -> tuple[str, list[str]]:
+    """Fill one block with ``scheme``, following its picks; the report label and notes. ``accept`` sees
+    the scheme that fills it."""
     if scheme.pick is not None:
         pick = scheme.pick(ctx)
-        label, notes = _fill(get_scheme(pick.scheme), tensor, ctx)
+        label, notes = _fill(get_scheme(pick.scheme), tensor, ctx, accept)
         return pick.label.format(label), ([pick.note] if pick.note else []) + notes
     if scheme.fn is None:
         raise AutoInitError(
             f"scheme '{scheme.name}' works on a whole model and cannot fill one block: "
             "pick a per-block scheme such as 'auto' or 'kaiming_normal'"
         )
+    accept(scheme)
     version = tensor._version  # in-place writes bump it, through any view
     result = scheme.fn(tensor, ctx)
     fix = "fill `tensor` in place (tensor.copy_(w), tensor.normal_(...))"
@@ -315,6 +357,7 @@ def init_model(
     generator: torch.Generator | None = None,
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
+    writer: ParamWriter | None = None,
     **options: Any,
 ) -> InitReport:
     """Initialize every parameter of ``model`` in place with ``scheme`` and return what was done.
@@ -334,6 +377,8 @@ def init_model(
             ``bias_std``, ``forget_bias`` (effective LSTM forget-gate bias), ``recurrent``
             ("orthogonal" or "scheme"), ``tol``/``max_iter`` (LSUV), ``fallback`` (Yam–Chow's scheme for the
             layers it cannot cover).
+        writer: how parameters are reached (:class:`ParamWriter`); the callback passes
+            :class:`autoinit.sharded.ShardedWriter` for DTensor parameters.
     """
     if not isinstance(model, nn.Module):
         raise AutoInitError(f"init_model needs a torch.nn.Module, got {type(model).__name__}")
@@ -347,6 +392,7 @@ def init_model(
             "model inputs> (the callback takes it from example_input_array or the train loader)"
         )
     selection = _Selection(include, exclude)
+    writer = writer if writer is not None else ParamWriter()
     if _lazy_parameters(model):
         _materialize(model, sample_input)
     first = next(model.parameters(), None)
@@ -359,10 +405,10 @@ def init_model(
         if first is not None:
             sample_input = move_to(sample_input, first.device)
         with _user_forward():
-            graph = trace(model, sample_input)
+            graph = writer.trace(model, sample_input)
     else:
         graph = from_module_order(model)
-    init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection)
+    init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection, writer)
     init.plan()
     with torch.no_grad():
         init.run(sample_input)

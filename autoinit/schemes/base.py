@@ -97,6 +97,7 @@ class PassContext:
         ledger: Ledger,
         generator_for: Callable[[torch.Tensor], torch.Generator | None],
         global_rng: Callable[[], contextlib.AbstractContextManager[None]],
+        materialized: Callable[[list[str]], contextlib.AbstractContextManager[None]] | None = None,
     ) -> None:
         self.model, self.sample_input, self.gain = model, sample_input, gain
         self.blocks = blocks  # selected parameter name -> its blocks
@@ -104,6 +105,7 @@ class PassContext:
         self.options = MappingProxyType(dict(options))
         self._layer_of, self._ledger = layer_of, ledger
         self._generator_for, self._global_rng = generator_for, global_rng
+        self._materialized = materialized
 
     def weight_blocks(self) -> Iterator[Block]:
         for blocks in self.blocks.values():
@@ -124,6 +126,12 @@ class PassContext:
     def global_rng(self) -> contextlib.AbstractContextManager[None]:
         """The global RNG seeded from ``seed``, for code that takes no generator (``reset_parameters``)."""
         return self._global_rng()
+
+    def materialized(self, names: list[str]) -> contextlib.AbstractContextManager[None]:
+        """While held, the named parameters are whole, plain tensors in their modules and blocks, and what
+        is written to them is kept (on a sharded model: each rank keeps its shard of it). A model pass that
+        writes parameters only inside it declares ``Scheme(shardable_pass=True)``."""
+        return self._materialized(names) if self._materialized is not None else contextlib.nullcontext()
 
     def record(self, block: Block, label: str, note: str = "") -> None:
         """Add ``label`` (and ``note``) to the block's report row."""
@@ -161,6 +169,11 @@ class Scheme:
     options: tuple[Option, ...] = ()
     data: DataUse = DataUse.OPTIONAL
     embeddings: EmbeddingRule = EmbeddingRule.SCHEME
+    # Every element drawn on its own from one distribution set by the fans, so a shard can be drawn alone
+    # (AutoInit's sharded_draw="local"); not so for orthogonal matrices.
+    iid: bool = False
+    # The model pass writes parameters only inside PassContext.materialized, so it runs on sharded models.
+    shardable_pass: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():

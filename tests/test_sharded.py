@@ -1,0 +1,206 @@
+"""Sharded initialization (autoinit.sharded, AutoInit under ModelParallelStrategy): in-process tests on a
+1-rank gloo mesh, and 2-process CPU fits (gloo) for FSDP2, tensor parallel and meta-device models."""
+
+import json
+import math
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
+from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor, Shard, distribute_tensor
+
+from autoinit import AutoInit, init_model
+from autoinit.activations import Activation, gain
+from autoinit.errors import AutoInitError
+from autoinit.schemes.registry import get_scheme
+from autoinit.sharded import ShardedWriter, check_scheme, meta_skeleton
+
+SCRIPTS = Path(__file__).parent / "scripts"
+sys.path.insert(0, str(SCRIPTS))
+from sharded_models import ShardedNet, TensorParallelNet, WideMLP  # noqa: E402
+
+PER_BLOCK = [
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "auto",
+]
+
+
+@pytest.fixture
+def mesh():
+    """A 1-rank gloo process group and mesh for DTensor parameters, torn down after the test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        yield init_device_mesh("cpu", (1,), mesh_dim_names=("data_parallel",))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _gathered(model):
+    return {n: (p.full_tensor() if isinstance(p, DTensor) else p).detach() for n, p in model.named_parameters()}
+
+
+def _reference(cls, scheme, **options):
+    """Single-process init_model on an unsharded copy; one thread, as the sharded writer draws on CPU (CPU
+    QR rounds differently with the thread count)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = cls(shard=False)
+        model.configure_model()
+        init_model(model, scheme, seed=123, sample_input=model.example_input_array, **options)
+    finally:
+        torch.set_num_threads(threads)
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+
+@pytest.mark.parametrize("scheme", ["auto", "orthogonal", "default"])
+def test_one_rank_mesh_is_bit_equal_to_init_model(mesh, scheme):
+    model = ShardedNet()
+    model._device_mesh = mesh
+    model.configure_model()
+    assert isinstance(model.net["fc"].weight, DTensor)
+    report = init_model(
+        model, scheme, seed=123, sample_input=model.example_input_array, writer=ShardedWriter(model, seed=123)
+    )
+    ref = _reference(ShardedNet, scheme)
+    for name, value in _gathered(model).items():
+        assert torch.equal(value, ref[name]), name
+    assert report.activation_source != "module order"  # traced on the meta skeleton
+    assert report["net.fc.weight"].std == pytest.approx(float(ref["net.fc.weight"].std()), rel=0.01)
+
+
+def test_meta_skeleton_has_no_data_and_no_hooks(mesh):
+    model = ShardedNet()
+    model._device_mesh = mesh
+    model.configure_model()
+    skeleton = meta_skeleton(model)
+    assert all(p.is_meta and not isinstance(p, DTensor) for p in skeleton.parameters())
+    assert [n for n, _ in skeleton.named_parameters()] == [n for n, _ in model.named_parameters()]
+    assert type(skeleton.net["fc"]) is nn.Linear and not skeleton.net["fc"]._forward_pre_hooks
+    assert skeleton(torch.empty(2, 3, 8, 8, device="meta")).shape == (2, 7)
+    assert isinstance(model.net["fc"].weight, DTensor)  # the model itself is untouched
+
+
+def test_local_draw_keeps_the_formula_std_and_refuses_orthogonal(mesh):
+    model = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 512))
+    fully_shard(model[0], mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    init_model(model, "kaiming_normal", seed=1, writer=ShardedWriter(model, draw="local", seed=1))
+    w = model[0].weight.to_local().detach()
+    assert float(w.std()) == pytest.approx(gain(Activation("relu")) / math.sqrt(512), rel=0.02)
+    full = nn.Sequential(nn.Linear(512, 256), nn.ReLU(), nn.Linear(256, 512))
+    init_model(full, "kaiming_normal", seed=1)
+    assert not torch.equal(w, full[0].weight)  # drawn from its shard's own generator
+    with pytest.raises(AutoInitError, match=r"sharded_draw='local'.*'orthogonal'.*sharded_draw='full'"):
+        init_model(model, "orthogonal", seed=1, writer=ShardedWriter(model, draw="local", seed=1))
+    with pytest.raises(AutoInitError, match=r"sharded_draw must be 'full'.*or 'local'"):
+        ShardedWriter(model, draw="lean", seed=1)
+
+
+def test_sharded_weight_of_the_wrong_global_shape_is_one_line(mesh):
+    model = nn.Sequential(nn.Linear(8, 6))
+    # A layer split by hand: a local-shape weight declared as the global one.
+    model[0].weight = nn.Parameter(distribute_tensor(torch.zeros(3, 8), mesh, [Shard(0)]))
+    with pytest.raises(AutoInitError, match=r"'0.weight' has global shape \(3, 8\) but its Linear declares \(6, 8\)"):
+        init_model(model, "kaiming_normal", seed=0, writer=ShardedWriter(model, seed=0))
+
+
+def test_schemes_that_cannot_run_sharded_and_refused_strategies():
+    with pytest.raises(AutoInitError, match=r"scheme 'lsuv' measures.*ModelParallelStrategy: use it under DDP"):
+        check_scheme(get_scheme("lsuv"), "ModelParallelStrategy")
+    with pytest.raises(AutoInitError, match="scheme 'yam_chow'"):
+        check_scheme(get_scheme("yam_chow"), "ModelParallelStrategy")
+    for name in PER_BLOCK:
+        check_scheme(get_scheme(name), "ModelParallelStrategy")
+    for strategy, why in ((object.__new__(DeepSpeedStrategy), "DeepSpeed ZeRO"), (FSDPStrategy(), "FSDP \\(v1\\)")):
+        trainer = SimpleNamespace(strategy=strategy)
+        with pytest.raises(AutoInitError, match=f"does not run under .*Strategy \\({why}.*use ModelParallelStrategy"):
+            AutoInit().setup(trainer, None, "fit")
+    with pytest.raises(AutoInitError, match="sharded_draw"):
+        AutoInit(sharded_draw="half")
+
+
+def _run(script, *args):
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.multiprocess
+def test_fsdp2_two_ranks_bit_equal_to_single_process_for_every_per_block_scheme(tmp_path):
+    _run("sharded_init.py", tmp_path, "fsdp", "full", *PER_BLOCK)
+    for scheme in PER_BLOCK:
+        rank0 = torch.load(tmp_path / f"{scheme}-rank0.pt")
+        rank1 = torch.load(tmp_path / f"{scheme}-rank1.pt")
+        ref = _reference(ShardedNet, scheme)
+        assert rank0.keys() == ref.keys()
+        for name in ref:
+            assert torch.equal(rank0[name], ref[name]), (scheme, name)
+            assert torch.equal(rank1[name], ref[name]), (scheme, name)
+
+
+@pytest.mark.multiprocess
+def test_tensor_parallel_colwise_rowwise_and_replicated_bit_equal(tmp_path):
+    schemes = ["kaiming_normal", "orthogonal", "auto"]
+    _run("sharded_init.py", tmp_path, "tp", "full", *schemes)
+    for scheme in schemes:
+        ref = _reference(TensorParallelNet, scheme)
+        for rank in (0, 1):
+            got = torch.load(tmp_path / f"{scheme}-rank{rank}.pt")
+            for name in ref:  # out.* are Replicate: each rank's own copy
+                assert torch.equal(got[name], ref[name]), (scheme, rank, name)
+
+
+@pytest.mark.multiprocess
+def test_local_draw_two_ranks_statistics_and_distinct_shards(tmp_path):
+    _run("sharded_init.py", tmp_path, "fsdp", "local", "kaiming_normal")
+    rank0 = torch.load(tmp_path / "kaiming_normal-rank0.pt")
+    rank1 = torch.load(tmp_path / "kaiming_normal-rank1.pt")
+    w = rank0["net.fc.weight"]
+    assert all(torch.equal(rank0[n], rank1[n]) for n in rank0)
+    assert not torch.equal(w[:32], w[32:])  # each shard its own draw
+    assert float(w.std()) == pytest.approx(gain(Activation("gelu")) / math.sqrt(512), rel=0.02)
+
+
+@pytest.mark.multiprocess
+def test_meta_device_model_initialized_within_one_parameter_of_memory(tmp_path):
+    _run("sharded_meta.py", tmp_path)
+    full_mib = sum(p.numel() for p in WideMLP(shard=False).parameters()) * 4 / 2**20  # 96 MiB
+    for rank in (0, 1):
+        info = json.loads((tmp_path / f"meta-rank{rank}.json").read_text())
+        # One full 2048×2048 weight (16 MiB) and its shard: far below a second copy of the model.
+        assert info["peak_growth_mib"] < full_mib / 2, info
+    got = torch.load(tmp_path / "meta.pt")
+    model = WideMLP(shard=False)
+    init_model(model, "kaiming_normal", seed=5, sample_input=model.example_input_array)
+    for name, p in model.named_parameters():
+        assert torch.equal(got[name], p.detach()), name
+
+
+@pytest.mark.multiprocess
+def test_resumed_sharded_fit_keeps_the_restored_shards_bit_for_bit(tmp_path):
+    _run("sharded_resume.py", tmp_path)
+    saved, resumed = torch.load(tmp_path / "saved.pt"), torch.load(tmp_path / "resumed.pt")
+    assert saved.keys() == resumed.keys()
+    for name in saved:
+        assert torch.equal(saved[name], resumed[name]), name
