@@ -1,6 +1,9 @@
-"""``auto``: per layer, the scheme the literature recommends for the activation that follows it."""
+"""``auto``: per layer, the scheme the literature recommends for the activation that follows it; in a
+residual branch with no normalization, the branch's last layer is scaled by 1/√(2L)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -52,6 +55,31 @@ AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
 
 _BY_ACTIVATION = {act: scheme for acts, scheme, _ in AUTO_TABLE for act in acts}
 
+# auto's residual rule (README's auto table): the rows below the activation table.
+RESIDUAL_TABLE: list[tuple[str, str, str]] = [
+    (
+        "last layer of a residual branch, no normalization in the branch or after the sum",
+        "the activation's scheme × 1/√(2L)",
+        "Radford et al. 2019 (GPT-2) / Zhang et al. 2019: each of the L branches adds Var/(2L), so the "
+        "stream's variance stays below e^½ ≈ 1.65× its start for any L instead of growing 2^L-fold (He init)",
+    ),
+    (
+        "residual branch with normalization (BN/LN in the branch, or post-norm)",
+        "unchanged",
+        "the norm keeps every branch's input at unit variance; measured on the templates, depth scaling "
+        "did not help there (README)",
+    ),
+]
+
+
+def residual_scale(ctx: InitContext) -> float:
+    """auto's factor for a block: 1/√(2L) for the last layer of a residual branch with no normalization
+    (in it or after its sum), else 1 (every block of a model without residual connections)."""
+    r = ctx.residual
+    if r is None or not r.writes_stream or r.normalized:
+        return 1.0
+    return 1.0 / math.sqrt(2 * r.L)
+
 
 def recommend(ctx: InitContext) -> str:
     """The scheme ``auto`` picks for one block."""
@@ -71,24 +99,35 @@ def recommend(ctx: InitContext) -> str:
 
 def pick(ctx: InitContext) -> Pick:
     """``auto``'s choice for one block, shown in the report as ``auto→<scheme>``."""
-    return Pick(recommend(ctx), label="auto→{}")
+    scale = residual_scale(ctx)
+    if scale == 1.0:
+        return Pick(recommend(ctx), label="auto→{}")
+    r = ctx.residual
+    assert r is not None
+    note = f"×1/√(2L) = {scale:.3g}: last layer of a branch with no normalization (L={r.L})"
+    return Pick(recommend(ctx), label="auto→{}×1/√(2L)", note=note, scale=scale)
 
 
 def auto_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
     """Auto: per layer, the scheme the literature recommends for the activation that follows it (He 2015,
-    Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018; see :data:`AUTO_TABLE`).
+    Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018; see :data:`AUTO_TABLE`); the last
+    layer of a residual branch without normalization × 1/√(2L) (Radford et al. 2019).
 
     Example: ``init_model(model, "auto", sample_input=x)``
     """
     fn = get_scheme(recommend(ctx)).fn
     assert fn is not None  # recommend() names per-block schemes only
     fn(tensor, ctx)
+    scale = residual_scale(ctx)
+    if scale != 1.0:
+        tensor.mul_(scale)
 
 
 AUTO = Scheme(
     name="auto",
-    formula="per layer, by the activation that follows it (table below)",
-    paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018",
+    formula="per layer, by the activation that follows it (table below); last layer of a residual branch "
+    "without normalization × 1/√(2L)",
+    paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018, Radford 2019",
     example='init_model(model, "auto", sample_input=x)',
     fn=auto_scheme,
     pick=pick,
