@@ -338,8 +338,8 @@ def _fill(scheme: Scheme, tensor: torch.Tensor, ctx: InitContext) -> tuple[str, 
     if scheme.pick is not None:
         pick = scheme.pick(ctx)
         scaled = pick.scale != 1.0
-        # A scaled block goes on as a plain one: its residual scale is applied once, here.
-        inner = dataclasses.replace(ctx, residual=None, head=False) if scaled else ctx
+        # A scaled block goes on as a plain one: its residual rule is applied once, here.
+        inner = dataclasses.replace(ctx, residual=None, head=False) if scaled or pick.plain else ctx
         label, notes = _fill(get_scheme(pick.scheme), tensor, inner)
         if scaled:
             tensor.zero_() if pick.scale == 0.0 else tensor.mul_(pick.scale)

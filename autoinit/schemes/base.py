@@ -67,13 +67,15 @@ class Pick:
     """A block handed to another scheme: fill it with ``scheme``, then multiply by ``scale`` (0: zeros);
     the report shows ``label`` (``{}`` stands for the label of the scheme used) and ``note``.
 
-    A scaled block is handed on as a plain one (``ctx.residual`` and ``ctx.head`` cleared), so a residual
-    scale is applied once, by the outermost scheme that sets it (``depth_scaled`` over ``auto``)."""
+    A scaled block, or one picked with ``plain=True``, is handed on as a plain layer (``ctx.residual`` and
+    ``ctx.head`` cleared): a residual rule is applied once, by the outermost scheme that has one
+    (``depth_scaled`` over ``auto`` gets auto's per-activation choice, not auto's residual scaling too)."""
 
     scheme: str
     note: str = ""
     label: str = "{}"
     scale: float = 1.0
+    plain: bool = False
 
 
 class DataUse(enum.Enum):

@@ -76,8 +76,9 @@ FIXUP = Scheme(
 
 
 def auto_first(ctx: InitContext) -> Pick:
-    # Everything by auto; the model pass then zeroes each branch's output.
-    return Pick("auto", label="{}")
+    # Everything by auto's per-activation rule (not its residual scaling: SkipInit's branches start at
+    # zero instead); the model pass then zeroes each branch's output.
+    return Pick("auto", label="{}", plain=True)
 
 
 def zero_residual_pass(pctx: PassContext) -> None:
@@ -102,8 +103,8 @@ def zero_residual_pass(pctx: PassContext) -> None:
 
 ZERO_RESIDUAL = Scheme(
     name="zero_residual",
-    formula="`auto`, then each residual branch's output 0: the γ of its last normalization layer when it has "
-    "one, else its last layer's weight; needs residual connections",
+    formula="`auto` (per activation), then each residual branch's output 0: the γ of its last normalization "
+    "layer when it has one, else its last layer's weight; needs residual connections",
     paper="Goyal et al. 2017, Accurate, large minibatch SGD (zero γ); De & Smith 2020, SkipInit",
     example='init_model(resnet, "zero_residual", sample_input=x)',
     pick=auto_first,
@@ -142,7 +143,7 @@ def depth_scaled_pick(ctx: InitContext) -> Pick:
     base = ctx.options.get("base", BASE.default)
     r = ctx.residual
     if r is None or not r.writes_stream:
-        return Pick(base, label="depth_scaled→{}")
+        return Pick(base, label="depth_scaled→{}", plain=True)  # the base's own rule, not auto's residual one
     s = 1.0 / math.sqrt(2 * r.L)
     return Pick(base, label="depth_scaled→{}×1/√(2L)", note=f"×1/√(2L) = {s:.3g} (L={r.L})", scale=s)
 
