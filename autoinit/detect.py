@@ -152,7 +152,7 @@ class ResidualRole:
             "norm": "norm in",
             "output_norm": "last norm of",
         }[self.kind]
-        norm = "post-norm" if self.post_norm else "pre-norm" if self.pre_norm else "no norm"
+        norm = "post-norm" if self.post_norm else "norm in branch" if self.pre_norm else "no norm"
         return f"residual: {kind} branch {self.branch + 1}/{self.L} (m={self.m}, {norm})"
 
 

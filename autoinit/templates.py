@@ -235,7 +235,7 @@ class ResNetCNN(_Classifier):
         self,
         in_channels: int = 1,
         classes: int = 10,
-        channels: int = 16,
+        channels: int = 8,
         stages: int = 2,
         blocks: int = 2,
         lr: float = 0.05,
@@ -294,12 +294,12 @@ class SmallGPT(_Classifier):
 
     def __init__(
         self,
-        vocab: int = 16,
-        seq_len: int = 32,
+        vocab: int = 8,
+        seq_len: int = 16,
         d_model: int = 32,
         heads: int = 4,
         depth: int = 2,
-        lr: float = 0.003,
+        lr: float = 0.01,
         optimizer: str = "adam",
         momentum: float = 0.9,
     ) -> None:
@@ -398,8 +398,8 @@ class MarkovData(_TensorData):
     def __init__(
         self,
         n: int = 2048,
-        vocab: int = 16,
-        seq_len: int = 32,
+        vocab: int = 8,
+        seq_len: int = 16,
         concentration: float = 0.1,
         batch_size: int = 32,
         seed: int = 0,
