@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from autoinit.detect import LayerGraph, eval_mode, from_module_order, move_to, r
 from autoinit.errors import AutoInitError, one_line
 from autoinit.layers import Block, layer_blocks
 from autoinit.report import InitReport, Ledger, ReportRow
-from autoinit.schemes.base import EmbeddingRule, InitContext, PassContext, Scheme
+from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, PassContext, Scheme
 from autoinit.schemes.registry import check_options, get_scheme
 from autoinit.schemes.variance import normal
 
@@ -143,22 +144,43 @@ class _Initializer:
         self.blocks: dict[str, list[Block]] = {}
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self.layer_of: dict[str, nn.Module] = {}
+        self.tied: dict[str, str] = {}  # parameter name -> how its tying was resolved (the report's note)
 
     # ---- planning -------------------------------------------------------------------------------
+    def owners(self) -> dict[int, str]:
+        """For each parameter shared by several modules (tied input/output embeddings): the module that
+        initializes it, the first to use it in forward order (registration order without a trace)."""
+        holders: dict[int, list[str]] = {}
+        for mname, module in self.model.named_modules():
+            for p in module.parameters(recurse=False):
+                holders.setdefault(id(p), []).append(mname)
+        forward = {name: i for i, name in enumerate(self.graph.order)}
+        owners: dict[int, str] = {}
+        for pid, names in holders.items():
+            if len(names) > 1:
+                owners[pid] = min(names, key=lambda n: (forward.get(n, len(forward)), names.index(n)))
+        return owners
+
     def plan(self) -> None:
         seen: set[int] = set()
         canonical = {id(p): n for n, p in self.params.items()}
-        for mname, module in self.model.named_modules():
+        owners = self.owners()
+        modules = dict(self.model.named_modules())
+        for mname, module in modules.items():
             own = dict(module.named_parameters(recurse=False))
             if not own:
                 continue
             covered = self.writer.blocks_of(mname, module, self.graph) or {}
             for pname, p in own.items():
-                if id(p) in seen:
-                    continue  # a tied parameter is initialized once, under its first name
+                if id(p) in seen or owners.get(id(p), mname) != mname:
+                    continue  # a tied parameter is initialized once, by its owner's rule
                 seen.add(id(p))
                 name = canonical[id(p)]
                 self.layer_of[name] = module
+                if id(p) in owners:
+                    self.tied[name] = self.tie_note(mname, module, p, modules)
+                    for b in covered.get(f"{mname}.{pname}" if mname else pname, []):
+                        b.head = False  # a weight shared with the head keeps its owner's rule: never zeroed
                 why = self.selection.why_not(name, p)
                 full = f"{mname}.{pname}" if mname else pname
                 if why is not None:
@@ -169,6 +191,15 @@ class _Initializer:
                     for b in covered[full]:
                         b.param_name = name
                     self.blocks[name] = covered[full]
+
+    def tie_note(self, owner: str, module: nn.Module, p: nn.Parameter, modules: dict[str, nn.Module]) -> str:
+        others = [n for n, m in modules.items() if n != owner and any(q is p for q in m.parameters(recurse=False))]
+        order = "forward order" if self.graph.source == "traced" else "module order (no sample_input)"
+        kind = type(module).__name__
+        note = f"tied with {', '.join(others)}: initialized once, by {kind} '{owner}' (first in {order})"
+        if self.graph.head in others:
+            note += "; the head's weight follows it (head= and Fixup do not zero a tied head)"
+        return note
 
     def pass_context(self, sample_input: Any) -> PassContext:
         devices = list({p.device for p in self.params.values()})
@@ -184,6 +215,7 @@ class _Initializer:
             generator_for=self.gens.for_tensor,
             global_rng=lambda: self.gens.global_rng(devices),
             materialized=lambda names: self.writer.open(names, self.blocks),
+            graph=self.graph,
         )
 
     # ---- per-block initialization ---------------------------------------------------------------
@@ -202,6 +234,8 @@ class _Initializer:
             fed_by=b.fed_by,
             layer=b.layer,
             label=b.label,
+            residual=b.residual,
+            head=b.head,
         )
 
     def record(self, b: Block, scheme: str, note: str = "") -> None:
@@ -266,10 +300,35 @@ class _Initializer:
                             self.apply(b, self.scheme)
         if self.scheme.model_pass is not None:
             self.scheme.model_pass(pctx)
+        if self.options.get("head"):
+            self.init_head(self.options["head"])
+
+    def init_head(self, mode: str) -> None:
+        """The ``head`` option, after every other rule: the classifier head's weight 0, its bias 0
+        (``"zero"``) or −log(num_classes) (``"prior"``: each class starts at the uniform prior's logit,
+        timm's ``jax_nlhb``; under a softmax a constant bias changes nothing, under per-class sigmoids it
+        starts every class at probability 1/(C+1))."""
+        for blocks in self.blocks.values():
+            for b in blocks:
+                if not b.head or b.role not in ("weight", "bias"):
+                    continue
+                with torch.no_grad():
+                    if b.role == "weight":
+                        b.tensor.zero_()
+                        self.ledger.relabel(b.param_name, "zeros", f"classifier head: weight 0 (head='{mode}')")
+                        continue
+                    classes = getattr(b.layer, "out_features", None) or b.layer.out_channels
+                    value = -math.log(classes) if mode == "prior" else 0.0
+                    b.tensor.fill_(value)
+                label = "zeros" if mode == "zero" else f"−log({classes})"
+                self.ledger.relabel(b.param_name, label, f"classifier head: bias {value:.4g} (head='{mode}')")
 
     # ---- report -----------------------------------------------------------------------------------
     def report(self, seed: int | None) -> InitReport:
-        report = InitReport(self.scheme.name, self.gain, seed, self.graph.source)
+        structure = self.graph.summary()
+        if self.graph.head is not None:
+            structure = "; ".join(filter(None, [structure, f"classifier head: {self.graph.head}"]))
+        report = InitReport(self.scheme.name, self.gain, seed, self.graph.source, structure=structure)
         for name, p in self.params.items():
             module = self.layer_of.get(name)
             layer_type = type(module).__name__ if module is not None else "?"
@@ -278,6 +337,7 @@ class _Initializer:
                     ReportRow(name, layer_type, None, None, "", None, None, None, self.ledger.left_alone[name])
                 )
                 continue
+            notes = [*self.ledger.notes.get(name, []), *([self.tied[name]] if name in self.tied else [])]
             blocks = self.blocks[name]
             first = blocks[0]
             if len(blocks) > 1 and first.gate is not None and first.role != "bias":
@@ -296,20 +356,34 @@ class _Initializer:
                     "/".join(labels),
                     self.gain if first.role in ("weight", "recurrent", "embedding") else None,
                     std,
-                    "; ".join(dict.fromkeys(self.ledger.notes.get(name, []))),
+                    "; ".join(dict.fromkeys(notes)),
+                    _structure(first),
                 )
             )
         return report
 
 
+def _structure(b: Block) -> str:
+    """The report's residual/head column for a parameter."""
+    parts = [b.residual.describe()] if b.residual is not None and b.role != "bias" else []
+    if b.head:
+        parts.append("classifier head")
+    return "; ".join(parts)
+
+
 def _fill(
     scheme: Scheme, tensor: torch.Tensor, ctx: InitContext, accept: Callable[[Scheme], None]
 ) -> tuple[str, list[str]]:
-    """Fill one block with ``scheme``, following its picks; the report label and notes. ``accept`` sees
-    the scheme that fills it."""
+    """Fill one block with ``scheme``, following its picks (and their scales); the report label and notes.
+    ``accept`` sees the scheme that fills it."""
     if scheme.pick is not None:
         pick = scheme.pick(ctx)
-        label, notes = _fill(get_scheme(pick.scheme), tensor, ctx, accept)
+        scaled = pick.scale != 1.0
+        # A scaled block goes on as a plain one: its residual rule is applied once, here.
+        inner = dataclasses.replace(ctx, residual=None, head=False) if scaled or pick.plain else ctx
+        label, notes = _fill(get_scheme(pick.scheme), tensor, inner, accept)
+        if scaled:
+            tensor.zero_() if pick.scale == 0.0 else tensor.mul_(pick.scale)
         return pick.label.format(label), ([pick.note] if pick.note else []) + notes
     if scheme.fn is None:
         raise AutoInitError(
@@ -376,7 +450,8 @@ def init_model(
         **options: ``mode`` ("fan_in"/"fan_out"), ``distribution`` ("normal"/"truncated_normal"),
             ``bias_std``, ``forget_bias`` (effective LSTM forget-gate bias), ``recurrent``
             ("orthogonal" or "scheme"), ``tol``/``max_iter`` (LSUV), ``fallback`` (Yam–Chow's scheme for the
-            layers it cannot cover).
+            layers it cannot cover), ``head`` ("zero"/"prior": the classifier head's weight 0, bias 0 or
+            −log(num_classes); needs ``sample_input``), ``base`` (``depth_scaled``'s scheme).
         writer: how parameters are reached (:class:`ParamWriter`); the callback passes
             :class:`autoinit.sharded.ShardedWriter` for DTensor parameters.
     """
@@ -386,6 +461,11 @@ def init_model(
     check_options(info, options)
     gain = check_gain(gain)
     seed = _check_seed(seed)
+    if info.data is DataUse.TRACE and sample_input is None:
+        raise AutoInitError(
+            f"scheme '{scheme}' finds the residual branches by tracing one forward pass: pass sample_input=<a "
+            "batch of model inputs> (the callback takes it from example_input_array or the train loader)"
+        )
     if info.needs_data and sample_input is None:
         raise AutoInitError(
             f"scheme '{scheme}' measures the network on data: pass sample_input=<a batch of "
@@ -408,6 +488,11 @@ def init_model(
             graph = writer.trace(model, sample_input)
     else:
         graph = from_module_order(model)
+    if options.get("head") and graph.head is None:
+        raise AutoInitError(
+            f"head='{options['head']}' needs the classifier head — the last Linear/Conv layer whose output is "
+            f"the model's output — and none was found: {graph.head_why}"
+        )
     init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection, writer)
     init.plan()
     with torch.no_grad():

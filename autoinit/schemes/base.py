@@ -8,6 +8,10 @@ The engine (:mod:`autoinit.initialize`) only calls these hooks; it never asks fo
 - ``model_pass(pctx)`` runs after the per-block pass with the whole model (LSUV, Yam–Chow); a scheme with
   neither ``fn`` nor ``pick`` has no per-block pass at all and its model pass does everything (``default``).
 - ``check(pctx)`` refuses a model the scheme cannot initialize, before anything is written.
+
+A block's place in the residual structure (``ctx.residual``, a :class:`~autoinit.detect.ResidualRole`:
+branch, L, m, whether it writes into the stream) and whether it is the classifier head (``ctx.head``) come
+from the traced forward pass; a ``Pick`` with ``scale`` multiplies what the picked scheme drew (0: zeros).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autoinit.activations import Activation
+from autoinit.detect import LayerGraph, ResidualRole
 from autoinit.errors import AutoInitError
 from autoinit.schemes.options import Option
 
@@ -50,6 +55,8 @@ class InitContext:
     fed_by: Activation | None = None
     layer: Any = None  # the nn.Module the block belongs to
     label: str = ""
+    residual: ResidualRole | None = None  # the block's place in a residual branch (traced models only)
+    head: bool = False  # the block belongs to the classifier head
 
 
 SchemeFn = Callable[[torch.Tensor, InitContext], None]
@@ -57,18 +64,25 @@ SchemeFn = Callable[[torch.Tensor, InitContext], None]
 
 @dataclass(frozen=True)
 class Pick:
-    """A block handed to another scheme: fill it with ``scheme``; the report shows ``label`` (``{}`` stands
-    for the label of the scheme used) and ``note``."""
+    """A block handed to another scheme: fill it with ``scheme``, then multiply by ``scale`` (0: zeros);
+    the report shows ``label`` (``{}`` stands for the label of the scheme used) and ``note``.
+
+    A scaled block, or one picked with ``plain=True``, is handed on as a plain layer (``ctx.residual`` and
+    ``ctx.head`` cleared): a residual rule is applied once, by the outermost scheme that has one
+    (``depth_scaled`` over ``auto`` gets auto's per-activation choice, not auto's residual scaling too)."""
 
     scheme: str
     note: str = ""
     label: str = "{}"
+    scale: float = 1.0
+    plain: bool = False
 
 
 class DataUse(enum.Enum):
     """How a scheme uses ``sample_input``."""
 
     REQUIRED = "required"  # measures the network on it (LSUV, Yam–Chow)
+    TRACE = "trace"  # required: a traced forward pass finds the residual branches (Fixup, SkipInit)
     OPTIONAL = "optional"  # a traced forward pass detects the activation after each layer
     NONE = "none"  # never looks at data (PyTorch's default)
 
@@ -98,8 +112,11 @@ class PassContext:
         generator_for: Callable[[torch.Tensor], torch.Generator | None],
         global_rng: Callable[[], contextlib.AbstractContextManager[None]],
         materialized: Callable[[list[str]], contextlib.AbstractContextManager[None]] | None = None,
+        graph: LayerGraph | None = None,
     ) -> None:
         self.model, self.sample_input, self.gain = model, sample_input, gain
+        # The traced structure: residual branches (graph.branches), the classifier head (graph.head).
+        self.graph = graph if graph is not None else LayerGraph(order=[])
         self.blocks = blocks  # selected parameter name -> its blocks
         self.params = MappingProxyType(dict(params))
         self.options = MappingProxyType(dict(options))
@@ -190,7 +207,8 @@ class Scheme:
 
     @property
     def needs_data(self) -> bool:
-        return self.data is DataUse.REQUIRED
+        """``sample_input`` is required: to measure the network on it, or to trace its residual structure."""
+        return self.data in (DataUse.REQUIRED, DataUse.TRACE)
 
     @property
     def uses_sample(self) -> bool:
