@@ -44,3 +44,24 @@ def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return storage_of(study).set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except RuntimeError:  # Optuna refuses to change a finished trial
         return False
+
+
+def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters a trial was queued with (``enqueue_trial`` keeps them in the ``fixed_params``
+    system attribute until the trial suggests them), merged with those it suggested."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+def retried_numbers(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The trials an RDB heartbeat's ``RetryHeartbeatStaleTrialCallback`` made ``trial`` a retry of."""
+    history = trial.system_attrs.get("retry_history", [])
+    failed = trial.system_attrs.get("failed_trial")
+    return [*history, *([failed] if failed is not None else [])]
+
+
+def has_heartbeat(study: optuna.Study) -> bool:
+    """Whether the study's storage fails the trials of silent processes itself (an RDB with heartbeats;
+    ``optuna.storages._heartbeat.is_heartbeat_enabled``, which also sees through Optuna's storage cache)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    return is_heartbeat_enabled(storage_of(study))
