@@ -52,28 +52,33 @@ def suggest(trial: optuna.Trial, settings: TuneSettings, schemes: list[str]) -> 
     return Point(scheme, gain, lr_scale)
 
 
-def make_sampler(settings: TuneSettings, schemes: list[str]) -> optuna.samplers.BaseSampler:
-    """The configured sampler (the model-based ones start after the anchors), seeded per trial from the
-    study's state so that a resumed study proposes what an uninterrupted one would."""
+def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler (the model-based ones start after the anchors).
+
+    A grid is one fixed order of its points, the same in every process (its seed shuffles that order, so
+    ``worker`` does not change it). The other samplers are seeded per trial from the study's state and
+    ``worker`` (parallel workers propose different points), so that a resumed study proposes what an
+    uninterrupted one would.
+    """
     seed = settings.sampler_seed
     n_anchors = len(schemes)
+    if settings.sampler == "grid":
+        space: dict[str, list[Any]] = {"scheme": schemes}
+        if settings.gain_is_searched:
+            space["gain"] = settings.grid_gains()
+        if settings.lr_scale is not None:
+            space["lr_scale"] = settings.grid_lr_scales()
+        return optuna.samplers.GridSampler(space, seed=seed)
 
     def sampler(trial_seed: int) -> optuna.samplers.BaseSampler:
         with quiet_optuna_experimental():
-            if settings.sampler == "grid":
-                space: dict[str, list[Any]] = {"scheme": schemes}
-                if settings.gain_is_searched:
-                    space["gain"] = settings.grid_gains()
-                if settings.lr_scale is not None:
-                    space["lr_scale"] = settings.grid_lr_scales()
-                return optuna.samplers.GridSampler(space, seed=trial_seed)
             if settings.sampler == "random":
                 return optuna.samplers.RandomSampler(seed=trial_seed)
             if settings.sampler == "gp":
                 return optuna.samplers.GPSampler(seed=trial_seed, n_startup_trials=n_anchors)
             return optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=n_anchors, multivariate=True)
 
-    return SeededPerTrial(sampler, seed)
+    return SeededPerTrial(sampler, seed + worker)
 
 
 class SeededPerTrial(optuna.samplers.BaseSampler):

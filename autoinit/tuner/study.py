@@ -9,7 +9,6 @@ sampler, which is seeded per trial from the study's own state (see :mod:`autoini
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import time
@@ -103,11 +102,11 @@ def load_study(config: TuneConfig, sampler_seed_offset: int = 0) -> tuple[optuna
     study_storage = storage.open_storage(config.settings, config.output)
     probe = optuna.load_study(study_name=config.study_name, storage=study_storage)
     schemes = list(probe.user_attrs[STUDY_ATTR_SCHEMES])
-    s = dataclasses.replace(config.settings, sampler_seed=config.settings.sampler_seed + sampler_seed_offset)
+    s = config.settings
     study = optuna.load_study(
         study_name=config.study_name,
         storage=study_storage,
-        sampler=make_sampler(s, schemes),
+        sampler=make_sampler(s, schemes, worker=sampler_seed_offset),
         pruner=make_pruner(s, len(schemes)),
     )
     return study, schemes
