@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.records import GOOD_STATES, TrialRecord
+from autoinit.tuner.records import GOOD_STATES, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.run import tune
 
 pytestmark = pytest.mark.multiprocess
@@ -34,7 +34,7 @@ TUNE = {
     "n_trials": N_TRIALS,
     "report_every": 10,
 }
-RESIDUAL = {"class_path": "helpers.ResidualMLP", "init_args": {"lr": 0.1}}
+RESIDUAL = {"class_path": "helpers.ResidualMLP", "init_args": {"lr": 0.02}}
 DICT_DATA = {"class_path": "helpers.DictBlobsData", "init_args": {"n": 256, "batch_size": 16}}
 DEADLINE = 240  # seconds, for anything to happen on a loaded 2-core machine
 
@@ -71,9 +71,10 @@ def _study(path):
 
 
 def _points(path):
-    """The (scheme, gain) of every good trial, as a sorted list (a repeated point shows twice)."""
+    """The (scheme, gain, status) of every good trial, as a sorted list (a repeated point shows twice): a
+    retried anchor pruned where the uninterrupted run completed it shows here."""
     return sorted(
-        (t.params["scheme"], round(t.params["gain"], 6))
+        (t.params["scheme"], round(t.params["gain"], 6), trial_status(t).value)
         for t in _study(path).get_trials(deepcopy=False, states=GOOD_STATES)
     )
 
@@ -147,8 +148,13 @@ def test_kill_9_then_the_same_command_completes_the_same_search(tmp_path, refere
         assert [t.state for t in before].count(TrialState.RUNNING) == 1  # what kill -9 leaves behind
         assert sum(t.state in GOOD_STATES for t in before) < N_TRIALS
 
-    code, text = _resume(path)
-    assert code == 0, text
+    if moment == "before_first_step":  # the very command line again, in its own process
+        again = [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--tune.timeout=300"]
+        done = subprocess.run(again, capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+        assert done.returncode == 0, done.stdout + done.stderr
+    else:
+        code, text = _resume(path)
+        assert code == 0, text
     _assert_complete(path)
     assert _points(path) == reference[0]
     assert _pick(path) == reference[1]
@@ -162,20 +168,9 @@ def test_kill_9_then_the_same_command_completes_the_same_search(tmp_path, refere
         if moment == "between_suggestions":
             assert retries == []  # no point was chosen yet: the sampler proposes the same one again
         else:
-            # the anchor ran again, to the end (an anchor is never pruned)
-            assert [(t.state, TrialRecord.of(t).anchor) for t in retries] == [(TrialState.COMPLETE, True)]
-
-
-def test_the_killed_run_resumed_by_the_same_command_line_does_not_hang(tmp_path, reference):
-    path = _write(tmp_path, "study")
-    cmd = [sys.executable, str(TESTS / "scripts" / "tune_dying.py"), "before_first_step", "5", str(path)]
-    dying = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=DEADLINE)
-    assert dying.returncode == -signal.SIGKILL, dying.stdout + dying.stderr
-    again = [sys.executable, "-m", "autoinit.cli", "tune", str(path)]
-    done = subprocess.run(again, capture_output=True, text=True, env=_env(), timeout=DEADLINE)
-    assert done.returncode == 0, done.stdout + done.stderr
-    _assert_complete(path)
-    assert _points(path) == reference[0] and _pick(path) == reference[1]
+            # the anchor ran again, to the end (an anchor is never pruned; it may diverge)
+            assert [TrialRecord.of(t).anchor for t in retries] == [True]
+            assert trial_status(retries[0]) in (TrialStatus.COMPLETE, TrialStatus.DIVERGED)
 
 
 def test_ctrl_c_then_resume_measures_what_an_uninterrupted_run_does(tmp_path):
@@ -212,7 +207,7 @@ def _children(pid):
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[2]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:  # ppid
                 kids.append(int(entry.name))
     return kids
 

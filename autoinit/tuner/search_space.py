@@ -11,6 +11,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from autoinit import _compat
+from autoinit.tuner import storage
 from autoinit.tuner.noise import quiet_optuna_experimental
 from autoinit.tuner.records import GOOD_STATES, TrialRecord
 from autoinit.tuner.settings import Range, TuneSettings
@@ -83,39 +85,53 @@ def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0)
 
 class SeededPerTrial(optuna.samplers.BaseSampler):
     """A sampler made afresh for every trial, seeded from ``seed`` and the number of good trials the study
-    holds: what it proposes depends on the measured trials alone, not on how many processes (a resume, a
-    replaced worker) the study has seen. One long-lived seeded sampler would not do: a fresh process
-    restarts its random stream, and every trial, a queued one too, advances it."""
+    holds, and shown each retry in the place of the trial it retries: what it proposes depends on the
+    measured points alone, not on how many processes (a resume, a replaced worker) the study has seen.
+
+    One long-lived seeded sampler would not do: a fresh process restarts its random stream, every trial (a
+    queued one too) advances it, and TPE weighs trials in the order of their numbers.
+    """
 
     def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
         self._make, self._seed = make, seed
         self._inner = make(seed)
+        self._view: optuna.Study | None = None
 
-    def _trial_seed(self, study: optuna.Study) -> int:
-        good = len(study.get_trials(deepcopy=False, states=GOOD_STATES))
-        return (self._seed * 1_000_003 + good) % 2**31
+    def _study(self, study: optuna.Study) -> optuna.Study:
+        return self._view if self._view is not None and self._view._study is study else study  # type: ignore[attr-defined]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._inner = self._make(self._trial_seed(study))
-        self._inner.before_trial(study, trial)
+        trials = study.get_trials(deepcopy=False)
+        good = sum(t.state in GOOD_STATES for t in trials)
+        parents = {t.number: min(origins) for t in trials if (origins := storage.retry_of(t))}
+
+        def original(t: FrozenTrial) -> int:
+            number = t.number
+            while number in parents and parents[number] < number:
+                number = parents[number]
+            return number
+
+        self._inner = self._make((self._seed * 1_000_003 + good) % 2**31)
+        self._view = _compat.sampler_view(study, original)
+        self._inner.before_trial(self._view, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._inner.infer_relative_search_space(study, trial)
+        return self._inner.infer_relative_search_space(self._study(study), trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self._inner.sample_relative(study, trial, search_space)
+        return self._inner.sample_relative(self._study(study), trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        return self._inner.sample_independent(study, trial, param_name, param_distribution)
+        return self._inner.sample_independent(self._study(study), trial, param_name, param_distribution)
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
-        self._inner.after_trial(study, trial, state, values)
+        self._inner.after_trial(self._study(study), trial, state, values)
 
     def reseed_rng(self) -> None:
         self._inner.reseed_rng()
