@@ -4,6 +4,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from autoinit.tuner.owner import Lease, lost_why, process_exists, process_start, worker_id
 from autoinit.tuner.records import TrialRecord
 
@@ -17,6 +19,7 @@ def test_a_reused_pid_is_not_the_owner():
     assert "is gone" in lost_why(reused)
 
 
+@pytest.mark.multiprocess
 def test_a_finished_or_zombie_process_is_gone():
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 60
