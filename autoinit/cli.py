@@ -25,6 +25,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides.append(f"--tune.workers={args.workers}")
     if args.storage is not None:
         overrides.append(f"--tune.storage={args.storage}")
+    if args.force:
+        overrides.append("--tune.oversubscribe=true")
     return tune(TuneConfig(args.config, overrides))
 
 
@@ -76,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a LightningCLI fit config with a tune section (see configs/)")
     p.add_argument("--workers", type=int, default=None, help="trial processes on this machine (tune.workers)")
     p.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start more --workers than this machine has CPU cores (tune.oversubscribe)",
+    )
     p.set_defaults(func=_cmd_tune)
     p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
     p.add_argument("config", help="a tune config (its model and data are used)")

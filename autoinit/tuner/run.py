@@ -34,6 +34,10 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
     console = console or Console()
     s = config.settings
     out = config.output
+    if s.workers > 1:
+        from autoinit.tuner.launcher import check_worker_count
+
+        check_worker_count(s)  # before any work: more workers than devices is a one-line error
     out.mkdir(parents=True, exist_ok=True)
     note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
     schemes = applicable_schemes(config, note)

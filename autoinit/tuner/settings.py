@@ -60,15 +60,16 @@ class TuneSettings:
         lr_scale: a range over which the optimizer's learning rate is scaled per trial (off by default).
         data_seed: seed of the data order and of everything but the init.
         sampler_seed: seed of the sampler.
-        workers: trial processes on this machine.
+        workers: trial processes on this machine (at most one per GPU group, or per CPU core).
+        oversubscribe: allow more workers than this machine has CPU cores (``--force``).
         devices_per_trial: GPUs per worker process.
         prescreen: score every scheme/gain from one forward and backward pass before training it, and keep
             those whose signal vanishes or explodes by four orders of magnitude over depth out of the
             training budget (PyTorch's default is always trained).
         max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
             by a fresh process (0: a fresh process after every trial, for leaky user code).
-        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages); a trial silent
-            for 3 intervals is failed and retried.
+        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages) or renewals of its
+            lease (journal file); a trial silent for 3 intervals is failed and retried.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -90,6 +91,7 @@ class TuneSettings:
     data_seed: int = 0
     sampler_seed: int = _resumable(0)
     workers: int = _resumable(1)
+    oversubscribe: bool = _resumable(False)
     devices_per_trial: int = _resumable(1)
     prescreen: bool = True
     max_worker_growth_mb: int = _resumable(2048)
