@@ -32,6 +32,7 @@ ATTR_DUPLICATE_OF = "duplicate_of"
 # The study's own user_attrs.
 STUDY_ATTR_CONFIG_SHA256 = "config_sha256"
 STUDY_ATTR_SCHEMES = "schemes"
+STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to name what changed on resume
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -17,6 +17,7 @@ from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import (
     GOOD_STATES,
+    STUDY_ATTR_CONFIG,
     STUDY_ATTR_CONFIG_SHA256,
     STUDY_ATTR_SCHEMES,
     TrialRecord,
@@ -63,10 +64,13 @@ def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
     if stored is None:
         study.set_user_attr(STUDY_ATTR_CONFIG_SHA256, sha)
         study.set_user_attr(STUDY_ATTR_SCHEMES, schemes)
+        study.set_user_attr(STUDY_ATTR_CONFIG, config.measured())
     elif stored != sha:
+        changed = config.changes_from(study.user_attrs.get(STUDY_ATTR_CONFIG) or {})
         raise AutoInitError(
-            f"study '{config.study_name}' in this storage was made from a different config: "
-            "pass another --tune.study_name (or --tune.output) to start a new study"
+            f"study '{config.study_name}' in this storage was made from a different config"
+            + (f" (changed: {changed})" if changed and STUDY_ATTR_CONFIG in study.user_attrs else "")
+            + ": change it back to resume, or pass another --tune.study_name (or --tune.output) to start a new study"
         )
     if not storage.is_rdb(storage.storage_target(s, config.output)):
         fail_trials_of_dead_local_workers(study)
