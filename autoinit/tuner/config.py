@@ -193,6 +193,13 @@ class TuneConfig:
             self.settings = TuneSettings(**_ranges(settings_args))
         except TypeError as exc:
             raise AutoInitError(f"config error in the tune section: {exc}") from None
+        accumulate = (self.cli.config.get("trainer") or {}).get("accumulate_grad_batches", 1)
+        if isinstance(accumulate, int) and accumulate < 1:
+            # Lightning takes it and fails inside the fit loop (ZeroDivisionError), in every trial
+            raise AutoInitError(
+                f"config error in {self.path.name}: trainer.accumulate_grad_batches must be a positive integer "
+                f"(micro-batches per optimizer step; 1 = no accumulation), got {accumulate}"
+            )
         # A path that does not import fails now, not in the first trial.
         self.batch_to_input = None
         if self.settings.batch_to_input is not None:

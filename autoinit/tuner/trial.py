@@ -15,7 +15,7 @@ import lightning.pytorch as pl
 import torch
 
 from autoinit.callback import AutoInit
-from autoinit.errors import AutoInitError
+from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
@@ -194,7 +194,12 @@ def run_trial(
             enable_autolog_hparams=False,
         )
         with quiet_lightning():
-            trainer = pl.Trainer(**kwargs)
+            try:
+                trainer = pl.Trainer(**kwargs)
+            except Exception as exc:  # Lightning's check of the config's trainer section
+                raise AutoInitError(
+                    f"the config's trainer section cannot build a Trainer: {one_line(exc)}: fix it there"
+                ) from None
             try:
                 trainer.fit(model, datamodule=datamodule)
             except SystemExit:
