@@ -45,6 +45,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise AutoInitError(f"--gain must be a positive finite number (1.0 = the textbook formula), got {args.gain:g}")
     batch_to_input = load_callable(args.batch_to_input) if args.batch_to_input else None
     config = TuneConfig(args.config, list(args.overrides))
+    batch_to_input = batch_to_input or config.batch_to_input  # the config's tune.batch_to_input
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()] if args.schemes else None
     if schemes == []:
         raise AutoInitError("--schemes is empty: give comma-separated names (autoinit schemes lists them)")

@@ -50,7 +50,7 @@ _DONE: dict[str, weakref.WeakValueDictionary[int, Any]] = {
 }
 
 
-def _defines(obj: Any, hook: str) -> bool:
+def defines(obj: Any, hook: str) -> bool:
     """Whether the user's class defines ``hook`` (the base-class no-ops do not count)."""
     if isinstance(obj, (pl.LightningModule, pl.LightningDataModule)):
         return is_overridden(hook, obj)
@@ -89,14 +89,14 @@ def prepare(model: pl.LightningModule, datamodule: pl.LightningDataModule | None
     ``torch.distributed`` is initialized), then ``setup("fit")`` (datamodule, then model)."""
     hosts = [h for h in (datamodule, model) if h is not None]
     for h in hosts:
-        if _defines(h, "prepare_data") and not has_run(h, "prepare_data"):
+        if defines(h, "prepare_data") and not has_run(h, "prepare_data"):
             if _runs_prepare_data(h):
                 _call_user(h, "prepare_data")
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.barrier()  # the other ranks' setup reads what rank 0 downloaded
             _DONE["prepare_data"][id(h)] = h
     for h in hosts:
-        if _defines(h, "setup") and not has_run(h, "setup"):
+        if defines(h, "setup") and not has_run(h, "setup"):
             _call_user(h, "setup", "fit")
             _DONE["setup"][id(h)] = h
 
@@ -105,8 +105,8 @@ def train_loader(model: pl.LightningModule, datamodule: pl.LightningDataModule |
     """The train dataloader ``Trainer.fit(model, datamodule=datamodule)`` would use: the datamodule's
     ``train_dataloader()`` if it defines one, else the model's. Runs :func:`prepare` first."""
     prepare(model, datamodule)
-    host = datamodule if datamodule is not None and _defines(datamodule, "train_dataloader") else model
-    if not _defines(host, "train_dataloader"):
+    host = datamodule if datamodule is not None and defines(datamodule, "train_dataloader") else model
+    if not defines(host, "train_dataloader"):
         if datamodule is not None:
             raise AutoInitError(
                 f"no training data: neither {type(datamodule).__name__} nor {type(model).__name__} defines "

@@ -3,6 +3,7 @@ record what happened on the trial, and return its score."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import optuna
@@ -18,9 +19,25 @@ from autoinit.tuner.search_space import Point, suggest
 from autoinit.tuner.trial import TrialResult, run_trial
 
 
+class _OneLineTrialFailures(logging.Filter):
+    """Optuna logs a failed trial with its full traceback; the trial's record already holds the error in
+    one line (trials.csv, the console), so the log keeps Optuna's one-line message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _one_line_trial_failures() -> None:
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _OneLineTrialFailures) for f in logger.filters):
+        logger.addFilter(_OneLineTrialFailures())
+
+
 def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
     """The objective every trial process of the study runs."""
     s = config.settings
+    _one_line_trial_failures()
     world_size = trial_devices(config)
 
     def train(trial: optuna.Trial, point: Point) -> TrialResult:

@@ -36,6 +36,7 @@ STUDY_ATTR_CONFIG_SHA256 = "config_sha256"
 STUDY_ATTR_SCHEMES = "schemes"
 STUDY_ATTR_POINT_KEYS = "point_keys"  # the parameters a point is made of (a retry needs all of them)
 STUDY_ATTR_ANCHORS = "anchors"  # the anchor points, set once they are queued: a resume never queues them again
+STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to name what changed on resume
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

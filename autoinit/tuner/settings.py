@@ -48,6 +48,9 @@ class TuneSettings:
             (steps until the loss falls below `threshold`).
         threshold: the loss level for objective "steps_to".
         metric: a name logged with self.log(..., on_step=True); default: the loss training_step returns.
+        batch_to_input: the dotted import path of a function from a training batch to the model's input
+            (``mypkg.data.to_input``), for the applicability check, the pre-screen and each trial's
+            ``AutoInit``; default: a tensor batch, a tuple's first element, a dict's entries forward takes.
         n_trials: good (complete or pruned) trials the study should hold.
         timeout: seconds after which no new trial starts.
         sampler: "tpe", "grid", "random" or "gp".
@@ -79,6 +82,7 @@ class TuneSettings:
     objective: Literal["auc", "final", "steps_to"] = "auc"
     threshold: float | None = None
     metric: str | None = None
+    batch_to_input: str | None = None
     n_trials: int = _resumable(20)
     timeout: float | None = _resumable(None)
     sampler: Literal["tpe", "grid", "random", "gp"] = "tpe"

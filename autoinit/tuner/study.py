@@ -23,6 +23,7 @@ from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import (
     GOOD_STATES,
     STUDY_ATTR_ANCHORS,
+    STUDY_ATTR_CONFIG,
     STUDY_ATTR_CONFIG_SHA256,
     STUDY_ATTR_POINT_KEYS,
     STUDY_ATTR_SCHEMES,
@@ -76,10 +77,13 @@ def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
         study.set_user_attr(STUDY_ATTR_CONFIG_SHA256, sha)
         study.set_user_attr(STUDY_ATTR_SCHEMES, schemes)
         study.set_user_attr(STUDY_ATTR_POINT_KEYS, sorted(anchors(s, schemes)[0]))
+        study.set_user_attr(STUDY_ATTR_CONFIG, config.measured())
     elif stored != sha:
+        changed = config.changes_from(study.user_attrs.get(STUDY_ATTR_CONFIG) or {})
         raise AutoInitError(
-            f"study '{config.study_name}' in this storage was made from a different config: "
-            "pass another --tune.study_name (or --tune.output) to start a new study"
+            f"study '{config.study_name}' in this storage was made from a different config"
+            + (f" (changed: {changed})" if changed and STUDY_ATTR_CONFIG in study.user_attrs else "")
+            + ": change it back to resume, or pass another --tune.study_name (or --tune.output) to start a new study"
         )
     if not storage.has_heartbeat(study):  # an RDB's heartbeat fails a dead process's trial itself
         fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
