@@ -25,20 +25,7 @@ from autoinit.sharded import ShardedWriter, check_scheme, meta_skeleton
 
 SCRIPTS = Path(__file__).parent / "scripts"
 sys.path.insert(0, str(SCRIPTS))
-from sharded_models import ShardedNet, TensorParallelNet, WideMLP  # noqa: E402
-
-PER_BLOCK = [
-    "default",
-    "xavier_uniform",
-    "xavier_normal",
-    "kaiming_uniform",
-    "kaiming_normal",
-    "lecun_uniform",
-    "lecun_normal",
-    "orthogonal",
-    "delta_orthogonal",
-    "auto",
-]
+from sharded_models import PER_BLOCK, TP_SCHEMES, ShardedNet, TensorParallelNet, WideMLP  # noqa: E402
 
 
 @pytest.fixture
@@ -139,19 +126,23 @@ def test_schemes_that_cannot_run_sharded_and_refused_strategies():
         AutoInit(sharded_draw="half")
 
 
-def _run(script, *args):
+@pytest.fixture(scope="module")
+def fits(tmp_path_factory):
+    """One 2-process launch for every case below (tests/scripts/sharded_fits.py): starting the ranks costs
+    more than the fits. Returns a loader of ``<case>-rank<N>.pt``."""
+    out = tmp_path_factory.mktemp("sharded_fits")
     proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *map(str, args)], capture_output=True, text=True, timeout=600
+        [sys.executable, str(SCRIPTS / "sharded_fits.py"), str(out)], capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "terminate called" not in proc.stderr, proc.stderr[-3000:]
+    return SimpleNamespace(out=out, load=lambda case, rank: torch.load(out / f"{case}-rank{rank}.pt"))
 
 
 @pytest.mark.multiprocess
-def test_fsdp2_two_ranks_bit_equal_to_single_process_for_every_per_block_scheme(tmp_path):
-    _run("sharded_init.py", tmp_path, "fsdp", "full", *PER_BLOCK)
+def test_fsdp2_two_ranks_bit_equal_to_single_process_for_every_per_block_scheme(fits):
     for scheme in PER_BLOCK:
-        rank0 = torch.load(tmp_path / f"{scheme}-rank0.pt")
-        rank1 = torch.load(tmp_path / f"{scheme}-rank1.pt")
+        rank0, rank1 = fits.load(f"fsdp-{scheme}", 0), fits.load(f"fsdp-{scheme}", 1)
         ref = _reference(ShardedNet, scheme)
         assert rank0.keys() == ref.keys()
         for name in ref:
@@ -160,22 +151,19 @@ def test_fsdp2_two_ranks_bit_equal_to_single_process_for_every_per_block_scheme(
 
 
 @pytest.mark.multiprocess
-def test_tensor_parallel_colwise_rowwise_and_replicated_bit_equal(tmp_path):
-    schemes = ["kaiming_normal", "orthogonal", "auto"]
-    _run("sharded_init.py", tmp_path, "tp", "full", *schemes)
-    for scheme in schemes:
+def test_tensor_parallel_colwise_rowwise_and_replicated_bit_equal(fits):
+    for scheme in TP_SCHEMES:
         ref = _reference(TensorParallelNet, scheme)
         for rank in (0, 1):
-            got = torch.load(tmp_path / f"{scheme}-rank{rank}.pt")
+            got = fits.load(f"tp-{scheme}", rank)
+            assert got.keys() == ref.keys()
             for name in ref:  # out.* are Replicate: each rank's own copy
                 assert torch.equal(got[name], ref[name]), (scheme, rank, name)
 
 
 @pytest.mark.multiprocess
-def test_local_draw_two_ranks_statistics_and_distinct_shards(tmp_path):
-    _run("sharded_init.py", tmp_path, "fsdp", "local", "kaiming_normal")
-    rank0 = torch.load(tmp_path / "kaiming_normal-rank0.pt")
-    rank1 = torch.load(tmp_path / "kaiming_normal-rank1.pt")
+def test_local_draw_two_ranks_statistics_and_distinct_shards(fits):
+    rank0, rank1 = fits.load("local-kaiming_normal", 0), fits.load("local-kaiming_normal", 1)
     w = rank0["net.fc.weight"]
     assert all(torch.equal(rank0[n], rank1[n]) for n in rank0)
     assert not torch.equal(w[:32], w[32:])  # each shard its own draw
@@ -183,14 +171,13 @@ def test_local_draw_two_ranks_statistics_and_distinct_shards(tmp_path):
 
 
 @pytest.mark.multiprocess
-def test_meta_device_model_initialized_within_one_parameter_of_memory(tmp_path):
-    _run("sharded_meta.py", tmp_path)
+def test_meta_device_model_initialized_within_one_parameter_of_memory(fits):
     full_mib = sum(p.numel() for p in WideMLP(shard=False).parameters()) * 4 / 2**20  # 96 MiB
     for rank in (0, 1):
-        info = json.loads((tmp_path / f"meta-rank{rank}.json").read_text())
+        info = json.loads((fits.out / f"meta-rank{rank}.json").read_text())
         # One full 2048×2048 weight (16 MiB) and its shard: far below a second copy of the model.
         assert info["peak_growth_mib"] < full_mib / 2, info
-    got = torch.load(tmp_path / "meta.pt")
+    got = fits.load("meta", 0)
     model = WideMLP(shard=False)
     init_model(model, "kaiming_normal", seed=5, sample_input=model.example_input_array)
     for name, p in model.named_parameters():
@@ -198,9 +185,8 @@ def test_meta_device_model_initialized_within_one_parameter_of_memory(tmp_path):
 
 
 @pytest.mark.multiprocess
-def test_resumed_sharded_fit_keeps_the_restored_shards_bit_for_bit(tmp_path):
-    _run("sharded_resume.py", tmp_path)
-    saved, resumed = torch.load(tmp_path / "saved.pt"), torch.load(tmp_path / "resumed.pt")
+def test_resumed_sharded_fit_keeps_the_restored_shards_bit_for_bit(fits):
+    saved, resumed = fits.load("resume-saved", 0), fits.load("resume-resumed", 0)
     assert saved.keys() == resumed.keys()
     for name in saved:
         assert torch.equal(saved[name], resumed[name]), name

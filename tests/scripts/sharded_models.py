@@ -6,6 +6,21 @@ from torch import nn
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
 
+# The schemes the 2-process fits initialize and tests/test_sharded.py checks, bit for bit.
+PER_BLOCK = [
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "auto",
+]
+TP_SCHEMES = ["kaiming_normal", "orthogonal", "auto"]
+
 
 class ShardedNet(pl.LightningModule):
     """Conv → tanh → conv → relu → linear → LayerNorm → gelu → attention → linear, plus an embedding with a
