@@ -3,6 +3,8 @@
 
 import json
 import math
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -45,6 +47,30 @@ def _gathered(model):
     return {n: (p.full_tensor() if isinstance(p, DTensor) else p).detach() for n, p in model.named_parameters()}
 
 
+def _layer_variances(cls, params):
+    """Each Linear/Conv output's variance on the model's example input, in an unsharded copy holding
+    ``params``: what LSUV sets to g² = 1."""
+    model = cls(shard=False)
+    model.configure_model()
+    model.load_state_dict(params, strict=False)
+    variances = {}
+
+    def record(name):
+        def hook(module, args, out):
+            variances.setdefault(name, float(out.var()))
+
+        return hook
+
+    hooks = [
+        m.register_forward_hook(record(n)) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))
+    ]
+    with torch.no_grad():
+        model.eval()(model.example_input_array)
+    for h in hooks:
+        h.remove()
+    return variances
+
+
 def _reference(cls, scheme, **options):
     """Single-process init_model on an unsharded copy; one thread, as the sharded writer draws on CPU (CPU
     QR rounds differently with the thread count)."""
@@ -73,6 +99,50 @@ def test_one_rank_mesh_is_bit_equal_to_init_model(mesh, scheme):
         assert torch.equal(value, ref[name]), name
     assert report.activation_source != "module order"  # traced on the meta skeleton
     assert report["net.fc.weight"].std == pytest.approx(float(ref["net.fc.weight"].std()), rel=0.01)
+
+
+class RootSharded(nn.Module):
+    """Linear layers sharded only as one FSDP2 root group: during a forward the root's gathered weights stay
+    in the modules after it (no reshard after forward at the root)."""
+
+    def __init__(self):
+        super().__init__()
+        self.example_input_array = torch.randn(64, 16, generator=torch.Generator().manual_seed(3))
+        self.net = nn.Sequential(nn.Linear(16, 32), nn.Tanh(), nn.Linear(32, 8))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_lsuv_on_a_one_rank_mesh_reaches_unit_variance_and_matches_init_model(mesh):
+    model = ShardedNet()
+    model._device_mesh = mesh
+    model.configure_model()
+    report = init_model(
+        model, "lsuv", seed=123, sample_input=model.example_input_array, writer=ShardedWriter(model, seed=123)
+    )
+    assert "lsuv" in report["net.fc.weight"].scheme
+    got, ref = _gathered(model), _reference(ShardedNet, "lsuv")
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-4, atol=1e-6, msg=name)
+    variances = _layer_variances(ShardedNet, got)
+    for layer in ("net.conv1", "net.conv2", "net.fc", "net.head"):
+        assert variances[layer] == pytest.approx(1.0, abs=0.1), (layer, variances)
+
+
+def test_lsuv_rescales_the_gathered_weights_of_a_root_only_fsdp2_model(mesh):
+    model = RootSharded()
+    fully_shard(model, mesh=mesh)
+    init_model(model, "lsuv", seed=0, sample_input=model.example_input_array, writer=ShardedWriter(model, seed=0))
+    # Back to shards after the pass: the parameters are the DTensors the optimizer holds.
+    assert all(isinstance(p, DTensor) for p in model.parameters())
+    plain = RootSharded()
+    plain.load_state_dict(_gathered(model))
+    with torch.no_grad():
+        first = plain.net[0](plain.example_input_array)
+        second = plain.net[2](torch.tanh(first))
+    assert float(first.var()) == pytest.approx(1.0, abs=0.1)
+    assert float(second.var()) == pytest.approx(1.0, abs=0.1)
 
 
 def test_meta_skeleton_has_no_data_and_no_hooks(mesh):
@@ -112,11 +182,10 @@ def test_sharded_weight_of_the_wrong_global_shape_is_one_line(mesh):
 
 
 def test_schemes_that_cannot_run_sharded_and_refused_strategies():
-    with pytest.raises(AutoInitError, match=r"scheme 'lsuv' measures.*ModelParallelStrategy: use it under DDP"):
-        check_scheme(get_scheme("lsuv"), "ModelParallelStrategy")
-    with pytest.raises(AutoInitError, match="scheme 'yam_chow'"):
+    refused = r"scheme 'yam_chow' measures .* redraws whole weights.*ModelParallelStrategy: use it under DDP"
+    with pytest.raises(AutoInitError, match=refused):
         check_scheme(get_scheme("yam_chow"), "ModelParallelStrategy")
-    for name in PER_BLOCK:
+    for name in [*PER_BLOCK, "lsuv"]:
         check_scheme(get_scheme(name), "ModelParallelStrategy")
     for strategy, why in ((object.__new__(DeepSpeedStrategy), "DeepSpeed ZeRO"), (FSDPStrategy(), "FSDP \\(v1\\)")):
         trainer = SimpleNamespace(strategy=strategy)
@@ -131,11 +200,22 @@ def fits(tmp_path_factory):
     """One 2-process launch for every case below (tests/scripts/sharded_fits.py): starting the ranks costs
     more than the fits. Returns a loader of ``<case>-rank<N>.pt``."""
     out = tmp_path_factory.mktemp("sharded_fits")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "sharded_fits.py"), str(out)], capture_output=True, text=True, timeout=600
+    # Its own session: should a rank hang in a collective, both ranks (rank 1 is rank 0's child) are killed.
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "sharded_fits.py"), str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "terminate called" not in proc.stderr, proc.stderr[-3000:]
+    try:
+        _, stderr = proc.communicate(timeout=540)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        pytest.fail(f"the 2-process fits did not end within 540 s: {stderr[-3000:]}")
+    assert proc.returncode == 0, stderr[-3000:]
+    assert "terminate called" not in stderr, stderr[-3000:]
     return SimpleNamespace(out=out, load=lambda case, rank: torch.load(out / f"{case}-rank{rank}.pt"))
 
 
@@ -159,6 +239,20 @@ def test_tensor_parallel_colwise_rowwise_and_replicated_bit_equal(fits):
             assert got.keys() == ref.keys()
             for name in ref:  # out.* are Replicate: each rank's own copy
                 assert torch.equal(got[name], ref[name]), (scheme, rank, name)
+
+
+@pytest.mark.multiprocess
+@pytest.mark.parametrize("case, cls", [("fsdp", ShardedNet), ("tp", TensorParallelNet)])
+def test_lsuv_two_ranks_reaches_unit_variance_globally(fits, case, cls):
+    ref = _reference(cls, "lsuv")  # the same sample batch in one process
+    for rank in (0, 1):
+        got = fits.load(f"{case}-lsuv", rank)
+        variances = _layer_variances(cls, got)
+        reached = ("net.conv1", "net.conv2", "net.fc", "net.head") if cls is ShardedNet else ("up", "down", "out")
+        for layer in reached:  # Var(out) of the whole layer, so every shard was scaled alike
+            assert variances[layer] == pytest.approx(1.0, abs=0.1), (rank, layer, variances)
+        for name in ref:
+            torch.testing.assert_close(got[name], ref[name], rtol=1e-4, atol=1e-6, msg=f"{rank} {name}")
 
 
 @pytest.mark.multiprocess

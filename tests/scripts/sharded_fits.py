@@ -148,8 +148,8 @@ if __name__ == "__main__":
         trainer(out, steps=2, callbacks=callbacks).fit(ShardedNet(), ckpt_path=out / "ckpt")
 
     timed("meta", meta)
-    timed("fsdp", lambda: init_fits("fsdp", ShardedNet, 2, "full", PER_BLOCK))
-    timed("tp", lambda: init_fits("tp", TensorParallelNet, 1, "full", TP_SCHEMES))
+    timed("fsdp", lambda: init_fits("fsdp", ShardedNet, 2, "full", [*PER_BLOCK, "lsuv"]))
+    timed("tp", lambda: init_fits("tp", TensorParallelNet, 1, "full", [*TP_SCHEMES, "lsuv"]))
     timed("local", lambda: init_fits("local", ShardedNet, 2, "local", ["kaiming_normal"]))
     timed("resume", resume)
     sys.exit(finish(timings, out))
