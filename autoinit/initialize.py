@@ -122,6 +122,19 @@ class ParamWriter:
         """The report's std of an initialized parameter."""
         return _std(param.detach())
 
+    def variance(self, activations: torch.Tensor) -> float:
+        """A measuring pass's variance of a layer's output (:meth:`PassContext.variance`)."""
+        return float(activations.float().var())
+
+    def rescale(self, block: Block, factor: float) -> None:
+        """Multiply an initialized block by ``factor`` in place (:meth:`PassContext.rescale`)."""
+        block.tensor.mul_(factor)
+
+    @contextlib.contextmanager
+    def model_pass(self, model: nn.Module) -> Iterator[None]:
+        """Held around a scheme's model pass (which may run the model's forward)."""
+        yield
+
 
 class _Initializer:
     """Runs one scheme's hooks over a model's blocks: the precondition check, the per-block pass (weights
@@ -216,6 +229,8 @@ class _Initializer:
             global_rng=lambda: self.gens.global_rng(devices),
             materialized=lambda names: self.writer.open(names, self.blocks),
             graph=self.graph,
+            variance=self.writer.variance,
+            rescale=self.writer.rescale,
         )
 
     # ---- per-block initialization ---------------------------------------------------------------
@@ -299,7 +314,8 @@ class _Initializer:
                         if not self.init_other_roles(b):
                             self.apply(b, self.scheme)
         if self.scheme.model_pass is not None:
-            self.scheme.model_pass(pctx)
+            with self.writer.model_pass(self.model):
+                self.scheme.model_pass(pctx)
         if self.options.get("head"):
             self.init_head(self.options["head"])
 

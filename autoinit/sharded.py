@@ -16,6 +16,10 @@ parallel ``parallelize_module``, Lightning's ``ModelParallelStrategy``).
   full tensor ever exists. Statistically the same as the full draw, not bit-equal; only for schemes that
   draw every element independently (``Scheme.iid``); ranks that hold the same shard (``Replicate``) draw
   the same values.
+- **Measuring passes** (LSUV) run the sharded model's own forward on the batch every rank shares (rank 0's,
+  broadcast): a layer's output variance is that of its global output (a tensor-parallel output is gathered
+  first) and rank 0's value is broadcast, so every rank applies the same scale, to its shard and to the
+  gathered copy the forward pass is computing with.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.distributed.fsdp import FSDPModule
 from torch.distributed.tensor import DTensor, distribute_tensor
@@ -69,13 +74,13 @@ def check_scheme(scheme: Scheme, strategy: str) -> None:
     """A one-line error for a scheme that cannot run on sharded parameters under ``strategy``."""
     if scheme.model_pass is not None and not scheme.shardable_pass:
         what = (
-            "measures the network layer by layer on a batch"
+            "measures the network on a batch and redraws whole weights from it"
             if scheme.needs_data
             else "runs a pass over the whole model that writes unsharded weights"
         )
         raise AutoInitError(
-            f"scheme '{scheme.name}' {what} and cannot run on the sharded parameters of {strategy}: "
-            f"use it under DDP, or pick a per-block scheme (such as 'auto' or 'orthogonal') under {strategy}"
+            f"scheme '{scheme.name}' {what}, which it cannot do on the sharded parameters of {strategy}: use it "
+            f"under DDP, or pick a per-block scheme (such as 'auto' or 'orthogonal') or 'lsuv' under {strategy}"
         )
 
 
@@ -220,6 +225,51 @@ class ShardedWriter(ParamWriter):
         if name in self._stds:
             return self._stds[name]
         return super().std(name, param.to_local() if isinstance(param, DTensor) else param)
+
+    # ---- measuring passes ------------------------------------------------------------------------------
+    def variance(self, activations: torch.Tensor) -> float:
+        if isinstance(activations, DTensor):  # a tensor-parallel output: sharded or partial sums
+            activations = activations.full_tensor()
+        value = torch.tensor([super().variance(activations)], dtype=torch.float64, device=activations.device)
+        # Ranks must agree to the bit: each rescale is followed by a forward with collectives, so a rank that
+        # stopped one rescale early would hang the others.
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.broadcast(value, src=0)
+        return float(value)
+
+    def rescale(self, block: Block, factor: float) -> None:
+        p = self.params.get(block.param_name)
+        if not isinstance(p, DTensor):
+            super().rescale(block, factor)
+            return
+        if tuple(block.tensor.shape) != tuple(p.shape):
+            raise AutoInitError(
+                f"sharded parameter '{block.param_name}': a measuring pass rescales part of it ({block.label}), "
+                "which autoinit does not do on shards: exclude it, or use this scheme under DDP"
+            )
+        local = p.to_local()
+        local.mul_(factor)
+        # During a forward pass FSDP2 holds the gathered weight in the module instead: the pass computes with it.
+        done = {id(p)}
+        for module, attr in self._places[id(p)]:
+            visible = module._parameters.get(attr)
+            if visible is None or id(visible) in done:
+                continue
+            done.add(id(visible))
+            held = visible.to_local() if isinstance(visible, DTensor) else visible
+            if held.untyped_storage().data_ptr() != local.untyped_storage().data_ptr():
+                visible.mul_(factor)
+
+    @contextlib.contextmanager
+    def model_pass(self, model: nn.Module) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            # FSDP2 keeps the root's gathered weights after a forward (training's backward would reshard them):
+            # back to shards, so the next forward gathers the rescaled values.
+            for module in model.modules():
+                if isinstance(module, FSDPModule):
+                    module.reshard()
 
     @staticmethod
     @contextlib.contextmanager

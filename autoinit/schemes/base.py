@@ -113,6 +113,8 @@ class PassContext:
         global_rng: Callable[[], contextlib.AbstractContextManager[None]],
         materialized: Callable[[list[str]], contextlib.AbstractContextManager[None]] | None = None,
         graph: LayerGraph | None = None,
+        variance: Callable[[torch.Tensor], float] | None = None,
+        rescale: Callable[[Block, float], None] | None = None,
     ) -> None:
         self.model, self.sample_input, self.gain = model, sample_input, gain
         # The traced structure: residual branches (graph.branches), the classifier head (graph.head).
@@ -123,6 +125,7 @@ class PassContext:
         self._layer_of, self._ledger = layer_of, ledger
         self._generator_for, self._global_rng = generator_for, global_rng
         self._materialized = materialized
+        self._variance, self._rescale = variance, rescale
 
     def weight_blocks(self) -> Iterator[Block]:
         for blocks in self.blocks.values():
@@ -149,6 +152,19 @@ class PassContext:
         is written to them is kept (on a sharded model: each rank keeps its shard of it). A model pass that
         writes parameters only inside it declares ``Scheme(shardable_pass=True)``."""
         return self._materialized(names) if self._materialized is not None else contextlib.nullcontext()
+
+    def variance(self, activations: torch.Tensor) -> float:
+        """The variance of a layer's output on the sample batch; on a sharded model that of the whole
+        (global) output, the same number on every rank."""
+        return self._variance(activations) if self._variance is not None else float(activations.float().var())
+
+    def rescale(self, block: Block, factor: float) -> None:
+        """Multiply an initialized weight block in place by ``factor``, also while a forward pass is using
+        it (on a sharded model: every rank's shard and the gathered copy the pass computes with)."""
+        if self._rescale is not None:
+            self._rescale(block, factor)
+        else:
+            block.tensor.mul_(factor)
 
     def record(self, block: Block, label: str, note: str = "") -> None:
         """Add ``label`` (and ``note``) to the block's report row."""
@@ -189,7 +205,8 @@ class Scheme:
     # Every element drawn on its own from one distribution set by the fans, so a shard can be drawn alone
     # (AutoInit's sharded_draw="local"); not so for orthogonal matrices.
     iid: bool = False
-    # The model pass writes parameters only inside PassContext.materialized, so it runs on sharded models.
+    # The model pass writes parameters only inside PassContext.materialized or through PassContext.rescale,
+    # and measures only through PassContext.variance, so it runs on sharded models.
     shardable_pass: bool = False
 
     def __post_init__(self) -> None:

@@ -1,10 +1,29 @@
 """Models for tests/test_sharded.py, shared by the 2-process scripts and the single-process reference."""
 
+import json
+from pathlib import Path
+
 import lightning.pytorch as pl
 import torch
 from torch import nn
 from torch.distributed.fsdp import fully_shard
+from torch.distributed.tensor import DTensor
 from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel, parallelize_module
+
+# The schemes the 2-process fits initialize and tests/test_sharded.py checks, bit for bit.
+PER_BLOCK = [
+    "default",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "lecun_uniform",
+    "lecun_normal",
+    "orthogonal",
+    "delta_orthogonal",
+    "auto",
+]
+TP_SCHEMES = ["kaiming_normal", "orthogonal", "auto"]
 
 
 class ShardedNet(pl.LightningModule):
@@ -136,3 +155,56 @@ class WideMLP(pl.LightningModule):
     def train_dataloader(self):
         data = torch.utils.data.TensorDataset(torch.randn(8, 2048, generator=torch.Generator().manual_seed(0)))
         return torch.utils.data.DataLoader(data, batch_size=2)
+
+
+class SmallShardedMLP(pl.LightningModule):
+    """A small ReLU MLP in the layout Lightning documents for ModelParallelStrategy: layers built in
+    ``__init__``, each Linear ``fully_shard``-ed in configure_model (so ``autoinit tune`` can probe the
+    unsharded model in its own process). Trains on its own fixed random regression data. With ``record``
+    (a folder), each rank appends what its fit started with to ``record/rank<N>.jsonl``."""
+
+    def __init__(self, width: int = 16, depth: int = 3, shard: bool = True, record: str | None = None):
+        super().__init__()
+        self.shard, self.record = shard, record
+        self.layers = nn.Sequential(*(m for _ in range(depth) for m in (nn.Linear(width, width), nn.ReLU())))
+        self.head = nn.Linear(width, 1)
+        self.example_input_array = torch.randn(8, width, generator=torch.Generator().manual_seed(7), device="cpu")
+
+    def configure_model(self):
+        if self.shard:
+            for m in [*self.layers, self.head]:
+                if isinstance(m, nn.Linear):
+                    fully_shard(m, mesh=self.device_mesh["data_parallel"])
+            fully_shard(self, mesh=self.device_mesh["data_parallel"])
+
+    def forward(self, x):
+        return self.head(self.layers(x))
+
+    def on_train_start(self):
+        if self.record is None:
+            return
+        autoinit = next(c for c in self.trainer.callbacks if type(c).__name__ == "AutoInit")
+        weight = self.layers[0].weight
+        line = {
+            "world_size": self.trainer.world_size,
+            "strategy": type(self.trainer.strategy).__name__,
+            "sharded": all(isinstance(p, DTensor) for p in self.parameters()),
+            "local_rows": weight.to_local().shape[0] if isinstance(weight, DTensor) else weight.shape[0],
+            "scheme": autoinit.summary.get("scheme"),
+            "initialized": autoinit.summary.get("initialized"),
+        }
+        with open(Path(self.record, f"rank{self.global_rank}.jsonl"), "a") as f:
+            f.write(json.dumps(line) + "\n")
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.mse_loss(self(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    def train_dataloader(self):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(64, self.example_input_array.shape[1], generator=g)
+        data = torch.utils.data.TensorDataset(x, x[:, :1].sin() + 0.1 * torch.randn(64, 1, generator=g))
+        return torch.utils.data.DataLoader(data, batch_size=8)
