@@ -410,7 +410,8 @@ def render(results: list[SignalStats], console) -> None:
         console.print(table)
         if st.stream:
             blocks = " → ".join(f"{v:.3g}" for v in st.stream)
-            console.print(f"{st.scheme}: residual stream std after each of {len(st.stream)} blocks: {blocks}", markup=False, soft_wrap=True)
+            line = f"{st.scheme}: residual stream std after each of {len(st.stream)} blocks: {blocks}"
+            console.print(line, markup=False, soft_wrap=True)
     summary = Table(
         title="summary: forward = last/first output std, backward = first/last gradient std, "
         "isometry = std of log10 Jacobian singular values (0 = perfect)"
