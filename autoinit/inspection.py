@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from autoinit import data
-from autoinit.detect import is_layer, move_to, run_model
+from autoinit.detect import is_layer, move_to, run_model, stream_stds
 from autoinit.errors import AutoInitError, one_line
 from autoinit.initialize import init_model
 from autoinit.schemes.registry import get_scheme
@@ -58,6 +58,7 @@ class SignalStats:
     jacobian_sv: list[float] | None = None  # singular values of the input-output Jacobian, one sample
     error: str = ""  # why the scheme could not initialize this model
     note: str = ""  # e.g. activations from module order because the sample input did not work
+    stream: list[float] = field(default_factory=list)  # residual stream std after each residual sum
 
     @property
     def forward_ratio(self) -> float:
@@ -128,6 +129,7 @@ class _Probe(pl.Callback):
         self.model_input, self.batch_to_input = model_input, batch_to_input
         self.layers: dict[str, nn.Module] = {}
         self.outputs: dict[str, torch.Tensor] = {}
+        self.stream: list[float] = []
         self.loss: float | None = None
         self.note = ""
         self.handles: list[Any] = []
@@ -154,6 +156,9 @@ class _Probe(pl.Callback):
             # the sample did not work; detecting activations is all it was for
             init_model(pl_module, self.scheme, self.gain, sample_input=None, seed=self.seed, **self.options)
             self.note, self.model_input = f"activations from module order: {exc}", None
+        if self.model_input is not None:
+            with contextlib.suppress(Exception):  # extra information: the layer table stands without it
+                self.stream = [std for _, _, std in stream_stds(pl_module, self.model_input)]
         self.layers = {name: m for name, m in pl_module.named_modules() if is_layer(m) and name}
         self.handles = [m.register_forward_hook(self._hook(name)) for name, m in self.layers.items()]
 
@@ -292,7 +297,7 @@ def measure(
             probe.remove_hooks()
     if probe.loss is None:  # not reached in practice: the probe raises first
         raise AutoInitError(f"{type(model).__name__}.training_step ran no backward: inspect needs the loss")
-    stats = SignalStats(scheme, gain, loss=probe.loss, note=probe.note)
+    stats = SignalStats(scheme, gain, loss=probe.loss, note=probe.note, stream=probe.stream)
     finite = math.isfinite(stats.loss)
     for name, out in probe.outputs.items():
         grad = None if out.grad is None or not finite else float(out.grad.float().std())
@@ -403,6 +408,10 @@ def render(results: list[SignalStats], console) -> None:
                 f"[red]{lay.flag}[/red]" if lay.flag else "",
             )
         console.print(table)
+        if st.stream:
+            blocks = " → ".join(f"{v:.3g}" for v in st.stream)
+            line = f"{st.scheme}: residual stream std after each of {len(st.stream)} blocks: {blocks}"
+            console.print(line, markup=False, soft_wrap=True)
     summary = Table(
         title="summary: forward = last/first output std, backward = first/last gradient std, "
         "isometry = std of log10 Jacobian singular values (0 = perfect)"

@@ -180,3 +180,21 @@ def test_manual_optimization_is_measured_at_its_manual_backward():
         assert stats.loss == pytest.approx(float(torch.nn.functional.cross_entropy(reference(x), y)), rel=1e-6)
     assert len(stats.layers) == 8 and all(lay.grad_std and lay.grad_std > 0 for lay in stats.layers)
     assert torch.equal(model.head.weight, reference.head.weight)  # stopped before opt.step()
+
+
+def test_residual_stream_std_block_after_block():
+    from rich.console import Console
+
+    from autoinit.inspection import render
+    from autoinit.templates import ResidualMLP
+
+    x, y = _batch(features=64)
+    kaiming = measure(ResidualMLP(blocks=8), (x, y), x, "kaiming_normal")
+    fixup = measure(ResidualMLP(blocks=8), (x, y), x, "fixup")
+    plain = measure(DeepMLP(depth=4, width=16), _batch(), _batch()[0], "kaiming_normal")
+    assert len(kaiming.stream) == len(fixup.stream) == 8 and plain.stream == []
+    assert kaiming.stream[-1] > 3 * kaiming.stream[0]  # He branches add variance block after block
+    assert fixup.stream == pytest.approx([fixup.stream[0]] * 8)  # zero last layers: the stream stays put
+    console = Console(record=True, width=200)
+    render([fixup], console)
+    assert "residual stream std after each of 8 blocks" in console.export_text()
