@@ -16,20 +16,7 @@ from lightning.pytorch.cli import LightningCLI
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
-
-# Trainer callbacks a short trial has no use for (it writes no checkpoint, logs nothing, shows no bar).
-_DROPPED_CALLBACKS = (
-    "ModelCheckpoint",
-    "EarlyStopping",
-    "LearningRateMonitor",
-    "ProgressBar",
-    "ModelSummary",
-    "RichProgressBar",
-    "TQDMProgressBar",
-    "RichModelSummary",
-    "AutoInit",
-    "DeviceStatsMonitor",
-)
+from autoinit.tuner.source import DROPPED_CALLBACKS, TRIAL_SET_TRAINER_KEYS, trial_trainer_kwargs
 
 
 class _TuneCLI(LightningCLI):
@@ -118,25 +105,34 @@ class TuneConfig:
 
     def sha256(self) -> str:
         """Hash of everything that changes what a trial measures (not the resumable tune keys: n_trials,
-        storage, workers...)."""
+        storage, workers...; not the trainer keys a trial sets itself: max_epochs, logger...)."""
         data = self.dump()
         resumable = TuneSettings.resumable_keys()
         data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
+        trainer = {k: v for k, v in (data.get("trainer") or {}).items() if k not in TRIAL_SET_TRAINER_KEYS}
+        callbacks = trainer.get("callbacks")
+        if isinstance(callbacks, list):  # the ones a trial drops change nothing it measures
+            trainer["callbacks"] = [c for c in callbacks if _class_name(c) not in DROPPED_CALLBACKS]
+        data["trainer"] = trainer
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        trainer = dict(self.cli.config_init.get("trainer") or {})
-        callbacks = trainer.pop("callbacks", None) or []
-        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        trainer["callbacks"] = [c for c in callbacks if not any(type(c).__name__ == d for d in _DROPPED_CALLBACKS)]
-        trainer.pop("logger", None)
-        return trainer
+        return trial_trainer_kwargs(self.cli.config_init.get("trainer") or {})
+
+    def logger(self) -> Any:
+        """The trainer's logger as the config gives it (instantiated), or None."""
+        return (self.cli.config_init.get("trainer") or {}).get("logger")
 
     def build(self) -> tuple[pl.LightningModule, pl.LightningDataModule | None]:
         """A fresh model and datamodule, with the config's optimizer and lr_scheduler attached."""
         with quiet_lightning():
             self.cli.instantiate_classes()
         return self.cli.model, self.cli.datamodule
+
+
+def _class_name(value: Any) -> str:
+    path = value.get("class_path", "") if isinstance(value, dict) else ""
+    return str(path).rsplit(".", 1)[-1]
 
 
 def _ranges(args: dict[str, Any]) -> dict[str, Any]:

@@ -6,14 +6,17 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import yaml
 from optuna.trial import TrialState
 
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.source import TrialSource
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(kw_only=True)
@@ -105,7 +108,7 @@ def write_trials_csv(path: Path, all_rows: list[Row]) -> None:
             )
 
 
-def best_summary(config: TuneConfig, all_rows: list[Row]) -> dict[str, Any] | None:
+def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | None:
     from autoinit import __version__
 
     ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE]
@@ -150,11 +153,10 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
     return line
 
 
-def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
+    """Mean loss against step for PyTorch's default, the best and the next ``top - 1`` complete trials.
+    Built without pyplot, so it neither needs nor changes a display backend (a notebook shows it as is)."""
+    from matplotlib.figure import Figure
 
     ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE and r.curve]
     default = default_row(all_rows)
@@ -164,7 +166,8 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
             break
         if r is not default:
             shown.append(r)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for r in shown:
         style = "--" if r is default else "-"
         label = f"#{r.number} {r.scheme} gain={r.gain:.3g}" + (" (PyTorch default)" if r is default else "")
@@ -174,8 +177,11 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
     ax.set_title("Early loss: PyTorch default vs the best inits found")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig
+
+
+def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
+    curves_figure(all_rows, top).savefig(path, dpi=100)
 
 
 def ranking_table(all_rows: list[Row], limit: int = 12):
@@ -201,7 +207,7 @@ def ranking_table(all_rows: list[Row], limit: int = 12):
     return table
 
 
-def write_outputs(config: TuneConfig, study: optuna.Study) -> tuple[dict[str, Any] | None, list[Row]]:
+def write_outputs(config: TrialSource, study: optuna.Study) -> tuple[dict[str, Any] | None, list[Row]]:
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
     all_rows = rows(study)

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.source import TrialSource
 
 if TYPE_CHECKING:
     from autoinit.inspection import SignalStats
 
 
-def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[str]:
+def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> list[str]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
     skipped with a note, a scheme named explicitly that cannot apply is an error."""
     from autoinit import data
@@ -41,7 +41,7 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     return keep
 
 
-def prescreen(config: TuneConfig, scheme: str, gain: float) -> SignalStats | None:
+def prescreen(config: TrialSource, scheme: str, gain: float) -> SignalStats | None:
     """One forward/backward pass of a fresh model under (scheme, gain); None when the pass itself fails —
     then the trial runs and reports the error in full."""
     import lightning.pytorch as pl
@@ -58,7 +58,7 @@ def prescreen(config: TuneConfig, scheme: str, gain: float) -> SignalStats | Non
             return None
 
 
-def prescreen_schemes(config: TuneConfig, schemes: list[str], log: Callable[[str], None]) -> list[str]:
+def prescreen_schemes(config: TrialSource, schemes: list[str], log: Callable[[str], None]) -> list[str]:
     """Drop the schemes that are hopeless at their textbook gain (PyTorch's default always stays)."""
     gain = config.settings.anchor_gain()
     keep = []
@@ -74,7 +74,7 @@ def prescreen_schemes(config: TuneConfig, schemes: list[str], log: Callable[[str
     return keep
 
 
-def screened_out(config: TuneConfig, scheme: str, gain: float) -> str | None:
+def screened_out(config: TrialSource, scheme: str, gain: float) -> str | None:
     """Why the pre-screen keeps a sampled (scheme, gain) point from training, or None to train it."""
     if not config.settings.prescreen or scheme == "default":
         return None
