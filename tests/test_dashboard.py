@@ -34,6 +34,8 @@ def _tune(tmp_path, **keys):
         report_every=4,
         schemes=["kaiming_normal"],
         gain=[0.5, 1.0],
+        sampler="grid",  # every trial a new point, so every trial is trained (none copied from a duplicate)
+        pruner="none",
         output=str(tmp_path / "out"),
         console=Console(quiet=True),
         **keys,
@@ -42,7 +44,7 @@ def _tune(tmp_path, **keys):
 
 def _check(storage, result):
     app = optuna_dashboard.wsgi(storage)
-    studies = _get(app, "/api/studies")["studies"]
+    studies = _get(app, "/api/studies")["study_summaries"]
     assert [s["study_name"] for s in studies] == [result.study_name]
     detail = _get(app, f"/api/studies/{studies[0]['study_id']}")
     trials = sorted(detail["trials"], key=lambda t: t["number"])

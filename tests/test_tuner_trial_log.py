@@ -11,7 +11,15 @@ from autoinit import AutoInitError
 from autoinit.tuner import trial_log
 from autoinit.tuner.trial_log import register_trial_logger
 
-KEYS = {"steps": 7, "seeds": 2, "n_trials": 3, "schemes": ["kaiming_normal"], "gain": [0.5, 1.0], "pruner": "none"}
+KEYS = {
+    "steps": 7,
+    "seeds": 2,
+    "n_trials": 3,
+    "schemes": ["kaiming_normal"],
+    "gain": [0.5, 1.0],
+    "sampler": "grid",
+    "pruner": "none",
+}
 
 
 def _tune(tmp_path, logger, **keys):
