@@ -27,7 +27,18 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides.append(f"--tune.storage={args.storage}")
     if args.force:
         overrides.append("--tune.oversubscribe=true")
-    return tune(TuneConfig(args.config, overrides))
+    config = TuneConfig(args.config, overrides)
+    if config.settings.log_trials:
+        from autoinit.tuner.trial_log import configured_loggers
+
+        configured_loggers(config)  # a logger it cannot use: one line now, not in every worker
+    return tune(config)
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from autoinit.fit import fit
+
+    return fit(args.config, list(args.overrides))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -85,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="start more --workers than this machine has CPU cores (tune.oversubscribe)",
     )
     p.set_defaults(func=_cmd_tune)
+    p = sub.add_parser(
+        "fit",
+        help="tune the config's init (or reuse its finished study), then run LightningCLI fit with the pick",
+        epilog="Any other argument goes to LightningCLI's fit, as with `python main.py fit --config config.yaml "
+        "...`: --trainer.max_epochs=20, --ckpt_path=last.ckpt (resume: the restored weights are kept).",
+    )
+    p.add_argument("config", help="a LightningCLI fit config; its tune section (if any) is tuned first")
+    p.set_defaults(func=_cmd_fit)
     p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
     p.add_argument("config", help="a tune config (its model and data are used)")
     p.add_argument("--schemes", default=None, help="comma-separated scheme names (default: the config's)")
@@ -103,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if rest and args.command not in ("tune", "inspect"):
+    if rest and args.command not in ("tune", "inspect", "fit"):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.overrides = rest
     try:

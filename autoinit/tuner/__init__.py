@@ -14,6 +14,11 @@ sampler, pruner), ``screening`` (applicable schemes, pre-screen), ``scores`` (a 
 ``storage`` (Optuna storage access), ``owner`` (who runs a trial: pid, start time, lease), ``study``
 (create, load, resume, fail dead trials, queue interrupted ones again), ``stop_rule``,
 ``loop``, ``launcher``, ``worker``, ``ddp_trial`` (execution), ``outputs``, ``run``, ``noise``.
+
+From Python (``autoinit.tune``): ``source`` (the :class:`TrialSource` protocol a YAML config and a Python
+spec both satisfy, so both run the code above), ``spec`` (the Python spec), ``api`` (``tune()``),
+``result`` (:class:`TuneResult`), ``reuse`` (finding a finished study of the same config), ``pick`` (the
+``TunedAutoInit`` callback), ``trial_log`` (``tune.log_trials``).
 """
 
 from __future__ import annotations

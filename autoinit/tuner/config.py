@@ -21,19 +21,12 @@ from autoinit import data
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
-
-# Trainer callbacks a short trial has no use for (it writes no checkpoint, logs nothing, shows no bar).
-_DROPPED_CALLBACKS = (
-    "ModelCheckpoint",
-    "EarlyStopping",
-    "LearningRateMonitor",
-    "ProgressBar",
-    "ModelSummary",
-    "RichProgressBar",
-    "TQDMProgressBar",
-    "RichModelSummary",
-    "AutoInit",
-    "DeviceStatsMonitor",
+from autoinit.tuner.source import (
+    DROPPED_CALLBACKS,
+    TRIAL_SET_TRAINER_KEYS,
+    describe_changes,
+    flatten,
+    trial_trainer_kwargs,
 )
 
 
@@ -220,41 +213,39 @@ class TuneConfig:
         """The resolved config (after command-line overrides) as plain data."""
         return json.loads(json.dumps(self.cli.config.as_dict(), default=str))
 
-    def measured(self) -> dict[str, Any]:
-        """Everything that changes what a trial measures (not the resumable tune keys: n_trials, storage,
-        workers...), as ``{"dotted.key": value}``: what a study stores to tell a changed config on resume."""
-        config = self.dump()
+    def _measured_data(self) -> dict[str, Any]:
+        """The resolved config less what changes nothing a trial measures: the resumable tune keys
+        (n_trials, storage, workers...), the trainer keys a trial sets itself (max_epochs, logger...) and
+        the callbacks a trial drops."""
+        data = self.dump()
         resumable = TuneSettings.resumable_keys()
-        config["tune"] = {k: v for k, v in config.get("tune", {}).items() if k not in resumable}
-        return _flatten(config)
+        data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
+        trainer = {k: v for k, v in (data.get("trainer") or {}).items() if k not in TRIAL_SET_TRAINER_KEYS}
+        callbacks = trainer.get("callbacks")
+        if isinstance(callbacks, list):
+            trainer["callbacks"] = [c for c in callbacks if _class_name(c) not in DROPPED_CALLBACKS]
+        data["trainer"] = trainer
+        return data
+
+    def measured(self) -> dict[str, Any]:
+        """Everything that changes what a trial measures, as ``{"dotted.key": value}``: what a study stores
+        to tell a changed config on resume."""
+        return flatten(self._measured_data())
 
     def sha256(self) -> str:
-        """Hash of everything :meth:`measured` holds (computed as before it existed, so a study made by an
-        earlier version still resumes)."""
-        config = self.dump()
-        resumable = TuneSettings.resumable_keys()
-        config["tune"] = {k: v for k, v in config.get("tune", {}).items() if k not in resumable}
-        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+        """Hash of everything :meth:`measured` holds."""
+        return hashlib.sha256(json.dumps(self._measured_data(), sort_keys=True).encode()).hexdigest()
 
     def changes_from(self, stored: dict[str, Any], limit: int = 3) -> str:
-        """The keys whose value differs from a study's stored :meth:`measured` config, as
-        ``"tune.steps (8 → 9)"``, the first ``limit`` of them; "" when none does."""
-        now = self.measured()
-        missing = object()
-        changed = [
-            k for k in [*stored, *(k for k in now if k not in stored)] if stored.get(k, missing) != now.get(k, missing)
-        ]
-        shown = [f"{k} ({_short(stored.get(k, '(unset)'))} → {_short(now.get(k, '(unset)'))})" for k in changed]
-        more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
-        return ", ".join(shown[:limit]) + more
+        """The keys whose value differs from a study's stored :meth:`measured` config ("" when none)."""
+        return describe_changes(stored, self.measured(), limit)
 
     def trainer_kwargs(self) -> dict[str, Any]:
-        trainer = dict(self.cli.config_init.get("trainer") or {})
-        callbacks = trainer.pop("callbacks", None) or []
-        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
-        trainer["callbacks"] = [c for c in callbacks if not any(type(c).__name__ == d for d in _DROPPED_CALLBACKS)]
-        trainer.pop("logger", None)
-        return trainer
+        return trial_trainer_kwargs(self.cli.config_init.get("trainer") or {})
+
+    def logger(self) -> Any:
+        """The trainer's logger as the config gives it (instantiated), or None."""
+        return (self.cli.config_init.get("trainer") or {}).get("logger")
 
     def build(self) -> tuple[pl.LightningModule, pl.LightningDataModule | None]:
         """A fresh model and datamodule, with the config's optimizer and lr_scheduler attached. Their
@@ -282,18 +273,9 @@ def _prepare_once(prepare_data: Any, done: set[str], kind: str) -> None:
         done.add(kind)
 
 
-def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(value, dict) and value:
-        out: dict[str, Any] = {}
-        for k, v in value.items():
-            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
-        return out
-    return {prefix: value}
-
-
-def _short(value: Any, width: int = 40) -> str:
-    text = json.dumps(value, default=str) if not isinstance(value, str) else value
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _class_name(value: Any) -> str:
+    path = value.get("class_path", "") if isinstance(value, dict) else ""
+    return str(path).rsplit(".", 1)[-1]
 
 
 def _ranges(args: dict[str, Any]) -> dict[str, Any]:

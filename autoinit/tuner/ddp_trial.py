@@ -22,14 +22,14 @@ import optuna
 import torch.distributed as dist
 
 from autoinit.tuner import storage
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.search_space import Point
+from autoinit.tuner.source import TrialSource
 from autoinit.tuner.study import load_study
 from autoinit.tuner.trial import TrialResult, run_trial
 
 
-def trial_devices(config: TuneConfig) -> int:
+def trial_devices(config: TrialSource) -> int:
     """How many processes one trial needs: the trainer's device count when it is more than one."""
     devices: Any = config.trainer_kwargs().get("devices", 1)
     if isinstance(devices, (list, tuple)):
@@ -48,7 +48,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_ddp_trial(config: TuneConfig, trial: optuna.Trial, point: Point, world_size: int) -> TrialResult:
+def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_size: int) -> TrialResult:
     """Run one trial as ``world_size`` rank processes and return rank 0's result."""
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="autoinit-ddp-") as tmp:
@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trial-id", type=int, required=True)
     parser.add_argument("--result", required=True)
     args = parser.parse_args(argv)
+
+    from autoinit.tuner.config import TuneConfig
 
     config = TuneConfig(args.config, json.loads(args.overrides))
     report = None

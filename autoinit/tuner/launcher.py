@@ -25,10 +25,10 @@ import torch
 from rich.console import Console
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.loop import ClaimLock, OnTrial, claim_lock, worker_id
 from autoinit.tuner.records import GOOD_STATES
 from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.source import TrialSource
 from autoinit.tuner.stop_rule import StopReason, WorkerExit
 from autoinit.tuner.study import fail_trials_of
 
@@ -83,7 +83,7 @@ def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
 
 
 class _Worker:
-    def __init__(self, index: int, config: TuneConfig, settings: TuneSettings, log_dir: Path) -> None:
+    def __init__(self, index: int, config: TrialSource, settings: TuneSettings, log_dir: Path) -> None:
         self.index = index
         env = device_env(index, settings)
         threads = env.get("OMP_NUM_THREADS", "0")
@@ -116,7 +116,7 @@ def _fail_and_requeue(lock: ClaimLock, study: optuna.Study, worker: str, why: st
 
 
 def launch(
-    config: TuneConfig,
+    config: TrialSource,
     study: optuna.Study,
     settings: TuneSettings,
     *,

@@ -10,13 +10,14 @@ import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import one_line
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
 from autoinit.tuner.records import TrialRecord, TrialStatus
 from autoinit.tuner.scores import downsample, is_stalled, mean_curve, trial_score
 from autoinit.tuner.screening import screened_out
 from autoinit.tuner.search_space import Point, suggest
+from autoinit.tuner.source import TrialSource
 from autoinit.tuner.trial import TrialResult, run_trial
+from autoinit.tuner.trial_log import trial_logger
 
 
 class _OneLineTrialFailures(logging.Filter):
@@ -34,11 +35,12 @@ def _one_line_trial_failures() -> None:
         logger.addFilter(_OneLineTrialFailures())
 
 
-def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
+def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.Trial], float]:
     """The objective every trial process of the study runs."""
     s = config.settings
     _one_line_trial_failures()
     world_size = trial_devices(config)
+    log_trial = trial_logger(config) if s.log_trials else None  # a logger it cannot use: error now
 
     def train(trial: optuna.Trial, point: Point) -> TrialResult:
         if world_size > 1:
@@ -75,6 +77,8 @@ def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.T
             steps_trained=sum(len(c) for c in result.curves),
             status=result.status,
         )
+        if log_trial is not None:
+            log_trial(trial.number, point, result)
         if result.status == TrialStatus.DIVERGED:
             # Recorded as pruned with a huge last value: TPE puts it in the bad group, ranked last.
             trial.report(1e30, s.steps * s.seeds)

@@ -11,22 +11,25 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import optuna
 import yaml
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError, one_line
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.source import TrialSource
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Names the study that owns an output folder; written once the study's checks pass and it is about to run.
 OWNER_FILE = ".autoinit-study"
 BEST_YAML, TRIALS_CSV, LOSS_CURVES = "best.yaml", "trials.csv", "loss_curves.png"
 
 
-def check_output(config: TuneConfig) -> None:
+def check_output(config: TrialSource) -> None:
     """Before any work: the output folder can be created and written, and no other study owns it."""
     out = config.output
     try:
@@ -55,7 +58,7 @@ def output_owner(out: Path) -> str | None:
         return None
 
 
-def claim_output(config: TuneConfig) -> None:
+def claim_output(config: TrialSource) -> None:
     """Mark the output folder as this study's (after its checks passed: a study refused at its checks
     claims nothing)."""
     if output_owner(config.output) is None:
@@ -178,7 +181,7 @@ def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
         )
 
 
-def best_summary(config: TuneConfig, all_rows: list[Row]) -> dict[str, Any] | None:
+def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | None:
     from autoinit import __version__
 
     ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE]
@@ -223,11 +226,10 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
     return line
 
 
-def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
+    """Mean loss against step for PyTorch's default, the best and the next ``top - 1`` complete trials.
+    Built without pyplot, so it neither needs nor changes a display backend (a notebook shows it as is)."""
+    from matplotlib.figure import Figure
 
     ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE and r.curve]
     default = default_row(all_rows)
@@ -237,7 +239,8 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
             break
         if r is not default:
             shown.append(r)
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     for r in shown:
         style = "--" if r is default else "-"
         label = f"#{r.number} {r.scheme} gain={r.gain:.3g}" + (" (PyTorch default)" if r is default else "")
@@ -247,11 +250,12 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
     ax.set_title("Early loss: PyTorch default vs the best inits found")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    try:
-        with _replacing(path) as tmp:
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
+    return fig
+
+
+def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
+    with _replacing(path) as tmp:
+        curves_figure(all_rows, top).savefig(tmp, dpi=100)
 
 
 def ranking_table(all_rows: list[Row], limit: int = 12):
@@ -286,13 +290,13 @@ class Outputs:
     written: list[Path] = field(default_factory=list)
 
 
-def collect(config: TuneConfig, study: optuna.Study) -> Outputs:
+def collect(config: TrialSource, study: optuna.Study) -> Outputs:
     """The study's rows and best summary, nothing written yet."""
     all_rows = rows(study)
     return Outputs(summary=best_summary(config, all_rows), rows=all_rows)
 
 
-def write_outputs(config: TuneConfig, outputs: Outputs) -> list[Path]:
+def write_outputs(config: TrialSource, outputs: Outputs) -> list[Path]:
     """Write trials.csv, and best.yaml and loss_curves.png when a trial completed; returns the files
     written (each replaced whole, or left as it was). A failure is an OSError for the caller to report."""
     out = config.output

@@ -11,13 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner import storage
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
+from autoinit.tuner.source import TrialSource
 from autoinit.tuner.stop_rule import StopReason
 from autoinit.tuner.study import create_study, good_trials
 from autoinit.tuner.trial import freeze_startup_objects
@@ -30,7 +30,7 @@ def best_description(study: optuna.Study) -> str:
         return "no complete trial yet"
 
 
-def tune(config: TuneConfig, console: Console | None = None) -> int:
+def tune(config: TrialSource, console: Console | None = None) -> int:
     """Run (or resume) the study described by ``config``; returns a process exit code."""
     console = console or Console()
     s = config.settings

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.source import TrialSource
 
 if TYPE_CHECKING:
     from autoinit.inspection import SignalStats
@@ -21,7 +21,7 @@ _FIX_INPUT = (
 )
 
 
-def sample_input(config: TuneConfig, model: Any, batch: Any) -> Any:
+def sample_input(config: TrialSource, model: Any, batch: Any) -> Any:
     """What a scheme traces: the model's ``example_input_array``, else the input inside ``batch``
     (``tune.batch_to_input``, or the default rule); a batch with no usable input is one line naming both
     fixes."""
@@ -36,7 +36,7 @@ def sample_input(config: TuneConfig, model: Any, batch: Any) -> Any:
         raise AutoInitError(f"{exc.reason}: {_FIX_INPUT}") from None
 
 
-def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[str]:
+def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> list[str]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
     skipped with a note, a scheme named explicitly that cannot apply is an error."""
     from autoinit import data
@@ -61,7 +61,7 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     return keep
 
 
-def check_training(config: TuneConfig) -> None:
+def check_training(config: TrialSource) -> None:
     """One optimizer step of the trial path under PyTorch's default, before any study exists: a mistake
     every trial would make — a ``training_step`` that returns no loss, a ``tune.metric`` it does not log,
     data that yields no batch — is one line now (AutoInitError), not a failed trial each. An exception in
@@ -85,7 +85,7 @@ def check_training(config: TuneConfig) -> None:
             return
 
 
-def prescreen(config: TuneConfig, scheme: str, gain: float) -> SignalStats | None:
+def prescreen(config: TrialSource, scheme: str, gain: float) -> SignalStats | None:
     """One forward/backward pass of a fresh model under (scheme, gain); None when the pass itself fails —
     then the trial runs and reports the error in full."""
     import lightning.pytorch as pl
@@ -104,7 +104,7 @@ def prescreen(config: TuneConfig, scheme: str, gain: float) -> SignalStats | Non
             return None
 
 
-def prescreen_schemes(config: TuneConfig, schemes: list[str], log: Callable[[str], None]) -> list[str]:
+def prescreen_schemes(config: TrialSource, schemes: list[str], log: Callable[[str], None]) -> list[str]:
     """Drop the schemes that are hopeless at their textbook gain (PyTorch's default always stays)."""
     gain = config.settings.anchor_gain()
     keep = []
@@ -120,7 +120,7 @@ def prescreen_schemes(config: TuneConfig, schemes: list[str], log: Callable[[str
     return keep
 
 
-def screened_out(config: TuneConfig, scheme: str, gain: float) -> str | None:
+def screened_out(config: TrialSource, scheme: str, gain: float) -> str | None:
     """Why the pre-screen keeps a sampled (scheme, gain) point from training, or None to train it."""
     if not config.settings.prescreen or scheme == "default":
         return None

@@ -73,6 +73,8 @@ class TuneSettings:
             by a fresh process (0: a fresh process after every trial, for leaky user code).
         heartbeat_interval: seconds between heartbeats of a running trial (RDB storages) or renewals of its
             lease (journal file); a trial silent for 3 intervals is failed and retried.
+        log_trials: log each trial's loss curve (and its scheme, gain, status, score) to the trainer's
+            logger, one run per trial, so TensorBoard shows them beside the fits.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -100,6 +102,7 @@ class TuneSettings:
     prescreen: bool = True
     max_worker_growth_mb: int = _resumable(2048)
     heartbeat_interval: int = _resumable(10)
+    log_trials: bool = _resumable(False)
 
     def __post_init__(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""

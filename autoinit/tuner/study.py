@@ -19,7 +19,6 @@ from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError
 from autoinit.tuner import owner, storage
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import (
     GOOD_STATES,
     STUDY_ATTR_ANCHORS,
@@ -31,6 +30,7 @@ from autoinit.tuner.records import (
     TrialStatus,
 )
 from autoinit.tuner.search_space import anchors, make_pruner, make_sampler
+from autoinit.tuner.source import TrialSource
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def good_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=GOOD_STATES))
 
 
-def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
+def create_study(config: TrialSource, schemes: list[str]) -> optuna.Study:
     """Create the study, or load it to resume; the config must be the one it was made from.
 
     On a resume, the trials of processes that are gone are failed, and every trial that was lost or
@@ -99,7 +99,7 @@ def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
     return study
 
 
-def load_study(config: TuneConfig, sampler_seed_offset: int = 0) -> tuple[optuna.Study, list[str]]:
+def load_study(config: TrialSource, sampler_seed_offset: int = 0) -> tuple[optuna.Study, list[str]]:
     """The study a launcher created, opened by one of its workers (each with its own sampler seed, so
     parallel workers do not propose the same points)."""
     optuna.logging.set_verbosity(logging.WARNING)

@@ -16,9 +16,9 @@ import torch
 
 from autoinit.callback import AutoInit
 from autoinit.errors import AutoInitError, one_line
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
+from autoinit.tuner.source import TrialSource
 
 # report(step, value) -> True when the pruner says stop
 Reporter = Callable[[int, float], bool]
@@ -147,7 +147,7 @@ class TrialResult:
 
 
 def run_trial(
-    config: TuneConfig,
+    config: TrialSource,
     scheme: str,
     gain: float,
     *,

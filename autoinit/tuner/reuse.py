@@ -1,0 +1,48 @@
+"""Finding a source's study again: a finished study made from the same config is reused (nothing is
+tuned again), and a config that changed gets a study of its own instead of a refusal."""
+
+from __future__ import annotations
+
+import logging
+
+import optuna
+
+from autoinit.tuner import storage
+from autoinit.tuner.records import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
+from autoinit.tuner.search_space import target_trials
+from autoinit.tuner.source import TrialSource
+from autoinit.tuner.study import good_trials
+
+
+def _summaries(source: TrialSource) -> list[optuna.study.StudySummary]:
+    optuna.logging.set_verbosity(logging.WARNING)
+    study_storage = storage.open_storage(source.settings, source.output)
+    return optuna.get_all_study_summaries(study_storage, include_best_trial=False)
+
+
+def study_name_for(source: TrialSource) -> str:
+    """The study this source's trials go to: its own name when that study is new or was made from the same
+    config; else a study of this config already in the storage; else ``<name>-<first 8 of its hash>``."""
+    sha = source.sha256()
+    by_name = {s.study_name: s.user_attrs.get(STUDY_ATTR_CONFIG_SHA256) for s in _summaries(source)}
+    stored = by_name.get(source.study_name)
+    if stored is None or stored == sha:
+        return source.study_name
+    same = [name for name, h in by_name.items() if h == sha]
+    return same[0] if same else f"{source.study_name}-{sha[:8]}"
+
+
+def finished_study(source: TrialSource) -> optuna.Study | None:
+    """The source's study when it was made from the same config and already holds its target number of
+    good trials (then there is nothing to tune); else None."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    try:
+        study = optuna.load_study(
+            study_name=source.study_name, storage=storage.open_storage(source.settings, source.output)
+        )
+    except KeyError:
+        return None
+    if study.user_attrs.get(STUDY_ATTR_CONFIG_SHA256) != source.sha256():
+        return None
+    schemes = list(study.user_attrs.get(STUDY_ATTR_SCHEMES) or [])
+    return study if schemes and good_trials(study) >= target_trials(source.settings, schemes) else None
