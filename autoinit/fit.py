@@ -122,10 +122,13 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
         return AutoInit()
     name = study_name_for(config)
     if name != config.study_name:
+        # An output folder holds one study's files: this config's study writes beside it, in its own folder.
+        output = config.output.with_name(config.output.name + name[len(config.study_name) :])
         console.print(
-            f"[dim]study '{config.study_name}' was made from another config: this config's study is '{name}'[/dim]"
+            f"[dim]study '{config.study_name}' was made from another config: this config's study is '{name}', "
+            f"in {output}[/dim]"
         )
-        config = TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={config.output}"])
+        config = TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={output}"])
     study = finished_study(config)
     if resuming:
         console.print("resuming from a checkpoint: the restored weights are kept, nothing is tuned")

@@ -80,7 +80,8 @@ def tune(
 
     A study of the same name made from the same model, data, trainer and tune keys is resumed (a finished
     one is read back without training); one made from a different setup gets a study of its own,
-    ``<study_name>-<hash>``, in the same storage. Ctrl-C keeps the finished trials and returns their result
+    ``<study_name>-<hash>``, in its own output folder ``<output>-<hash>``. Ctrl-C keeps the finished trials and
+    returns their result
     with ``interrupted=True``.
     """
     from autoinit.tuner import run
@@ -101,10 +102,13 @@ def tune(
     console = console or Console(quiet=not verbose)
     name = study_name_for(spec)
     if name != spec.study_name:
+        # An output folder holds one study's files: the new study writes beside it, in its own folder.
+        output = spec.output.with_name(spec.output.name + name[len(spec.study_name) :])
         console.print(
-            f"[dim]study '{spec.study_name}' in {spec.output} was made from another setup: tuning '{name}'[/dim]"
+            f"[dim]study '{spec.study_name}' in {spec.output} was made from another setup: tuning '{name}' "
+            f"in {output}[/dim]"
         )
-        spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(spec.output))
+        spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
     if spec.settings.log_trials:
         configured_loggers(spec)
     subprocesses = spec.settings.workers > 1 or trial_devices(spec) > 1
