@@ -44,3 +44,22 @@ def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return storage_of(study).set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
     except RuntimeError:  # Optuna refuses to change a finished trial
         return False
+
+
+def configure_optimizers_output(conf: Any) -> tuple[list, list]:
+    """What ``configure_optimizers`` returned, as Lightning reads it: the optimizers and the scheduler
+    configs (``LRSchedulerConfig``: scheduler, interval, frequency, reduce_on_plateau...), parsed by
+    Lightning's own ``_configure_optimizers`` and ``_configure_schedulers_automatic_opt`` so every return
+    form it accepts is accepted (``None``: no optimizer)."""
+    from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_automatic_opt
+
+    if conf is None:
+        return [], []
+    optimizers, schedulers, monitor = _configure_optimizers(conf)
+    return optimizers, _configure_schedulers_automatic_opt(schedulers, monitor)
+
+
+def attach_trainer_view(module: Any, view: Any) -> None:
+    """Make ``module.trainer`` (and ``global_step``, ``current_epoch``) read ``view`` outside a fit
+    (``LightningModule._trainer``; the public setter accepts only a ``Trainer``)."""
+    module._trainer = view
