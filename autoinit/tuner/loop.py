@@ -26,6 +26,9 @@ WAIT_SECONDS = 0.5
 CLAIM_LOCK_NAME = ".claim.lock"
 
 OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+# run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
+# release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population_study)
+RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
 
 
 def worker_id(pid: int | None = None) -> str:
@@ -75,6 +78,7 @@ def optimize(
     lock: ClaimLock,
     on_trial: OnTrial | None = None,
     should_exit: Callable[[], bool] = lambda: False,
+    run_batch: RunBatch | None = None,
 ) -> StopReason:
     """Run trials one at a time until the study is done; returns why it stopped (EXIT: ``should_exit``
     asked this process to make way for a fresh one)."""
@@ -101,6 +105,13 @@ def optimize(
                 # The last trials run elsewhere. If one of their processes died, the RDB heartbeat makes
                 # the trial stale: fail it here, and its retry is queued for this process to take.
                 storage.fail_stale_trials(study)
+            elif run_batch is not None:
+                run_batch(
+                    study,
+                    settings.n_trials - p.good - p.running,
+                    lambda t: TrialRecord.write(t, worker=me),
+                    lock.release,
+                )
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
         finally:

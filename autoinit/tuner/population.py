@@ -417,7 +417,11 @@ def train_population(
             for batch_idx, batch, last in _epochs(loader):
                 batch = _to_device(batch, carrier, datamodule, device)
                 run = torch.vmap(partial(one_member, batch_idx=batch_idx), in_dims=(0, 0, None), randomness="different")
-                with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                with (
+                    torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
+                    warnings.catch_warnings(),
+                ):
+                    warnings.filterwarnings("ignore", message=".*performance drop.*")
                     losses, metrics = run(
                         {f"m.{n}": p for n, p in params.items()}, {f"m.{n}": b for n, b in buffers.items()}, batch
                     )

@@ -65,7 +65,9 @@ def make_sampler(settings: TuneSettings, schemes: list[str]) -> optuna.samplers.
             return optuna.samplers.RandomSampler(seed=seed)
         if settings.sampler == "gp":
             return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_anchors)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_anchors, multivariate=True)
+        # constant_liar: trials asked together (a population, parallel workers) spread out instead of
+        # all landing on the same promising point.
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_anchors, multivariate=True, constant_liar=True)
 
 
 def target_trials(settings: TuneSettings, schemes: list[str]) -> int:

@@ -69,6 +69,9 @@ class TuneSettings:
             by a fresh process (0: a fresh process after every trial, for leaky user code).
         heartbeat_interval: seconds between heartbeats of a running trial (RDB storages); a trial silent
             for 3 intervals is failed and retried.
+        population: "auto" (train many trials at once as one stacked model where the config allows it, else
+            sequential trials with a one-line reason), "off", or the most members (trials × seeds) at once.
+        population_memory_fraction: the share of free memory (GPU, or RAM on CPU) a population may use.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -94,6 +97,8 @@ class TuneSettings:
     prescreen: bool = True
     max_worker_growth_mb: int = _resumable(2048)
     heartbeat_interval: int = _resumable(10)
+    population: Union[Literal["auto", "off"], int] = _resumable("auto")  # noqa: UP007
+    population_memory_fraction: float = _resumable(0.5)
 
     def __post_init__(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""
@@ -103,6 +108,14 @@ class TuneSettings:
             raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
+        if isinstance(self.population, bool) or (isinstance(self.population, int) and self.population < 1):
+            raise AutoInitError(
+                f"tune.population must be 'auto', 'off' or a number of members >= 1, got {self.population!r}"
+            )
+        if not 0 < self.population_memory_fraction <= 1:
+            raise AutoInitError(
+                f"tune.population_memory_fraction must be in (0, 1], got {self.population_memory_fraction}"
+            )
         if self.objective == "steps_to" and self.threshold is None:
             raise AutoInitError("tune.objective 'steps_to' needs tune.threshold: the loss level to reach")
         if isinstance(self.schemes, str) and self.schemes != "all":
