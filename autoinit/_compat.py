@@ -63,3 +63,12 @@ def attach_trainer_view(module: Any, view: Any) -> None:
     """Make ``module.trainer`` (and ``global_step``, ``current_epoch``) read ``view`` outside a fit
     (``LightningModule._trainer``; the public setter accepts only a ``Trainer``)."""
     module._trainer = view
+
+
+def heartbeat_storage(study: optuna.Study) -> Any | None:
+    """The study's storage when it records trial heartbeats (an RDB storage with ``heartbeat_interval``),
+    else None (``optuna.storages._heartbeat.is_heartbeat_enabled``, not exported)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = storage_of(study)
+    return storage if is_heartbeat_enabled(storage) else None

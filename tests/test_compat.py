@@ -86,3 +86,9 @@ def test_attach_trainer_view_feeds_global_step_and_trainer():
     module = pl.LightningModule()
     _compat.attach_trainer_view(module, View())
     assert module.global_step == 7 and module.current_epoch == 2 and isinstance(module.trainer, View)
+
+
+def test_heartbeat_storage_only_for_storages_that_beat(tmp_path):
+    assert _compat.heartbeat_storage(optuna.create_study()) is None
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    assert _compat.heartbeat_storage(optuna.create_study(storage=storage)) is not None

@@ -329,3 +329,17 @@ def test_study_with_population_trials_records_what_sequential_trials_record(tmp_
         assert TrialRecord.of(a).steps_trained == TrialRecord.of(b).steps_trained
         assert TrialRecord.of(a).curve == pytest.approx(TrialRecord.of(b).curve, rel=1e-4)
     assert len({tuple(sorted(t.params.items())) for t in pop.trials}) == 8  # the batch spread out
+
+
+def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):
+    from autoinit.tuner.population_study import heartbeats
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+    trials = [study.ask() for _ in range(3)]
+    with heartbeats(study, trials):
+        pass
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        assert db.execute("select count(*) from trial_heartbeats").fetchone() == (3,)

@@ -9,11 +9,14 @@ the batch runner :func:`autoinit.tuner.loop.optimize` takes, or None for sequent
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import optuna
 from optuna.trial import TrialState
 
+from autoinit import _compat
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.objective import objective_parts
 from autoinit.tuner.population import PopulationFailed
@@ -89,9 +92,10 @@ class PopulationBatch:
                 return
             reports = [_reporter(trial) for trial, _ in todo]
             try:
-                results = run_population_trials(
-                    self.config, [p for _, p in todo], reports, max_members=self.max_members
-                )
+                with heartbeats(study, [t for t, _ in todo]):
+                    results = run_population_trials(
+                        self.config, [p for _, p in todo], reports, max_members=self.max_members
+                    )
             except PopulationFailed as exc:
                 self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
                 for trial, point in todo:
@@ -104,6 +108,34 @@ class PopulationBatch:
                 if trial.number not in told:
                     study.tell(trial, state=TrialState.FAIL)
             raise
+
+
+@contextmanager
+def heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> Iterator[None]:
+    """What ``study.optimize`` does for its one trial, for all the trials of a population: on a storage with
+    heartbeats (RDB), beat for each while it trains, so a machine that dies mid-population leaves trials
+    that go stale and are failed and re-queued by the other processes."""
+    storage = _compat.heartbeat_storage(study)
+    if storage is None:
+        yield
+        return
+    stop = threading.Event()
+    interval = storage.get_heartbeat_interval() or 10
+
+    def beat() -> None:
+        while True:
+            for trial in trials:
+                storage.record_heartbeat(_compat.trial_id(trial))
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name="autoinit-population-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:
