@@ -55,39 +55,36 @@ class PopulationBatch:
         self, study: optuna.Study, room: int, claim: Callable[[optuna.Trial], None], release: Callable[[], None]
     ) -> None:
         k = max(1, min(room, self.max_members // self.config.settings.seeds))
-        trials = []
-        try:
-            for _ in range(k):
-                trial = study.ask()
-                claim(trial)
-                trials.append(trial)
-        finally:
-            release()
+        trials: list[optuna.Trial] = []
         told: set[int] = set()
 
-        def tell(trial: optuna.Trial, outcome: Callable[[], float]) -> None:
+        def tell(trial: optuna.Trial, outcome: Callable[[], float | Point]) -> Point | None:
             try:
-                study.tell(trial, outcome())
+                value = outcome()
             except optuna.TrialPruned:
-                study.tell(trial, state=TrialState.PRUNED)
+                _tell(study, trial, state=TrialState.PRUNED)
             except Exception:
-                study.tell(trial, state=TrialState.FAIL)  # finish() recorded the error
+                _tell(study, trial, state=TrialState.FAIL)  # finish() recorded the error
+            else:
+                if isinstance(value, Point):
+                    return value  # to train
+                _tell(study, trial, value)
             told.add(trial.number)
+            return None
 
         try:
             todo: list[tuple[optuna.Trial, Point]] = []
-            for trial in trials:
-                try:
-                    begun = self.start(trial)
-                except optuna.TrialPruned:
-                    study.tell(trial, state=TrialState.PRUNED)
-                    told.add(trial.number)
-                    continue
-                if isinstance(begun, Point):
-                    todo.append((trial, begun))
-                else:
-                    study.tell(trial, begun)
-                    told.add(trial.number)
+            try:
+                # Each trial is started (suggested, pre-screened) as soon as it is asked, so a pre-screened
+                # or already-measured one is finished at once and its record holds its own time only.
+                for _ in range(k):
+                    trial = study.ask()
+                    claim(trial)
+                    trials.append(trial)
+                    if (point := tell(trial, lambda t=trial: self.start(t))) is not None:
+                        todo.append((trial, point))
+            finally:
+                release()
             if not todo:
                 return
             reports = [_reporter(trial) for trial, _ in todo]
@@ -106,7 +103,17 @@ class PopulationBatch:
         except BaseException:
             for trial in trials:
                 if trial.number not in told:
-                    study.tell(trial, state=TrialState.FAIL)
+                    _tell(study, trial, state=TrialState.FAIL)
+            raise
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kw: object) -> None:
+    """``study.tell``, except that a GridSampler whose grid is now exhausted may not stop the study from
+    outside ``optimize`` (it raises after the trial is stored): the loop's stop rule stops it instead."""
+    try:
+        study.tell(trial, value, **kw)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
             raise
 
 
