@@ -6,6 +6,8 @@ the installed versions, so an upgrade that moves one of them fails loudly there,
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -68,7 +70,57 @@ def attach_trainer_view(module: Any, view: Any) -> None:
 def heartbeat_storage(study: optuna.Study) -> Any | None:
     """The study's storage when it records trial heartbeats (an RDB storage with ``heartbeat_interval``),
     else None (``optuna.storages._heartbeat.is_heartbeat_enabled``, not exported)."""
+    return storage_of(study) if has_heartbeat(study) else None
+
+
+def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """The parameters a trial was queued with (``enqueue_trial`` keeps them in the ``fixed_params``
+    system attribute until the trial suggests them), merged with those it suggested."""
+    return {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+
+
+def retried_numbers(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The trials an RDB heartbeat's ``RetryHeartbeatStaleTrialCallback`` made ``trial`` a retry of."""
+    history = trial.system_attrs.get("retry_history", [])
+    failed = trial.system_attrs.get("failed_trial")
+    return [*history, *([failed] if failed is not None else [])]
+
+
+def has_heartbeat(study: optuna.Study) -> bool:
+    """Whether the study's storage fails the trials of silent processes itself (an RDB with heartbeats;
+    ``optuna.storages._heartbeat.is_heartbeat_enabled``, which also sees through Optuna's storage cache)."""
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
-    storage = storage_of(study)
-    return storage if is_heartbeat_enabled(storage) else None
+    return is_heartbeat_enabled(storage_of(study))
+
+
+class _SamplerView:
+    """A study as a sampler reads it: Optuna's samplers list trials through ``Study._get_trials`` and
+    order them by ``number``; here each trial has the number ``number_of`` gives it."""
+
+    def __init__(self, study: optuna.Study, number_of: Callable[[optuna.trial.FrozenTrial], int]) -> None:
+        self._study, self._number_of = study, number_of
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _renumbered(self, trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+        out = []
+        for t in trials:
+            number = self._number_of(t)
+            if number != t.number:
+                t = copy.copy(t)
+                t.number = number
+            out.append(t)
+        return sorted(out, key=lambda t: t.number)
+
+    def _get_trials(self, deepcopy: bool = True, states: Any = None, use_cache: bool = False) -> list[Any]:
+        return self._renumbered(self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache))
+
+    def get_trials(self, deepcopy: bool = True, states: Any = None) -> list[Any]:
+        return self._renumbered(self._study.get_trials(deepcopy=deepcopy, states=states))
+
+
+def sampler_view(study: optuna.Study, number_of: Callable[[optuna.trial.FrozenTrial], int]) -> optuna.Study:
+    """``study`` for a sampler to read, its trials renumbered (and reordered) by ``number_of``."""
+    return _SamplerView(study, number_of)  # type: ignore[return-value]

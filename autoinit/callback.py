@@ -12,6 +12,11 @@ optimizers are built) → ``on_fit_start`` → training. AutoInit works in ``on_
   scheme sees a different batch on each rank).
 
 Parameters are changed in place, so the optimizers built in ``strategy.setup`` keep pointing at them.
+
+Sharded models (``ModelParallelStrategy``: FSDP2 / tensor parallel, DTensor parameters) are initialized at
+the same point, after ``configure_model`` sharded them and the strategy materialized any meta-device
+parameters, through :class:`autoinit.sharded.ShardedWriter`: every rank traces the same batch (rank 0's,
+broadcast), plans on global shapes and keeps its own shard, so no parameter broadcast follows.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 import yaml
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
 from autoinit._compat import train_dataloader_of
@@ -32,10 +38,22 @@ from autoinit.errors import AutoInitError, one_line
 from autoinit.initialize import check_gain, init_model
 from autoinit.report import InitReport
 from autoinit.schemes.registry import check_options, get_scheme
+from autoinit.sharded import ShardedDraw, ShardedWriter, as_sharded_draw, check_scheme, has_sharded_parameters
 
 __all__ = ["AutoInit", "default_batch_to_input"]
 
-_SHARDED_STRATEGIES = ("FSDPStrategy", "ModelParallelStrategy", "DeepSpeedStrategy")
+# Strategies whose sharded parameters are not DTensors, with why and what to use instead.
+_REFUSED = (
+    (
+        DeepSpeedStrategy,
+        "DeepSpeed ZeRO partitions parameters into flat buffers of its own, outside torch's DTensor",
+    ),
+    (
+        FSDPStrategy,
+        "FSDP (v1) flattens each wrapped module's parameters into one sharded FlatParameter, so the layers' "
+        "shapes are gone",
+    ),
+)
 
 # Notes (one line each, rank 0): Python's last-resort handler prints them when logging is not configured.
 log = logging.getLogger("autoinit")
@@ -57,6 +75,10 @@ class AutoInit(pl.Callback):
             Default: a tensor batch is the input, a tuple's first element, a dict's entries that
             ``forward`` takes as keyword arguments.
         verbose: log the report table on rank 0.
+        sharded_draw: for DTensor parameters (``ModelParallelStrategy``): ``"full"`` draws each
+            parameter's full tensor on every rank and keeps the local shard (bit-equal to one process;
+            peak extra memory one parameter), ``"local"`` draws only the local shard (statistically
+            equal; i.i.d. schemes only).
     """
 
     def __init__(
@@ -69,6 +91,7 @@ class AutoInit(pl.Callback):
         options: dict[str, Any] | None = None,
         batch_to_input: Callable[[Any], Any] | str | None = None,
         verbose: bool = True,
+        sharded_draw: ShardedDraw | str = ShardedDraw.FULL,
         **extra_options: Any,
     ) -> None:
         super().__init__()
@@ -80,6 +103,7 @@ class AutoInit(pl.Callback):
         # A bad path fails here, at construction, before any training.
         self.batch_to_input = None if batch_to_input is None else load_callable(batch_to_input)
         self.verbose = verbose
+        self.sharded_draw = as_sharded_draw(sharded_draw)
         self.initialized = False
         self.report: InitReport | None = None
         self.summary: dict[str, Any] = {}
@@ -130,12 +154,14 @@ class AutoInit(pl.Callback):
 
     # ---- the hook ---------------------------------------------------------------------------------------
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        name = type(trainer.strategy).__name__
-        if stage == "fit" and name in _SHARDED_STRATEGIES:
-            raise AutoInitError(
-                f"AutoInit does not run under {name} (parameters are sharded when it would run): call "
-                "autoinit.init_model(...) on the unsharded layers inside configure_model instead, or use DDP"
-            )
+        for strategy, why in _REFUSED:
+            if stage == "fit" and isinstance(trainer.strategy, strategy):
+                name = type(trainer.strategy).__name__
+                raise AutoInitError(
+                    f"AutoInit does not run under {name} ({why}): use ModelParallelStrategy (FSDP2 "
+                    "fully_shard), which AutoInit initializes sharded, or DDP, or call autoinit.init_model(...) "
+                    "on the unsharded layers inside configure_model"
+                )
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.initialized or trainer.ckpt_path is not None:
@@ -145,8 +171,12 @@ class AutoInit(pl.Callback):
             return
         seed = self.seed if self.seed is not None else torch.initial_seed() % 2**63
         seed = trainer.strategy.broadcast(seed, src=0)
-        report = self._init(trainer, pl_module, seed)
-        self._broadcast_parameters(trainer, pl_module)
+        sharded = has_sharded_parameters(pl_module)
+        if sharded:
+            check_scheme(get_scheme(self.scheme), type(trainer.strategy).__name__)
+        report = self._init(trainer, pl_module, seed, sharded)
+        if not sharded:  # sharded: every rank computed its own shard of the same tensors
+            self._broadcast_parameters(trainer, pl_module)
         self.initialized = True
         self.seed = seed
         self.report = report
@@ -167,14 +197,18 @@ class AutoInit(pl.Callback):
                 )
 
     # ---- helpers ----------------------------------------------------------------------------------------
-    def _init(self, trainer: pl.Trainer, pl_module: pl.LightningModule, seed: int) -> InitReport:
+    def _init(self, trainer: pl.Trainer, pl_module: pl.LightningModule, seed: int, sharded: bool) -> InitReport:
         """init_model with a sample input when the scheme uses one; a scheme that uses it only to detect
-        activations falls back to module order (with a note) when the sample does not work."""
+        activations falls back to module order (with a note) when the sample does not work. Sharded: every
+        rank uses rank 0's sample (or its reason for having none), so all trace the same forward pass."""
         info = get_scheme(self.scheme)
         sample = None
         if info.uses_sample:
             try:
-                sample = self._sample_input(trainer, pl_module, needs_data=info.needs_data)
+                if sharded:
+                    sample = self._rank_zero_sample(trainer, pl_module, needs_data=info.needs_data)
+                else:
+                    sample = self._sample_input(trainer, pl_module, needs_data=info.needs_data)
             except _NoSample as exc:
                 if info.needs_data:
                     raise AutoInitError(
@@ -193,6 +227,7 @@ class AutoInit(pl.Callback):
                 seed=seed,
                 include=self.include,
                 exclude=self.exclude,
+                writer=ShardedWriter(pl_module, draw=self.sharded_draw, seed=seed) if sharded else None,
                 **self.options,
             )
 
@@ -252,6 +287,19 @@ class AutoInit(pl.Callback):
             raise _NoSample(exc.reason) from exc
         except AutoInitError as exc:
             raise _NoSample(str(exc)) from exc
+
+    def _rank_zero_sample(self, trainer: pl.Trainer, pl_module: pl.LightningModule, needs_data: bool) -> Any:
+        """Rank 0's sample input on every rank; raises _NoSample on every rank when rank 0 has none."""
+        outcome: tuple[bool, Any] = (False, "")
+        if trainer.is_global_zero:
+            try:
+                outcome = (True, self._sample_input(trainer, pl_module, needs_data))
+            except _NoSample as exc:
+                outcome = (False, str(exc))
+        ok, value = trainer.strategy.broadcast(outcome, src=0)
+        if not ok:
+            raise _NoSample(value)
+        return value
 
     @staticmethod
     def _broadcast_parameters(trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

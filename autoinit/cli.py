@@ -25,6 +25,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides.append(f"--tune.workers={args.workers}")
     if args.storage is not None:
         overrides.append(f"--tune.storage={args.storage}")
+    if args.force:
+        overrides.append("--tune.oversubscribe=true")
     return tune(TuneConfig(args.config, overrides))
 
 
@@ -43,6 +45,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         raise AutoInitError(f"--gain must be a positive finite number (1.0 = the textbook formula), got {args.gain:g}")
     batch_to_input = load_callable(args.batch_to_input) if args.batch_to_input else None
     config = TuneConfig(args.config, list(args.overrides))
+    batch_to_input = batch_to_input or config.batch_to_input  # the config's tune.batch_to_input
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()] if args.schemes else None
     if schemes == []:
         raise AutoInitError("--schemes is empty: give comma-separated names (autoinit schemes lists them)")
@@ -76,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="a LightningCLI fit config with a tune section (see configs/)")
     p.add_argument("--workers", type=int, default=None, help="trial processes on this machine (tune.workers)")
     p.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="start more --workers than this machine has CPU cores (tune.oversubscribe)",
+    )
     p.set_defaults(func=_cmd_tune)
     p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
     p.add_argument("config", help="a tune config (its model and data are used)")

@@ -12,7 +12,7 @@ exception raised in the user's hooks is quoted with :func:`~autoinit.errors.one_
 
 API: :func:`prepare`, :func:`train_loader`, :func:`next_batch`, :func:`first_batch` (the three in one),
 :func:`model_input` / :func:`default_batch_to_input` (the model's input inside a batch),
-:func:`load_callable` (a callable or a dotted import path), :func:`replayable`, :func:`preserved_rng`.
+:func:`load_callable` (a callable or a dotted import path), :func:`replayable`.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ import contextlib
 import importlib
 import inspect
 import os
-import random
 import warnings
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import lightning.pytorch as pl
-import numpy as np
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, IterableDataset
 
 from autoinit.errors import AutoInitError, one_line
@@ -51,7 +50,7 @@ _DONE: dict[str, weakref.WeakValueDictionary[int, Any]] = {
 }
 
 
-def _defines(obj: Any, hook: str) -> bool:
+def defines(obj: Any, hook: str) -> bool:
     """Whether the user's class defines ``hook`` (the base-class no-ops do not count)."""
     if isinstance(obj, (pl.LightningModule, pl.LightningDataModule)):
         return is_overridden(hook, obj)
@@ -90,14 +89,14 @@ def prepare(model: pl.LightningModule, datamodule: pl.LightningDataModule | None
     ``torch.distributed`` is initialized), then ``setup("fit")`` (datamodule, then model)."""
     hosts = [h for h in (datamodule, model) if h is not None]
     for h in hosts:
-        if _defines(h, "prepare_data") and not has_run(h, "prepare_data"):
+        if defines(h, "prepare_data") and not has_run(h, "prepare_data"):
             if _runs_prepare_data(h):
                 _call_user(h, "prepare_data")
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.barrier()  # the other ranks' setup reads what rank 0 downloaded
             _DONE["prepare_data"][id(h)] = h
     for h in hosts:
-        if _defines(h, "setup") and not has_run(h, "setup"):
+        if defines(h, "setup") and not has_run(h, "setup"):
             _call_user(h, "setup", "fit")
             _DONE["setup"][id(h)] = h
 
@@ -106,8 +105,8 @@ def train_loader(model: pl.LightningModule, datamodule: pl.LightningDataModule |
     """The train dataloader ``Trainer.fit(model, datamodule=datamodule)`` would use: the datamodule's
     ``train_dataloader()`` if it defines one, else the model's. Runs :func:`prepare` first."""
     prepare(model, datamodule)
-    host = datamodule if datamodule is not None and _defines(datamodule, "train_dataloader") else model
-    if not _defines(host, "train_dataloader"):
+    host = datamodule if datamodule is not None and defines(datamodule, "train_dataloader") else model
+    if not defines(host, "train_dataloader"):
         if datamodule is not None:
             raise AutoInitError(
                 f"no training data: neither {type(datamodule).__name__} nor {type(model).__name__} defines "
@@ -133,23 +132,10 @@ def replayable(loader: Any) -> bool:
     return isinstance(loader, DataLoader) and not isinstance(loader.dataset, IterableDataset)
 
 
-@contextlib.contextmanager
-def preserved_rng() -> Iterator[None]:
-    """Restore torch's (CPU and CUDA, through ``torch.random.fork_rng``), NumPy's and Python's RNG states
-    on exit: a batch drawn inside leaves training's shuffling and augmentation untouched."""
-    numpy_state, python_state = np.random.get_state(), random.getstate()
-    try:
-        with torch.random.fork_rng():
-            yield
-    finally:
-        np.random.set_state(numpy_state)
-        random.setstate(python_state)
-
-
 def next_batch(loader: Any, what: str = "the train dataloader") -> Any:
     """The first batch of ``loader`` as the fit loop would see it (several loaders combined in
     ``max_size_cycle`` mode), drawn with every RNG state preserved. ``what`` names the loader in errors."""
-    with preserved_rng(), warnings.catch_warnings():
+    with isolate_rng(), warnings.catch_warnings():  # training's shuffling stays untouched
         # Lightning's CombinedLoader on newer torch: a deprecation inside Lightning, not the user's to fix
         warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
         combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")

@@ -7,10 +7,23 @@ dropout, pooling, batch/layer norm) carry a tag through, so ``conv → BatchNorm
 ReLU's gain; a residual sum carries the tags of all its operands, so the ReLU after ``idt + out`` follows
 both the block's last conv and a downsample conv, in either order. Without a sample input, module
 registration order is the fallback.
+
+The same pass records the residual structure (:class:`Branch`): every op's output becomes a node of a
+graph (its inputs, and the layer or normalization module it came out of), and an addition ``a + b``
+(``+``, ``torch.add``, ``+=``, ``add_``) is a *residual connection* when, from the latest tensor both
+operands derive from (the fork), one side passes through at most one weighted layer (the identity, or a
+downsample projection such as ResNet's 1×1 conv + BN) and the other through strictly more (the branch).
+Sums of two unrelated tensors (token + position embeddings) or of two equal-depth paths (``conv_a(x) +
+conv_b(x)``) are not residual. Sums chained through their identity side form one *stream*; L is the
+number of branches along it. The classifier head is the last Linear/Conv layer whose output reaches the
+model's (first) output through one-input ops only (reshape, dropout, a final log_softmax...).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
+from torch.utils.weak import WeakIdKeyDictionary
 
 from autoinit.activations import LINEAR, Activation, activation_from_name, activation_of_module
 
@@ -46,6 +60,100 @@ _TRANSPARENT = frozenset(
     """.split()  # noqa: SIM905
 )
 _ADDS = frozenset({"add", "__add__", "__radd__", "__iadd__", "add_"})
+_NORM_OPS = frozenset(
+    "batch_norm layer_norm group_norm instance_norm rms_norm local_response_norm".split()  # noqa: SIM905
+)
+
+# Normalization modules: their weight is γ, their bias β.
+NORM_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.LocalResponseNorm,
+    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
+)
+# Layers that can be a classifier head (a weight to zero, a bias to set).
+HEAD_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
+# A backward walk over the traced graph stops after this many nodes (a pathological model stays fast).
+_WALK_CAP = 50_000
+
+
+@dataclass
+class Branch:
+    """One residual branch: the weighted layers between the stream and the sum that adds the branch's output
+    back into it.
+
+    ``layers`` are in forward order (a MultiheadAttention counts with its ``out_proj``); ``outputs`` are the
+    branch's last layers (their output reaches the sum with no weighted layer after them: they write into
+    the stream); ``norms`` the normalization modules inside the branch (pre-norm, or ResNet's BN);
+    ``output_norm`` the norm after the last layer, whose γ scales the branch output (ResNet's last BN);
+    ``shortcut`` the projection on the identity side (ResNet's downsample), if any; ``post_norm``: a
+    normalization layer sits on the stream after the sum (post-LN Transformers).
+    """
+
+    index: int
+    layers: list[str]
+    outputs: list[str]
+    norms: list[str] = field(default_factory=list)
+    output_norm: str | None = None
+    shortcut: list[str] = field(default_factory=list)
+    stream: int = 0
+    post_norm: bool = False
+    norm_ops: bool = False  # a functional norm (F.layer_norm...) inside the branch, outside any norm module
+    stream_std: float = math.nan  # std of the stream right after the sum, on the traced sample
+
+    @property
+    def m(self) -> int:
+        """Weighted layers in the branch (Fixup's m)."""
+        return len(self.layers)
+
+    @property
+    def pre_norm(self) -> bool:
+        return bool(self.norms) or self.norm_ops
+
+    @property
+    def normalized(self) -> bool:
+        """A normalization layer in the branch or on the stream after it."""
+        return self.pre_norm or self.post_norm
+
+
+@dataclass(frozen=True)
+class ResidualRole:
+    """Where one layer (or normalization module) sits in the residual structure.
+
+    ``kind``: ``"inner"`` (a branch layer before its last), ``"output"`` (a last layer: writes into the
+    stream), ``"shortcut"`` (a projection on the identity side), ``"norm"`` (a norm inside the branch) or
+    ``"output_norm"`` (the branch's norm after its last layer: its γ scales the branch output). ``L``: the
+    branches along the stream; ``m``: the weighted layers in this branch.
+    """
+
+    branch: int
+    kind: str
+    L: int
+    m: int
+    stream: int = 0
+    pre_norm: bool = False
+    post_norm: bool = False
+    output_norm: str | None = None
+
+    @property
+    def writes_stream(self) -> bool:
+        return self.kind == "output"
+
+    @property
+    def normalized(self) -> bool:
+        return self.pre_norm or self.post_norm
+
+    def describe(self) -> str:
+        kind = {
+            "inner": "inside",
+            "output": "last layer of",
+            "shortcut": "shortcut of",
+            "norm": "norm in",
+            "output_norm": "last norm of",
+        }[self.kind]
+        norm = "post-norm" if self.post_norm else "norm in branch" if self.pre_norm else "no norm"
+        return f"residual: {kind} branch {self.branch + 1}/{self.L} (m={self.m}, {norm})"
 
 
 @dataclass
@@ -56,12 +164,61 @@ class LayerGraph:
     follows: dict[str, Activation] = field(default_factory=dict)
     fed_by: dict[str, Activation] = field(default_factory=dict)
     source: str = "module order"
+    branches: list[Branch] = field(default_factory=list)  # residual branches in forward order (traced only)
+    head: str | None = None  # the classifier head (traced only)
+    head_why: str = "the forward pass was not traced: pass sample_input"  # why there is no head
+    roles: dict[str, ResidualRole] = field(default_factory=dict)  # layer or norm module -> its role
 
     def activation_after(self, layer: str) -> Activation:
         return self.follows.get(layer, LINEAR)
 
     def activation_before(self, layer: str) -> Activation | None:
         return self.fed_by.get(layer)
+
+    @property
+    def residual(self) -> bool:
+        return bool(self.branches)
+
+    def stream_length(self, stream: int) -> int:
+        """L: the residual branches along one stream."""
+        return sum(1 for b in self.branches if b.stream == stream)
+
+    def role(self, name: str) -> ResidualRole | None:
+        """The residual role of a layer or normalization module, None outside every branch."""
+        return self.roles.get(name)
+
+    def summary(self) -> str:
+        """One line on the residual structure ('' for a model without residual connections)."""
+        if not self.branches:
+            return ""
+        streams = sorted({b.stream for b in self.branches})
+        lengths = "+".join(str(self.stream_length(s)) for s in streams)
+        ms = sorted({b.m for b in self.branches})
+        post = sum(b.post_norm for b in self.branches)
+        pre = sum(b.pre_norm and not b.post_norm for b in self.branches)
+        norm = "post-norm" if post else "pre-norm" if pre == len(self.branches) else "no norm" if not pre else "mixed"
+        return f"residual: {len(self.branches)} branches (L={lengths}), m={'/'.join(map(str, ms))}, {norm}"
+
+    def _assign_roles(self) -> None:
+        """Roles per layer and norm module; a layer in several branches (nested or shared) keeps its first,
+        innermost one."""
+        for b in self.branches:
+            common = dict(
+                L=self.stream_length(b.stream),
+                m=b.m,
+                stream=b.stream,
+                pre_norm=b.pre_norm,
+                post_norm=b.post_norm,
+                output_norm=b.output_norm,
+            )
+            for name in b.layers:
+                kind = "output" if name in b.outputs else "inner"
+                self.roles.setdefault(name, ResidualRole(b.index, kind, **common))
+            for name in b.shortcut:
+                self.roles.setdefault(name, ResidualRole(b.index, "shortcut", **common))
+            for name in b.norms:
+                kind = "output_norm" if name == b.output_norm else "norm"
+                self.roles.setdefault(name, ResidualRole(b.index, kind, **common))
 
 
 def is_layer(module: nn.Module) -> bool:
@@ -112,6 +269,60 @@ def _tensors(obj: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(o)
 
 
+class _Node:
+    """One traced tensor: the op's inputs, and the layer or normalization module it came out of. Indices
+    grow in execution order, so they are a topological order."""
+
+    __slots__ = ("index", "layer", "norm", "parents", "residual")
+
+    def __init__(self, index: int, parents: tuple[_Node, ...], layer: str = "", norm: str | None = None) -> None:
+        self.index, self.parents, self.layer, self.norm = index, parents, layer, norm
+        self.residual: int | None = None  # the branch whose sum produced this tensor
+
+
+def _ancestors(node: _Node) -> dict[_Node, None]:
+    """``node`` and every node it derives from (at most ``_WALK_CAP``)."""
+    seen: dict[_Node, None] = {node: None}
+    todo = deque([node])
+    while todo and len(seen) < _WALK_CAP:
+        for p in todo.popleft().parents:
+            if p not in seen:
+                seen[p] = None
+                todo.append(p)
+    return seen
+
+
+def _between(fork: _Node, ancestors: dict[_Node, None]) -> list[_Node]:
+    """The nodes among ``ancestors`` (of one operand) that derive from ``fork``, in execution order: the
+    path from the fork to the operand."""
+    inside = {fork}
+    for n in sorted(ancestors, key=lambda n: n.index):
+        if n.index > fork.index and any(p in inside for p in n.parents):
+            inside.add(n)
+    inside.discard(fork)
+    return sorted(inside, key=lambda n: n.index)
+
+
+def _last_before(end: _Node, inside: set[_Node]) -> tuple[list[str], str | None]:
+    """Walking back from ``end`` through ``inside`` without crossing a weighted layer: the layers reached
+    first (the branch's last layers) and the first normalization module met on the way (its output norm)."""
+    outputs: list[str] = []
+    norm: str | None = None
+    todo, seen = [end], {end}
+    while todo:
+        n = todo.pop()
+        if n.layer:
+            outputs.append(n.layer)
+            continue
+        if n.norm and norm is None:
+            norm = n.norm
+        for p in n.parents:
+            if p in inside and p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return sorted(set(outputs), key=outputs.index), norm
+
+
 class _Tracer(TorchFunctionMode):
     """Tags tensors with the layer that produced them, or the activation they came out of."""
 
@@ -120,6 +331,121 @@ class _Tracer(TorchFunctionMode):
         self.graph = graph
         self.tags: dict[int, tuple[str, Any]] = {}  # ("layer", layer names) or ("act", Activation)
         self._alive: list[torch.Tensor] = []  # keeps tagged tensors alive so their ids stay unique
+        # The residual structure's graph: a node per traced tensor, held weakly (freed tensors keep their node
+        # in their children's parents).
+        self.nodes: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self._count = itertools.count()
+        self.sums: list[_Node] = []  # the residual sums' nodes, by branch index
+        self._stream_of: list[int] = []
+        self._streams = itertools.count()
+
+    # ---- the residual structure -------------------------------------------------------------------------
+    def node_of(self, t: torch.Tensor) -> _Node | None:
+        return self.nodes.get(t)
+
+    def node_or_root(self, t: torch.Tensor) -> _Node:
+        """The tensor's node; a root node for a tensor no traced op made (the model's inputs)."""
+        node = self.node_of(t)
+        return node if node is not None else self.new_node(t, ())
+
+    def new_node(self, t: torch.Tensor, parents: tuple[_Node, ...], layer: str = "", norm: str | None = None) -> _Node:
+        node = _Node(next(self._count), parents, layer, norm)
+        self.nodes[t] = node
+        return node
+
+    def wrap(self, out: Any, layer: str = "", norm: str | None = None) -> None:
+        """A module's output: a node naming the module, on top of the op that made it."""
+        for t in _tensors(out):
+            inner = self.node_of(t)
+            self.new_node(t, (inner,) if inner is not None else (), layer, norm)
+
+    def see_sum(self, a: _Node, b: _Node, out: torch.Tensor) -> None:
+        """Decide whether ``a + b`` is a residual connection and record its branch."""
+        anc_a, anc_b = _ancestors(a), _ancestors(b)
+        common = [n for n in anc_a if n in anc_b]
+        if not common:
+            return  # two unrelated tensors (token + position embeddings)
+        fork = max(common, key=lambda n: n.index)  # the latest tensor both derive from
+        side_a, side_b = _between(fork, anc_a), _between(fork, anc_b)
+        layers_a = [n.layer for n in side_a if n.layer]
+        layers_b = [n.layer for n in side_b if n.layer]
+        if len(layers_a) > len(layers_b):  # the operand with fewer layers is the identity side
+            a, b, anc_a, side_b = b, a, anc_b, side_a
+            layers_a, layers_b = layers_b, layers_a
+        # The identity side: the stream itself, or one projection (a downsample); the branch: more layers.
+        if len(layers_a) > 1 or len(layers_b) <= len(layers_a):
+            return
+        index = len(self.sums)
+        outputs, output_norm = _last_before(b, set(side_b))
+        # Norm modules inside the branch; a functional norm (its op) counts when no module wraps it.
+        norms = list(dict.fromkeys(n.norm for n in side_b if n.norm))
+        wrapped = {p for n in side_b if n.norm for p in n.parents}
+        norm_ops = any(n.norm == "" and n not in wrapped for n in side_b)
+        branch = Branch(
+            index=index,
+            layers=list(dict.fromkeys(layers_b)),
+            outputs=outputs,
+            norms=norms,
+            output_norm=output_norm,
+            shortcut=list(dict.fromkeys(layers_a)),
+            norm_ops=norm_ops,
+        )
+        # The stream: this sum continues the latest residual sum the identity side derives from; a norm on
+        # the identity path between the two makes that earlier sum post-norm.
+        previous = [n for n in anc_a if n.residual is not None]
+        if previous:
+            prev = max(previous, key=lambda n: n.index)
+            branch.stream = self.graph.branches[prev.residual].stream
+            self._mark_post_norm(a)
+        else:
+            branch.stream = next(self._streams)
+        self.graph.branches.append(branch)
+        node = self.nodes.get(out)
+        if node is not None:
+            node.residual = index
+        self.sums.append(node)
+        with torch.no_grad():
+            branch.stream_std = float(out.detach().float().std()) if out.numel() > 1 else math.nan
+
+    def _mark_post_norm(self, start: _Node) -> None:
+        """Walk back from an identity operand without crossing a layer: every earlier residual sum reached
+        through a normalization op is post-norm."""
+        todo, seen = [(start, False)], {start}
+        while todo:
+            n, normed = todo.pop()
+            normed = normed or n.norm is not None
+            if n.residual is not None:
+                if normed:
+                    self.graph.branches[n.residual].post_norm = True
+                continue
+            if n.layer:
+                continue
+            for p in n.parents:
+                if p not in seen:
+                    seen.add(p)
+                    todo.append((p, normed))
+
+    def find_head(self, output: Any, modules: dict[str, nn.Module]) -> None:
+        """The classifier head: the layer whose output reaches the model's first output through one-input
+        ops only."""
+        first = next(_tensors(output if not isinstance(output, dict) else list(output.values())), None)
+        node = self.node_of(first) if first is not None else None
+        if node is None:
+            self.graph.head_why = "the model's output is not a traced tensor"
+            return
+        for _ in range(_WALK_CAP):
+            if node.layer:
+                if isinstance(modules.get(node.layer), HEAD_TYPES):
+                    self.graph.head, self.graph.head_why = node.layer, ""
+                else:
+                    kind = type(modules.get(node.layer)).__name__
+                    self.graph.head_why = f"the model's output comes out of {kind} '{node.layer}', not a Linear/Conv"
+                return
+            if len(node.parents) != 1:
+                why = "a sum or another op of several tensors" if node.parents else "no layer"
+                self.graph.head_why = f"the model's output comes out of {why}, not one Linear/Conv layer"
+                return
+            node = node.parents[0]
 
     def tag(self, t: torch.Tensor, kind: str, value: Any) -> None:
         self.tags[id(t)] = (kind, value)
@@ -153,6 +479,18 @@ class _Tracer(TorchFunctionMode):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = getattr(func, "__name__", "")
+        # Parents are looked up before the output's node is made: an in-place op's output is its input.
+        parents = tuple(
+            self.node_or_root(t)
+            for t in itertools.chain(_tensors(args), _tensors(list(kwargs.values())))
+            if not isinstance(t, nn.Parameter)  # weights are not the signal: a shared one is no fork
+        )
+        if name in _ADDS and len(parents) == 2 and isinstance(out, torch.Tensor):
+            self.new_node(out, parents)
+            self.see_sum(*parents, out)
+        else:
+            for t in _tensors(out):
+                self.new_node(t, parents, norm="" if name.rstrip("_") in _NORM_OPS else None)
         inp = _first_tensor(args) if args else _first_tensor(list(kwargs.values()))
         act = activation_from_name(name, _slope(name, args, kwargs))
         if act is not None and not act.is_linear:
@@ -227,6 +565,13 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
             out = output[0] if isinstance(output, tuple) else output
             if isinstance(out, torch.Tensor):
                 tracer.tag(out, "layer", (name,))
+                tracer.wrap(out, layer=name)
+
+        return hook
+
+    def norm_hook(name: str):
+        def hook(module: nn.Module, args: tuple, output: Any) -> None:
+            tracer.wrap(output, norm=name)
 
         return hook
 
@@ -236,10 +581,13 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
 
         return hook
 
-    for name, module in model.named_modules():
+    modules = dict(model.named_modules())
+    for name, module in modules.items():
         if is_layer(module):
             handles.append(module.register_forward_pre_hook(pre_hook(name)))
             handles.append(module.register_forward_hook(post_hook(name)))
+        elif isinstance(module, NORM_TYPES):
+            handles.append(module.register_forward_hook(norm_hook(name)))
         else:
             act = activation_of_module(module)
             if act is not None:
@@ -248,10 +596,12 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
                 handles.append(module.register_forward_hook(act_hook(act)))
     try:
         with eval_mode(model), tracer:
-            run_model(model, sample_input)
+            output = run_model(model, sample_input)
     finally:
         for h in handles:
             h.remove()
+    tracer.find_head(output, modules)
+    _finish_branches(graph, modules)
     # Layers the pass never reached (an out_proj called through its parent's functional code) keep
     # their module-order activation.
     fallback = from_module_order(model)
@@ -265,3 +615,29 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
 
 def _mark(tracer: _Tracer, act: Activation, args: tuple) -> None:
     tracer.followed_by(_first_tensor(args), act)
+
+
+def _finish_branches(graph: LayerGraph, modules: dict[str, nn.Module]) -> None:
+    """A MultiheadAttention writes into the stream through its ``out_proj`` (a Linear its functional code
+    calls without a module call); the last sum of a stream is post-norm when every other sum of it is."""
+    for b in graph.branches:
+        for name in list(b.layers):
+            proj = getattr(modules.get(name), "out_proj", None)
+            if isinstance(modules.get(name), nn.MultiheadAttention) and isinstance(proj, nn.Linear):
+                b.layers.insert(b.layers.index(name) + 1, f"{name}.out_proj")
+                if name in b.outputs:
+                    b.outputs[b.outputs.index(name)] = f"{name}.out_proj"
+    for stream in {b.stream for b in graph.branches}:
+        members = [b for b in graph.branches if b.stream == stream]
+        if len(members) > 1 and all(b.post_norm for b in members[:-1]):
+            members[-1].post_norm = True
+    graph._assign_roles()
+
+
+def stream_stds(model: nn.Module, sample_input: Any) -> list[tuple[int, str, float]]:
+    """The std of each residual stream right after every residual sum, in forward order, on one forward
+    pass over ``sample_input`` (eval mode, no grad): ``(branch index, the branch's last layer, std)``. A
+    stream whose std grows with the number of branches is what the residual schemes (``fixup``,
+    ``zero_residual``, ``depth_scaled``) and ``auto``'s depth scaling keep flat."""
+    graph = trace(model, sample_input)
+    return [(b.index, ",".join(b.outputs), b.stream_std) for b in graph.branches]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from autoinit.detect import LayerGraph, eval_mode, from_module_order, move_to, r
 from autoinit.errors import AutoInitError, one_line
 from autoinit.layers import Block, layer_blocks
 from autoinit.report import InitReport, Ledger, ReportRow
-from autoinit.schemes.base import EmbeddingRule, InitContext, PassContext, Scheme
+from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, PassContext, Scheme
 from autoinit.schemes.registry import check_options, get_scheme
 from autoinit.schemes.variance import normal
 
@@ -90,6 +91,51 @@ def _check_seed(seed: Any) -> int | None:
     return seed
 
 
+class ParamWriter:
+    """How the engine reaches parameter values. This default writes every block in place; a subclass
+    (:class:`autoinit.sharded.ShardedWriter`) plans DTensor parameters on stand-ins of their global shape
+    and, while :meth:`open` holds them, lets the schemes fill a full tensor of which each rank keeps its
+    local shard."""
+
+    def blocks_of(self, name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[Block]] | None:
+        """The blocks of ``module``'s own parameters (:func:`autoinit.layers.layer_blocks`)."""
+        return layer_blocks(name, module, graph)
+
+    def trace(self, model: nn.Module, sample_input: Any) -> LayerGraph:
+        """The layer graph from one forward pass on ``sample_input`` (:func:`autoinit.detect.trace`)."""
+        return trace(model, sample_input)
+
+    @contextlib.contextmanager
+    def open(self, names: Sequence[str], blocks: dict[str, list[Block]]) -> Iterator[None]:
+        """While held, ``blocks[n]`` of every ``n`` in ``names`` (and the modules holding those parameters)
+        can be written."""
+        yield
+
+    def generator(self, block: Block, default: torch.Generator | None) -> torch.Generator | None:
+        """The generator ``block`` draws from (``default``: the seeded one for its device)."""
+        return default
+
+    def accept(self, scheme: Scheme, block: Block) -> None:
+        """Called with the scheme that will fill ``block`` (after picks); raises if it cannot here."""
+
+    def std(self, name: str, param: nn.Parameter) -> float:
+        """The report's std of an initialized parameter."""
+        return _std(param.detach())
+
+    def variance(self, activations: torch.Tensor) -> float:
+        """A measuring pass's variance of a layer's output (:meth:`PassContext.variance`)."""
+        return float(activations.float().var())
+
+    def rescale(self, block: Block, factor: float) -> None:
+        """Multiply an initialized block by ``factor`` in place (:meth:`PassContext.rescale`)."""
+        block.tensor.mul_(factor)
+
+    @contextlib.contextmanager
+    def model_pass(self, model: nn.Module) -> Iterator[None]:
+        """Held around a scheme's model pass (which may run the model's forward)."""
+        yield
+
+
 class _Initializer:
     """Runs one scheme's hooks over a model's blocks: the precondition check, the per-block pass (weights
     by the scheme, biases/norms/embeddings/recurrent weights by the engine's rules), then the model pass."""
@@ -103,29 +149,51 @@ class _Initializer:
         graph: LayerGraph,
         gens: _Generators,
         selection: _Selection,
+        writer: ParamWriter,
     ) -> None:
         self.model, self.scheme, self.gain, self.options = model, scheme, gain, options
-        self.graph, self.gens, self.selection = graph, gens, selection
+        self.graph, self.gens, self.selection, self.writer = graph, gens, selection, writer
         self.ledger = Ledger()
         self.blocks: dict[str, list[Block]] = {}
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self.layer_of: dict[str, nn.Module] = {}
+        self.tied: dict[str, str] = {}  # parameter name -> how its tying was resolved (the report's note)
 
     # ---- planning -------------------------------------------------------------------------------
+    def owners(self) -> dict[int, str]:
+        """For each parameter shared by several modules (tied input/output embeddings): the module that
+        initializes it, the first to use it in forward order (registration order without a trace)."""
+        holders: dict[int, list[str]] = {}
+        for mname, module in self.model.named_modules():
+            for p in module.parameters(recurse=False):
+                holders.setdefault(id(p), []).append(mname)
+        forward = {name: i for i, name in enumerate(self.graph.order)}
+        owners: dict[int, str] = {}
+        for pid, names in holders.items():
+            if len(names) > 1:
+                owners[pid] = min(names, key=lambda n: (forward.get(n, len(forward)), names.index(n)))
+        return owners
+
     def plan(self) -> None:
         seen: set[int] = set()
         canonical = {id(p): n for n, p in self.params.items()}
-        for mname, module in self.model.named_modules():
+        owners = self.owners()
+        modules = dict(self.model.named_modules())
+        for mname, module in modules.items():
             own = dict(module.named_parameters(recurse=False))
             if not own:
                 continue
-            covered = layer_blocks(mname, module, self.graph) or {}
+            covered = self.writer.blocks_of(mname, module, self.graph) or {}
             for pname, p in own.items():
-                if id(p) in seen:
-                    continue  # a tied parameter is initialized once, under its first name
+                if id(p) in seen or owners.get(id(p), mname) != mname:
+                    continue  # a tied parameter is initialized once, by its owner's rule
                 seen.add(id(p))
                 name = canonical[id(p)]
                 self.layer_of[name] = module
+                if id(p) in owners:
+                    self.tied[name] = self.tie_note(mname, module, p, modules)
+                    for b in covered.get(f"{mname}.{pname}" if mname else pname, []):
+                        b.head = False  # a weight shared with the head keeps its owner's rule: never zeroed
                 why = self.selection.why_not(name, p)
                 full = f"{mname}.{pname}" if mname else pname
                 if why is not None:
@@ -136,6 +204,15 @@ class _Initializer:
                     for b in covered[full]:
                         b.param_name = name
                     self.blocks[name] = covered[full]
+
+    def tie_note(self, owner: str, module: nn.Module, p: nn.Parameter, modules: dict[str, nn.Module]) -> str:
+        others = [n for n, m in modules.items() if n != owner and any(q is p for q in m.parameters(recurse=False))]
+        order = "forward order" if self.graph.source == "traced" else "module order (no sample_input)"
+        kind = type(module).__name__
+        note = f"tied with {', '.join(others)}: initialized once, by {kind} '{owner}' (first in {order})"
+        if self.graph.head in others:
+            note += "; the head's weight follows it (head= and Fixup do not zero a tied head)"
+        return note
 
     def pass_context(self, sample_input: Any) -> PassContext:
         devices = list({p.device for p in self.params.values()})
@@ -150,9 +227,16 @@ class _Initializer:
             ledger=self.ledger,
             generator_for=self.gens.for_tensor,
             global_rng=lambda: self.gens.global_rng(devices),
+            materialized=lambda names: self.writer.open(names, self.blocks),
+            graph=self.graph,
+            variance=self.writer.variance,
+            rescale=self.writer.rescale,
         )
 
     # ---- per-block initialization ---------------------------------------------------------------
+    def generator(self, b: Block) -> torch.Generator | None:
+        return self.writer.generator(b, self.gens.for_tensor(b.tensor))
+
     def context(self, b: Block) -> InitContext:
         return InitContext(
             fan_in=b.fan_in,
@@ -160,11 +244,13 @@ class _Initializer:
             act_gain=activations.gain(b.activation),
             activation=b.activation,
             gain=self.gain,
-            generator=self.gens.for_tensor(b.tensor),
+            generator=self.generator(b),
             options=self.options,
             fed_by=b.fed_by,
             layer=b.layer,
             label=b.label,
+            residual=b.residual,
+            head=b.head,
         )
 
     def record(self, b: Block, scheme: str, note: str = "") -> None:
@@ -172,7 +258,7 @@ class _Initializer:
 
     def apply(self, b: Block, scheme: Scheme) -> None:
         """Initialize one weight block with a per-block scheme."""
-        label, notes = _fill(scheme, b.tensor, self.context(b))
+        label, notes = _fill(scheme, b.tensor, self.context(b), lambda s: self.writer.accept(s, b))
         self.record(b, label)
         for note in notes:
             self.ledger.annotate(b.param_name, note)
@@ -181,7 +267,7 @@ class _Initializer:
         with torch.no_grad():
             std = self.options.get("bias_std")
             if std:
-                normal(b.tensor, float(std), self.gens.for_tensor(b.tensor))
+                normal(b.tensor, float(std), self.generator(b))
             else:
                 b.tensor.zero_()
             forget = self.options.get("forget_bias")
@@ -201,7 +287,7 @@ class _Initializer:
             self.record(b, "ones" if b.role == "norm_weight" else "zeros")
         elif b.role == "embedding":
             if self.scheme.embeddings is EmbeddingRule.NORMAL:
-                normal(b.tensor, self.gain, self.gens.for_tensor(b.tensor))
+                normal(b.tensor, self.gain, self.generator(b))
                 self.record(b, "normal", f"embedding: N(0, g²) under {self.scheme.name}")
             else:
                 self.apply(b, self.scheme)
@@ -210,7 +296,7 @@ class _Initializer:
                 with torch.no_grad():
                     b.tensor[padding].zero_()
         elif b.role == "recurrent" and self.options.get("recurrent", "orthogonal") == "orthogonal":
-            torch.nn.init.orthogonal_(b.tensor, gain=self.gain, generator=self.gens.for_tensor(b.tensor))
+            torch.nn.init.orthogonal_(b.tensor, gain=self.gain, generator=self.generator(b))
             self.record(b, "orthogonal", "recurrent weights orthogonal")
         else:
             return False
@@ -222,16 +308,43 @@ class _Initializer:
         if self.scheme.check is not None:
             self.scheme.check(pctx)
         if self.scheme.per_block:
-            for blocks in self.blocks.values():
-                for b in blocks:
-                    if not self.init_other_roles(b):
-                        self.apply(b, self.scheme)
+            for name in list(self.blocks):
+                with self.writer.open([name], self.blocks):
+                    for b in self.blocks[name]:
+                        if not self.init_other_roles(b):
+                            self.apply(b, self.scheme)
         if self.scheme.model_pass is not None:
-            self.scheme.model_pass(pctx)
+            with self.writer.model_pass(self.model):
+                self.scheme.model_pass(pctx)
+        if self.options.get("head"):
+            self.init_head(self.options["head"])
+
+    def init_head(self, mode: str) -> None:
+        """The ``head`` option, after every other rule: the classifier head's weight 0, its bias 0
+        (``"zero"``) or −log(num_classes) (``"prior"``: each class starts at the uniform prior's logit,
+        timm's ``jax_nlhb``; under a softmax a constant bias changes nothing, under per-class sigmoids it
+        starts every class at probability 1/(C+1))."""
+        for blocks in self.blocks.values():
+            for b in blocks:
+                if not b.head or b.role not in ("weight", "bias"):
+                    continue
+                with torch.no_grad():
+                    if b.role == "weight":
+                        b.tensor.zero_()
+                        self.ledger.relabel(b.param_name, "zeros", f"classifier head: weight 0 (head='{mode}')")
+                        continue
+                    classes = getattr(b.layer, "out_features", None) or b.layer.out_channels
+                    value = -math.log(classes) if mode == "prior" else 0.0
+                    b.tensor.fill_(value)
+                label = "zeros" if mode == "zero" else f"−log({classes})"
+                self.ledger.relabel(b.param_name, label, f"classifier head: bias {value:.4g} (head='{mode}')")
 
     # ---- report -----------------------------------------------------------------------------------
     def report(self, seed: int | None) -> InitReport:
-        report = InitReport(self.scheme.name, self.gain, seed, self.graph.source)
+        structure = self.graph.summary()
+        if self.graph.head is not None:
+            structure = "; ".join(filter(None, [structure, f"classifier head: {self.graph.head}"]))
+        report = InitReport(self.scheme.name, self.gain, seed, self.graph.source, structure=structure)
         for name, p in self.params.items():
             module = self.layer_of.get(name)
             layer_type = type(module).__name__ if module is not None else "?"
@@ -240,6 +353,7 @@ class _Initializer:
                     ReportRow(name, layer_type, None, None, "", None, None, None, self.ledger.left_alone[name])
                 )
                 continue
+            notes = [*self.ledger.notes.get(name, []), *([self.tied[name]] if name in self.tied else [])]
             blocks = self.blocks[name]
             first = blocks[0]
             if len(blocks) > 1 and first.gate is not None and first.role != "bias":
@@ -248,7 +362,7 @@ class _Initializer:
                 act = "" if first.role not in ("weight", "embedding") else _act_label(first.activation)
             fans = (first.fan_in, first.fan_out) if first.role in ("weight", "recurrent", "embedding") else (None, None)
             labels = list(dict.fromkeys(self.ledger.labels.get(name, ["?"])))
-            std = _std(p.detach())
+            std = self.writer.std(name, p)
             report.rows.append(
                 ReportRow(
                     name,
@@ -258,23 +372,41 @@ class _Initializer:
                     "/".join(labels),
                     self.gain if first.role in ("weight", "recurrent", "embedding") else None,
                     std,
-                    "; ".join(dict.fromkeys(self.ledger.notes.get(name, []))),
+                    "; ".join(dict.fromkeys(notes)),
+                    _structure(first),
                 )
             )
         return report
 
 
-def _fill(scheme: Scheme, tensor: torch.Tensor, ctx: InitContext) -> tuple[str, list[str]]:
-    """Fill one block with ``scheme``, following its picks; the report label and notes."""
+def _structure(b: Block) -> str:
+    """The report's residual/head column for a parameter."""
+    parts = [b.residual.describe()] if b.residual is not None and b.role != "bias" else []
+    if b.head:
+        parts.append("classifier head")
+    return "; ".join(parts)
+
+
+def _fill(
+    scheme: Scheme, tensor: torch.Tensor, ctx: InitContext, accept: Callable[[Scheme], None]
+) -> tuple[str, list[str]]:
+    """Fill one block with ``scheme``, following its picks (and their scales); the report label and notes.
+    ``accept`` sees the scheme that fills it."""
     if scheme.pick is not None:
         pick = scheme.pick(ctx)
-        label, notes = _fill(get_scheme(pick.scheme), tensor, ctx)
+        scaled = pick.scale != 1.0
+        # A scaled block goes on as a plain one: its residual rule is applied once, here.
+        inner = dataclasses.replace(ctx, residual=None, head=False) if scaled or pick.plain else ctx
+        label, notes = _fill(get_scheme(pick.scheme), tensor, inner, accept)
+        if scaled:
+            tensor.zero_() if pick.scale == 0.0 else tensor.mul_(pick.scale)
         return pick.label.format(label), ([pick.note] if pick.note else []) + notes
     if scheme.fn is None:
         raise AutoInitError(
             f"scheme '{scheme.name}' works on a whole model and cannot fill one block: "
             "pick a per-block scheme such as 'auto' or 'kaiming_normal'"
         )
+    accept(scheme)
     version = tensor._version  # in-place writes bump it, through any view
     result = scheme.fn(tensor, ctx)
     fix = "fill `tensor` in place (tensor.copy_(w), tensor.normal_(...))"
@@ -315,6 +447,7 @@ def init_model(
     generator: torch.Generator | None = None,
     include: str | Sequence[str] | None = None,
     exclude: str | Sequence[str] | None = None,
+    writer: ParamWriter | None = None,
     **options: Any,
 ) -> InitReport:
     """Initialize every parameter of ``model`` in place with ``scheme`` and return what was done.
@@ -333,7 +466,10 @@ def init_model(
         **options: ``mode`` ("fan_in"/"fan_out"), ``distribution`` ("normal"/"truncated_normal"),
             ``bias_std``, ``forget_bias`` (effective LSTM forget-gate bias), ``recurrent``
             ("orthogonal" or "scheme"), ``tol``/``max_iter`` (LSUV), ``fallback`` (Yam–Chow's scheme for the
-            layers it cannot cover).
+            layers it cannot cover), ``head`` ("zero"/"prior": the classifier head's weight 0, bias 0 or
+            −log(num_classes); needs ``sample_input``), ``base`` (``depth_scaled``'s scheme).
+        writer: how parameters are reached (:class:`ParamWriter`); the callback passes
+            :class:`autoinit.sharded.ShardedWriter` for DTensor parameters.
     """
     if not isinstance(model, nn.Module):
         raise AutoInitError(f"init_model needs a torch.nn.Module, got {type(model).__name__}")
@@ -341,12 +477,18 @@ def init_model(
     check_options(info, options)
     gain = check_gain(gain)
     seed = _check_seed(seed)
+    if info.data is DataUse.TRACE and sample_input is None:
+        raise AutoInitError(
+            f"scheme '{scheme}' finds the residual branches by tracing one forward pass: pass sample_input=<a "
+            "batch of model inputs> (the callback takes it from example_input_array or the train loader)"
+        )
     if info.needs_data and sample_input is None:
         raise AutoInitError(
             f"scheme '{scheme}' measures the network on data: pass sample_input=<a batch of "
             "model inputs> (the callback takes it from example_input_array or the train loader)"
         )
     selection = _Selection(include, exclude)
+    writer = writer if writer is not None else ParamWriter()
     if _lazy_parameters(model):
         _materialize(model, sample_input)
     first = next(model.parameters(), None)
@@ -359,10 +501,15 @@ def init_model(
         if first is not None:
             sample_input = move_to(sample_input, first.device)
         with _user_forward():
-            graph = trace(model, sample_input)
+            graph = writer.trace(model, sample_input)
     else:
         graph = from_module_order(model)
-    init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection)
+    if options.get("head") and graph.head is None:
+        raise AutoInitError(
+            f"head='{options['head']}' needs the classifier head — the last Linear/Conv layer whose output is "
+            f"the model's output — and none was found: {graph.head_why}"
+        )
+    init = _Initializer(model, info, gain, options, graph, _Generators(seed, generator), selection, writer)
     init.plan()
     with torch.no_grad():
         init.run(sample_input)

@@ -23,15 +23,9 @@ import torch
 from torch import nn
 
 from autoinit.activations import LINEAR, Activation
-from autoinit.detect import LayerGraph, is_layer
+from autoinit.detect import NORM_TYPES, LayerGraph, ResidualRole, is_layer
 
-_NORM_TYPES = (
-    nn.modules.batchnorm._NormBase,
-    nn.LayerNorm,
-    nn.GroupNorm,
-    nn.LocalResponseNorm,
-    *((nn.RMSNorm,) if hasattr(nn, "RMSNorm") else ()),
-)
+_NORM_TYPES = NORM_TYPES
 
 _GATES = {
     "LSTM": (("i", "sigmoid"), ("f", "sigmoid"), ("g", "tanh"), ("o", "sigmoid")),
@@ -56,6 +50,8 @@ class Block:
     activation: Activation = LINEAR
     fed_by: Activation | None = None
     gate: str | None = None
+    residual: ResidualRole | None = None  # where the layer sits in a residual branch (traced models only)
+    head: bool = False  # the block belongs to the classifier head (see autoinit.detect)
 
     @property
     def layer_type(self) -> str:
@@ -122,6 +118,16 @@ def _mha_blocks(name: str, mha: nn.MultiheadAttention) -> dict[str, list[Block]]
 def layer_blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[Block]] | None:
     """Blocks of a module's own (non-recursive) parameters, by parameter name; None if no rule covers
     the module."""
+    blocks = _blocks(name, module, graph)
+    if blocks is not None:
+        role, head = graph.role(name), graph.head == name
+        for bs in blocks.values():
+            for b in bs:
+                b.residual, b.head = role, head
+    return blocks
+
+
+def _blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[Block]] | None:
     if isinstance(module, nn.RNNBase):
         return _rnn_blocks(name, module)
     if isinstance(module, nn.MultiheadAttention):

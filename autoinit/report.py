@@ -19,6 +19,7 @@ class ReportRow:
     gain: float | None
     std: float | None
     note: str = ""
+    residual: str = ""  # where the layer sits in a residual branch, or "classifier head" (traced models)
 
     @property
     def initialized(self) -> bool:
@@ -34,6 +35,7 @@ class InitReport:
     seed: int | None
     activation_source: str  # "traced" (from sample_input) or "module order"
     rows: list[ReportRow] = field(default_factory=list)
+    structure: str = ""  # the residual branches and classifier head found by the trace ('' for a plain net)
 
     def __iter__(self):
         return iter(self.rows)
@@ -61,14 +63,16 @@ class InitReport:
             "gain": self.gain,
             "seed": self.seed,
             "activation_source": self.activation_source,
+            "structure": self.structure,
             "parameters": [asdict(r) for r in self.rows],
         }
 
     def summary(self) -> str:
-        return (
+        text = (
             f"autoinit: scheme={self.scheme} gain={self.gain:g} — {len(self.initialized)} parameters "
             f"initialized, {len(self.left_alone)} left alone (activations: {self.activation_source})"
         )
+        return f"{text}; {self.structure}" if self.structure else text
 
     def __str__(self) -> str:
         header = ("parameter", "layer", "fan_in", "fan_out", "activation", "scheme", "gain", "std", "note")
@@ -82,7 +86,7 @@ class InitReport:
                 r.scheme or "—",
                 "" if r.gain is None else f"{r.gain:.3g}",
                 "" if r.std is None else f"{r.std:.4g}",
-                r.note,
+                "; ".join(filter(None, [r.residual, r.note])),
             )
             for r in self.rows
         ]

@@ -2,9 +2,11 @@
 shipped by a package (scikit-learn's digits): nothing is downloaded.
 
 Models: :class:`DeepMLP` (a deep plain MLP with a chosen activation), :class:`SmallCNN`,
-:class:`SmallTransformer`, :class:`LSTMClassifier`. Data: :class:`TeacherData` (classification labels
-from a random teacher network), :class:`DigitsData` (8×8 digit images), :class:`SequenceData` (token
-sequences labelled by their majority token).
+:class:`SmallTransformer`, :class:`LSTMClassifier`; residual networks: :class:`ResNetCNN` (BasicBlocks
+with BatchNorm), :class:`ResidualMLP` (no normalization), :class:`SmallGPT` (pre-LN, tied embeddings).
+Data: :class:`TeacherData` (classification labels from a random teacher network), :class:`DigitsData` (8×8
+digit images), :class:`SequenceData` (token sequences labelled by their majority token),
+:class:`MarkovData` (next-token prediction on sequences from a random order-2 Markov chain).
 
 The models set no ``example_input_array`` on purpose: data-dependent schemes (LSUV, Yam–Chow) and the
 activation trace then see a real training batch, whatever data module the model is paired with — a
@@ -172,6 +174,155 @@ class LSTMClassifier(_Classifier):
         return self.head(out[:, -1])
 
 
+class ResidualMLP(_Classifier):
+    """A stem Linear, ``blocks`` residual blocks x ← x + W₂·φ(W₁·x) of ``width`` units (m = 2 layers per
+    branch), no normalization, and a linear head: without normalization, the branches must start small
+    or the stream's variance grows with depth (Zhang et al. 2019)."""
+
+    def __init__(
+        self,
+        in_features: int = 64,
+        classes: int = 10,
+        blocks: int = 16,
+        width: int = 64,
+        activation: str = "relu",
+        lr: float = 0.05,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+    ) -> None:
+        super().__init__(lr, optimizer, momentum)
+        self.save_hyperparameters()
+        self.stem = nn.Linear(in_features, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), make_activation(activation), nn.Linear(width, width))
+            for _ in range(blocks)
+        )
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x.flatten(1))
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet's basic block (He et al. 2016): conv–BN–ReLU–conv–BN added to the input (through a strided
+    1×1 conv + BN when the shape changes), then ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.downsample: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.downsample = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.downsample(x))
+
+
+class ResNetCNN(_Classifier):
+    """A small ResNet for 8×8 images: a 3×3 stem conv + BN + ReLU, ``stages`` stages of ``blocks``
+    BasicBlocks (channels doubling and stride 2 from the second stage on), global average pooling and a
+    linear head."""
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        classes: int = 10,
+        channels: int = 8,
+        stages: int = 2,
+        blocks: int = 2,
+        lr: float = 0.05,
+        optimizer: str = "sgd",
+        momentum: float = 0.9,
+    ) -> None:
+        super().__init__(lr, optimizer, momentum)
+        self.save_hyperparameters()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+        )
+        layers: list[nn.Module] = []
+        c = channels
+        for s in range(stages):
+            c_out = channels * 2**s
+            for b in range(blocks):
+                layers.append(BasicBlock(c, c_out, stride=2 if s > 0 and b == 0 else 1))
+                c = c_out
+        self.layers = nn.Sequential(*layers)
+        self.head = nn.Linear(c, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layers(self.stem(x)).mean((2, 3)))
+
+
+class GPTBlock(nn.Module):
+    """A pre-LN Transformer block (GPT-2): x ← x + proj(attn(LN(x))), x ← x + fc2(GELU(fc1(LN(x))))."""
+
+    def __init__(self, d_model: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.fc1 = nn.Linear(d_model, 4 * d_model)
+        self.fc2 = nn.Linear(4 * d_model, d_model)
+
+    def attention(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.proj(out.transpose(1, 2).reshape(b, t, d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.ln1(x))
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.ln2(x))))
+
+
+class SmallGPT(_Classifier):
+    """A small GPT-style language model: token + learned position embeddings, ``depth`` pre-LN blocks, a
+    final LayerNorm and an output layer tied to the token embedding (its weight *is* the embedding table).
+    The features are scaled by 1/√d_model before the tied output, as T5 does, so logits start at unit
+    scale. Trained on next-token prediction: ``forward(tokens)`` gives logits (batch, time, vocab) and the
+    batch is ``(tokens, next tokens)``."""
+
+    def __init__(
+        self,
+        vocab: int = 8,
+        seq_len: int = 16,
+        d_model: int = 32,
+        heads: int = 4,
+        depth: int = 2,
+        lr: float = 0.01,
+        optimizer: str = "adam",
+        momentum: float = 0.9,
+    ) -> None:
+        super().__init__(lr, optimizer, momentum)
+        self.save_hyperparameters()
+        self.tok = nn.Embedding(vocab, d_model)
+        self.pos = nn.Embedding(seq_len, d_model)
+        self.blocks = nn.ModuleList(GPTBlock(d_model, heads) for _ in range(depth))
+        self.ln_f = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab, bias=False)
+        self.head.weight = self.tok.weight  # tied input/output embeddings
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        x = self.tok(tokens) + self.pos(torch.arange(tokens.shape[1], device=tokens.device))
+        for block in self.blocks:
+            x = block(x)
+        return self.head(self.ln_f(x) * self.hparams.d_model**-0.5)
+
+    def training_step(self, batch, batch_idx):
+        tokens, targets = batch
+        return nn.functional.cross_entropy(self(tokens).flatten(0, 1), targets.flatten())
+
+
 class _TensorData(pl.LightningDataModule):
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()
@@ -237,3 +388,32 @@ class SequenceData(_TensorData):
         tokens = torch.randint(0, self.vocab, (self.n, self.seq_len), generator=g)
         counts = torch.nn.functional.one_hot(tokens, self.vocab).sum(1)
         return TensorDataset(tokens, counts.argmax(1))
+
+
+class MarkovData(_TensorData):
+    """Token sequences from a random order-2 Markov chain (each pair of previous tokens makes a few next
+    tokens likely: transition rows drawn from a Dirichlet(``concentration``)), for next-token prediction:
+    batches are ``(tokens[:-1], tokens[1:])``. The model must look two tokens back, so attention matters."""
+
+    def __init__(
+        self,
+        n: int = 2048,
+        vocab: int = 8,
+        seq_len: int = 16,
+        concentration: float = 0.1,
+        batch_size: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(batch_size, seed)
+        self.n, self.vocab, self.seq_len, self.concentration = n, vocab, seq_len, concentration
+
+    def make(self, g: torch.Generator) -> TensorDataset:
+        v = self.vocab
+        gamma = torch._standard_gamma(torch.full((v * v, v), self.concentration), generator=g)
+        table = gamma / gamma.sum(1, keepdim=True)
+        tokens = torch.empty(self.n, self.seq_len + 1, dtype=torch.long)
+        tokens[:, :2] = torch.randint(0, v, (self.n, 2), generator=g)
+        for t in range(2, self.seq_len + 1):
+            rows = table[tokens[:, t - 2] * v + tokens[:, t - 1]]
+            tokens[:, t] = torch.multinomial(rows, 1, generator=g).squeeze(1)
+        return TensorDataset(tokens[:, :-1], tokens[:, 1:])

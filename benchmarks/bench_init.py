@@ -1,8 +1,11 @@
-"""Time initializing a ~100M-parameter model per scheme against the equivalent plain torch.nn.init loop.
+"""Time initializing a ~100M-parameter model per scheme against the equivalent plain torch.nn.init loop,
+and the same MLP sharded over 2 CPU processes (FSDP2 ``fully_shard`` per Linear, gloo) against its
+unsharded init.
 
-Each measurement runs in a fresh process so its peak RSS is its own. Run by hand:
+Each measurement runs in fresh processes so its peak RSS is its own. Run by hand:
 
     .ci/in-venv python benchmarks/bench_init.py [--params 100e6] [--schemes kaiming_normal,...]
+    .ci/in-venv python benchmarks/bench_init.py --sharded [--sharded-schemes kaiming_normal:full,...]
 
 Prints a Markdown table; the README records the figures.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -67,6 +71,110 @@ print(json.dumps({{"seconds": dt, "extra_mib": (peak - base) / 1024,
 """
 
 
+# One rank of the sharded run: the MLP built on meta, each Linear and the root fully_shard-ed over 2 ranks,
+# materialized (shards only) and touched so its pages are resident before the measurement starts.
+SHARDED_CASE = r"""
+import json, math, os, sys, time
+from pathlib import Path
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
+torch.set_num_threads({threads})
+scheme, draw, params = {scheme!r}, {draw!r}, {params}
+dist.init_process_group("gloo")
+mesh = init_device_mesh("cpu", (dist.get_world_size(),))
+width = int(math.sqrt(params / 10))
+with torch.device("meta"):
+    model = nn.Sequential(*(m for _ in range(10) for m in (nn.Linear(width, width), nn.ReLU())))
+for m in model:
+    if isinstance(m, nn.Linear):
+        fully_shard(m, mesh=mesh)
+fully_shard(model, mesh=mesh)
+model.to_empty(device="cpu")
+with torch.no_grad():
+    for p in model.parameters():
+        p.to_local().zero_()
+sample = torch.randn(64, width, generator=torch.Generator().manual_seed(0))
+import autoinit
+from autoinit.sharded import ShardedWriter
+def rss(field):
+    line = next(l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith(field))
+    return int(line.split()[1]) / 1024
+dist.barrier()
+Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) back to the current RSS
+base = rss("VmRSS")
+t0 = time.perf_counter()
+autoinit.init_model(model, scheme, seed=0, sample_input=sample if scheme in ("lsuv", "yam_chow") else None,
+                    writer=ShardedWriter(model, draw=draw, seed=0))
+dist.barrier()
+dt = time.perf_counter() - t0
+n = sum(p.numel() for p in model.parameters())  # global sizes
+print(json.dumps({{"seconds": dt, "extra_mib": rss("VmHWM") - base, "params": n}}))
+dist.barrier()
+dist.destroy_process_group()
+"""
+
+
+def run_sharded_case(scheme: str, draw: str, params: float, ranks: int) -> dict:
+    """Both ranks' figures: the slower rank's time, the larger per-rank peak growth."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = SHARDED_CASE.format(scheme=scheme, draw=draw, params=int(params), threads=1)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            text=True,
+            env={
+                **os.environ,
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(port),
+                "RANK": str(rank),
+                "WORLD_SIZE": str(ranks),
+            },
+        )
+        for rank in range(ranks)
+    ]
+    results = []
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"sharded rank exited with {proc.returncode}")
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return {
+        "seconds": max(r["seconds"] for r in results),
+        "extra_mib": max(r["extra_mib"] for r in results),
+        "params": results[0]["params"],
+    }
+
+
+def sharded_table(args: argparse.Namespace) -> None:
+    print(
+        "| model | scheme | draw | unsharded s (1 process, 2 threads) | sharded s (2 ranks × 1 thread) | "
+        "extra peak RSS, MiB: unsharded / per rank |"
+    )
+    print("|---|---|---|---|---|---|")
+    for item in args.sharded_schemes.split(","):
+        scheme, draw = item.split(":")
+        plain = min(
+            (run_case("mlp", scheme, "autoinit", args.params, args.threads) for _ in range(args.repeats)),
+            key=lambda r: r["seconds"],
+        )
+        sharded = min(
+            (run_sharded_case(scheme, draw, args.params, 2) for _ in range(args.repeats)), key=lambda r: r["seconds"]
+        )
+        print(
+            f"| MLP {plain['params'] / 1e6:.0f}M, FSDP2 over 2 | {scheme} | {draw} | {plain['seconds']:.2f} | "
+            f"{sharded['seconds']:.2f} | {plain['extra_mib']:.0f} / {sharded['extra_mib']:.0f} |",
+            flush=True,
+        )
+
+
 def run_case(kind: str, scheme: str, mode: str, params: float, threads: int) -> dict:
     code = CASE.format(kind=kind, scheme=scheme, mode=mode, params=int(params), threads=threads)
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
@@ -83,7 +191,16 @@ def main() -> None:
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sharded", action="store_true", help="the sharded table instead (2 CPU ranks, gloo)")
+    parser.add_argument(
+        "--sharded-schemes",
+        default="kaiming_normal:full,kaiming_normal:local,orthogonal:full,lsuv:full",
+        help="scheme:draw pairs, draw being full or local",
+    )
     args = parser.parse_args()
+    if args.sharded:
+        sharded_table(args)
+        return
     print("| model | scheme | autoinit s | torch.nn.init s | ratio | autoinit extra MiB | torch extra MiB |")
     print("|---|---|---|---|---|---|---|")
     for kind in args.models.split(","):

@@ -225,6 +225,32 @@ def literature(folder: Path, steps: int, seeds: int, quick: bool) -> list[tuple[
             ordering(c, [("delta-orthogonal", "delta_orthogonal", 1.0, {}), ("Gaussian", "kaiming_normal", 1.0, {})]),
         )
     )
+    resmlp = {
+        "class_path": "autoinit.templates.ResidualMLP",
+        "init_args": {"blocks": 4 if quick else 32, "width": 32 if quick else 64, "lr": 0.05},
+    }
+    c = cfg("lit_fixup", resmlp, DIGITS)
+    findings.append(
+        (
+            "Zhang et al. 2019 (Fixup)",
+            f"{resmlp['init_args']['blocks']}-block residual MLP, no normalization, lr 0.05 for all",
+            "Fixup trains; He (and default) without normalization do not",
+            ordering(
+                c,
+                [("Fixup", "fixup", 1.0, {}), ("He", "kaiming_normal", 1.0, {}), ("default", "default", 1.0, {})],
+            ),
+        )
+    )
+    resnet = {"class_path": "autoinit.templates.ResNetCNN", "init_args": {"channels": 8, "blocks": 1 if quick else 2}}
+    c = cfg("lit_goyal", resnet, IMAGES)
+    findings.append(
+        (
+            "Goyal et al. 2017",
+            f"ResNet ({2 * resnet['init_args']['blocks']} BasicBlocks with BN), digits",
+            "zero γ of each block's last BN < γ = 1 (early loss)",
+            ordering(c, [("zero γ", "zero_residual", 1.0, {}), ("γ = 1", "auto", 1.0, {})]),
+        )
+    )
     return findings
 
 

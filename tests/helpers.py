@@ -138,3 +138,41 @@ class BlobsData(pl.LightningDataModule):
 
     def train_dataloader(self):
         return DataLoader(blobs(self.n), batch_size=self.batch_size, shuffle=True)
+
+
+class ResidualMLP(pl.LightningModule):
+    """A residual MLP trained on dict batches ``{"x": ..., "y": ...}``."""
+
+    def __init__(self, features: int = 8, width: int = 16, blocks: int = 3, classes: int = 3, lr: float = 0.05):
+        super().__init__()
+        self.lr = lr
+        self.inp = nn.Linear(features, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(width, width), nn.ReLU(), nn.Linear(width, width)) for _ in range(blocks)
+        )
+        self.out = nn.Linear(width, classes)
+
+    def forward(self, x):
+        h = torch.relu(self.inp(x))
+        for block in self.blocks:
+            h = h + block(h)
+        return self.out(h)
+
+    def training_step(self, batch, batch_idx):
+        return nn.functional.cross_entropy(self(batch["x"]), batch["y"])
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+class DictBlobsData(pl.LightningDataModule):
+    """``blobs`` as dict samples, so batches are dicts."""
+
+    def __init__(self, n: int = 256, batch_size: int = 16):
+        super().__init__()
+        self.n, self.batch_size = n, batch_size
+
+    def train_dataloader(self):
+        data = blobs(self.n)
+        samples = [{"x": x, "y": y} for x, y in zip(data.tensors[0], data.tensors[1], strict=True)]
+        return DataLoader(samples, batch_size=self.batch_size, shuffle=True)

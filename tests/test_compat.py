@@ -92,3 +92,26 @@ def test_heartbeat_storage_only_for_storages_that_beat(tmp_path):
     assert _compat.heartbeat_storage(optuna.create_study()) is None
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
     assert _compat.heartbeat_storage(optuna.create_study(storage=storage)) is not None
+
+
+def test_optuna_queue_and_heartbeat_attributes(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.enqueue_trial({"x": 0.5, "y": 2})
+    waiting = study.get_trials(deepcopy=False)[0]
+    assert waiting.params == {} and _compat.queued_params(waiting) == {"x": 0.5, "y": 2}
+    trial = study.ask()
+    trial.suggest_float("x", 0.0, 1.0)
+    assert _compat.queued_params(study.get_trials(deepcopy=False)[0]) == {"x": 0.5, "y": 2}
+    assert not _compat.has_heartbeat(study)
+
+    url = f"sqlite:///{tmp_path / 'h.db'}"
+    callback = optuna.storages.RetryHeartbeatStaleTrialCallback()
+    rdb = optuna.storages.RDBStorage(url, heartbeat_interval=1, heartbeat_stale_trial_callback=callback)
+    hb = optuna.create_study(storage=rdb)
+    assert _compat.has_heartbeat(hb)
+    stale = hb.ask()
+    stale.suggest_float("x", 0.0, 1.0)
+    callback(hb, hb.get_trials(deepcopy=False)[0])  # what a stale heartbeat does
+    assert _compat.retried_numbers(hb.get_trials(deepcopy=False)[1]) == [0, 0]
+    assert not _compat.has_heartbeat(optuna.create_study(storage=optuna.storages.RDBStorage(url)))

@@ -25,10 +25,11 @@ BUILTIN_ORDER = [
     "lsuv",
     "yam_chow",
 ]
+RESIDUAL_ORDER = ["fixup", "zero_residual", "depth_scaled"]  # issue #13, registered after the others
 
 
 def test_builtin_scheme_names_in_registration_order():
-    assert builtin_scheme_names() == BUILTIN_ORDER
+    assert builtin_scheme_names() == BUILTIN_ORDER + RESIDUAL_ORDER
 
 
 def test_data_use_and_embedding_rule():

@@ -75,3 +75,59 @@ def test_config_errors_are_one_line(tmp_path, change, overrides, message):
 def test_missing_config_file(tmp_path):
     with pytest.raises(AutoInitError, match="no config file at"):
         TuneConfig(tmp_path / "nope.yaml")
+
+
+def test_a_module_next_to_the_config_imports_and_the_current_folder_comes_first(tmp_path, monkeypatch):
+    import sys
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "nextdoor_model.py").write_text(
+        "from autoinit.templates import DeepMLP\n\nclass NextDoor(DeepMLP):\n    pass\n"
+    )
+    data = {**BASE, "model": {"class_path": "nextdoor_model.NextDoor", "init_args": {"depth": 3}}}
+    path = _write(project, data)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(elsewhere))])
+    model, _ = TuneConfig(path).build()
+    assert type(model).__name__ == "NextDoor"
+    assert sys.path[0] == str(elsewhere)  # as python -m puts it
+    assert sys.path[-1] == str(project)  # last: never shadows an installed package
+
+
+def test_changes_from_names_the_keys_that_differ(tmp_path):
+    path = _write(tmp_path, BASE)
+    stored = TuneConfig(path).measured()
+    assert "tune.n_trials" not in stored and stored["tune.steps"] == 10
+    changed = TuneConfig(path, ["--tune.steps=11", "--tune.n_trials=3"]).changes_from(stored)
+    assert changed == "tune.steps (10 → 11)"
+    many = TuneConfig(path, ["--tune.steps=11", "--tune.seeds=2", "--model.init_args.depth=5", "--tune.data_seed=3"])
+    assert many.changes_from(stored) == (
+        "model.init_args.depth (4 → 5), tune.steps (10 → 11), tune.seeds (1 → 2) and 1 more"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "cfg.yaml is empty: a tune config needs a model section"),
+        ("# only a comment\n", "cfg.yaml is empty"),
+        ("- model\n- data\n", "cfg.yaml holds a list, not a mapping of sections"),
+        ("model:\n  class_path: x\n  init_args: [1, 2\ntune: {}\n", "cfg.yaml is not valid YAML at line 4, column 5"),
+    ],
+)
+def test_yaml_that_is_no_config_is_one_line(tmp_path, text, message):
+    path = tmp_path / "cfg.yaml"
+    path.write_text(text)
+    with pytest.raises(AutoInitError) as err:
+        TuneConfig(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_model_init_that_raises_is_quoted_in_the_users_words(tmp_path):
+    data = {**BASE, "model": {"class_path": "autoinit.templates.DeepMLP", "init_args": {"activation": "swishy"}}}
+    with pytest.raises(AutoInitError) as err:
+        TuneConfig(_write(tmp_path, data))
+    assert "Does not validate" not in str(err.value) and "DeepMLP.__init__ raised" in str(err.value)

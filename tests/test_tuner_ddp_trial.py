@@ -1,5 +1,10 @@
 """A trial that itself runs on 2 devices (CPU DDP on gloo), launched by the tuner."""
 
+import json
+import math
+import os
+from pathlib import Path
+
 import optuna
 import pytest
 import yaml
@@ -11,6 +16,7 @@ from autoinit.tuner.ddp_trial import trial_devices
 from autoinit.tuner.run import tune
 
 pytestmark = pytest.mark.multiprocess
+SCRIPTS = Path(__file__).parent / "scripts"
 
 
 def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
@@ -51,3 +57,55 @@ def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
     for t in trials:
         assert sorted(t.intermediate_values) == [2, 4, 6]  # rank 0 alone reported, every 2 steps
         assert len(t.user_attrs["curve"]) == 6
+
+
+def test_model_parallel_trials_run_one_process_per_rank_with_sharded_init(tmp_path, monkeypatch):
+    """strategy: ModelParallelStrategy (FSDP2 over 2 CPU ranks): every trial's ranks train a sharded model
+    that AutoInit initialized."""
+    monkeypatch.syspath_prepend(str(SCRIPTS))  # the model's module, here and in the rank processes
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")]))
+    record = tmp_path / "record"
+    record.mkdir()
+    path = tmp_path / "mp.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"class_path": "sharded_models.SmallShardedMLP", "init_args": {"record": str(record)}},
+                "trainer": {
+                    "accelerator": "cpu",
+                    "devices": 2,
+                    "strategy": {
+                        "class_path": "lightning.pytorch.strategies.ModelParallelStrategy",
+                        "init_args": {"data_parallel_size": 2, "tensor_parallel_size": 1},
+                    },
+                },
+                "tune": {
+                    "steps": 3,
+                    "seeds": 1,
+                    "n_trials": 2,
+                    "gain": 1.0,
+                    "schemes": ["kaiming_normal"],
+                    "pruner": "none",
+                    "output": str(tmp_path / "out"),
+                },
+            }
+        )
+    )
+    config = TuneConfig(path)
+    assert trial_devices(config) == 2
+    assert tune(config, Console(record=True, width=120)) == 0
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
+    )
+    trials = optuna.load_study(study_name="mp", storage=storage).get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert [t.params["scheme"] for t in trials] == ["default", "kaiming_normal"]
+    curves = [t.user_attrs["curve"] for t in trials]
+    assert all(len(c) == 3 and all(math.isfinite(v) for v in c) for c in curves)
+    assert curves[0] != curves[1]  # the init differed, so the training did
+    for rank in (0, 1):
+        fits = [json.loads(line) for line in (record / f"rank{rank}.jsonl").read_text().splitlines()]
+        assert [f["scheme"] for f in fits] == ["default", "kaiming_normal"]
+        for f in fits:  # 16 rows of the first weight, 8 on each rank
+            assert f == {**f, "world_size": 2, "strategy": "ModelParallelStrategy", "sharded": True, "local_rows": 8}
+            assert f["initialized"] == 8  # 4 Linear layers' weights and biases

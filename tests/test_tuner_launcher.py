@@ -124,3 +124,26 @@ def test_cpu_workers_share_the_cores():
     env = device_env(0, TuneSettings(workers=2))
     cores = len(os.sched_getaffinity(0))
     assert env["OMP_NUM_THREADS"] == str(max(1, cores // 2))
+
+
+def test_more_workers_than_cores_is_a_one_line_error_unless_forced(tmp_path, monkeypatch, capsys):
+    from autoinit.cli import main
+    from autoinit.errors import AutoInitError
+    from autoinit.tuner import launcher
+
+    monkeypatch.setattr(launcher, "_gpus", lambda: 0)
+    monkeypatch.setattr(launcher, "_cores", lambda: 2)
+    launcher.check_worker_count(TuneSettings(workers=2))
+    with pytest.raises(AutoInitError, match="3 workers on 2 CPU cores: lower --workers to at most 2"):
+        launcher.check_worker_count(TuneSettings(workers=3))
+    launcher.check_worker_count(TuneSettings(workers=3, oversubscribe=True))
+    monkeypatch.setattr(launcher, "_gpus", lambda: 2)
+    with pytest.raises(AutoInitError, match="need 4 GPUs, this machine has 2"):
+        launcher.check_worker_count(TuneSettings(workers=2, devices_per_trial=2, oversubscribe=True))
+
+    monkeypatch.setattr(launcher, "_gpus", lambda: 0)
+    path = _config(tmp_path, n_trials=2)
+    assert main(["tune", str(path), "--workers", "100"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "100 workers on 2 CPU cores" in err and "--force" in err
+    assert not (tmp_path / "out").exists()  # refused before any work

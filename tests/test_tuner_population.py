@@ -22,7 +22,9 @@ from autoinit.tuner.search_space import Point
 from autoinit.tuner.settings import TuneSettings
 from autoinit.tuner.trial import run_trial
 
-STEPS = 20
+# Short trials on small models: the contract is per step, so a few steps check it (the whole file runs in
+# well under a minute on an idle 2-core machine).
+STEPS = 8
 
 
 def _rel(a: list[float], b: list[float]) -> float:
@@ -34,20 +36,17 @@ def _cfg(path: str, *overrides: str, seeds: int = 2) -> TuneConfig:
     return TuneConfig(path, ["--trainer.accelerator=cpu", f"--tune.steps={STEPS}", f"--tune.seeds={seeds}", *overrides])
 
 
-# Every bundled template. The 50-layer tanh and linear MLPs of configs/ are chaotic at 1e-7: two sequential
-# runs differing only in the thread count part by 5e-2 within 20 steps, so they are checked at depth 10.
+# The bundled ReLU MLP, CNN and Transformer templates as they ship (the CReLU, tanh and linear MLPs run the
+# same engine; the LSTM falls back, below).
 TEMPLATES = {
     "relu_mlp": ("configs/quickstart.yaml",),
-    "crelu_mlp": ("configs/quickstart.yaml", "--model.init_args.activation=crelu", "--model.init_args.depth=8"),
-    "tanh_mlp": ("configs/tanh_mlp.yaml", "--model.init_args.depth=10"),
-    "linear_mlp": ("configs/linear_mlp.yaml", "--model.init_args.depth=10"),
     "cnn": ("configs/cnn_digits.yaml",),
     "transformer": ("configs/transformer.yaml",),  # Adam from the CLI's optimizer section, gradient clipping
 }
 
 
 @pytest.mark.parametrize("name", sorted(TEMPLATES))
-def test_member_curve_equals_sequential_trial_on_every_template(name):
+def test_member_curve_equals_sequential_trial_on_the_templates(name):
     cfg = _cfg(*TEMPLATES[name], seeds=1)
     members = [Member(scheme="kaiming_normal", gain=1.0, seed=0), Member(scheme="orthogonal", gain=1.0, seed=0)]
     sequential = run_trial(cfg, "kaiming_normal", 1.0)
@@ -58,59 +57,45 @@ def test_member_curve_equals_sequential_trial_on_every_template(name):
     assert _rel(sequential.curves[0], out[1].curve) > 1e-3  # another init, another curve
 
 
-def test_every_seed_equals_its_sequential_seed():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8")
-    sequential = run_trial(cfg, "kaiming_normal", 1.0)
-    out = train_population(cfg, [Member(scheme="kaiming_normal", gain=1.0, seed=k) for k in (0, 1)])
-    assert _rel(sequential.curves[0], out[0].curve) < 1e-4
-    assert _rel(sequential.curves[1], out[1].curve) < 1e-4
-
-
 def test_lstm_template_falls_back_and_says_why():
     why = probe(_cfg("configs/lstm.yaml"))
     assert why is not None and "lstm" in why.lower()
 
 
-def test_lsuv_member_equals_its_sequential_trial():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8")
-    sequential = run_trial(cfg, "lsuv", 1.2)
-    out = train_population(cfg, [Member(scheme="default", gain=1.0), Member(scheme="lsuv", gain=1.2)])
-    assert _rel(sequential.curves[0], out[1].curve) < 1e-4
-
-
-def test_lr_scale_per_member_equals_sequential_lr_scale():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8", "--model.init_args.optimizer=adam")
-    sequential = run_trial(cfg, "kaiming_normal", 1.0, lr_scale=2.5)
+def test_lsuv_and_lr_scale_members_equal_their_sequential_trials():
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=4", "--model.init_args.optimizer=adam", seeds=1)
+    lsuv = run_trial(cfg, "lsuv", 1.2)  # data-dependent: sees the trial's first batch
+    scaled = run_trial(cfg, "kaiming_normal", 1.0, lr_scale=2.5)
     out = train_population(
-        cfg, [Member(scheme="kaiming_normal", gain=1.0), Member(scheme="kaiming_normal", gain=1.0, lr_scale=2.5)]
+        cfg,
+        [
+            Member(scheme="lsuv", gain=1.2),
+            Member(scheme="kaiming_normal", gain=1.0, lr_scale=2.5),
+            Member(scheme="kaiming_normal", gain=1.0),
+        ],
     )
-    assert _rel(sequential.curves[0], out[1].curve) < 1e-4
-    assert _rel(out[0].curve, out[1].curve) > 1e-3
+    assert _rel(lsuv.curves[0], out[0].curve) < 1e-4
+    assert _rel(scaled.curves[0], out[1].curve) < 1e-4
+    assert _rel(out[2].curve, out[1].curve) > 1e-3  # lr_scale acts on its member only
 
 
 def test_accumulated_micro_batches_equal_one_large_batch():
     # SGD on the mean loss: two micro-batches of 32 accumulated are one batch of 64 (the same permutation)
-    small = _cfg("configs/quickstart.yaml", "--data.init_args.batch_size=32", "--trainer.accumulate_grad_batches=2")
-    large = _cfg("configs/quickstart.yaml", "--data.init_args.batch_size=64")
+    small = _cfg(
+        "configs/quickstart.yaml",
+        "--model.init_args.depth=4",
+        "--data.init_args.batch_size=32",
+        "--trainer.accumulate_grad_batches=2",
+        seeds=1,
+    )
+    large = _cfg("configs/quickstart.yaml", "--model.init_args.depth=4", "--data.init_args.batch_size=64", seeds=1)
     a = train_population(small, [Member(scheme="kaiming_normal", gain=1.0)])[0].curve
     b = train_population(large, [Member(scheme="kaiming_normal", gain=1.0)])[0].curve
     assert _rel(b, a) < 1e-4
 
 
-def test_value_clipping_equals_sequential():
-    cfg = _cfg(
-        "configs/quickstart.yaml",
-        "--model.init_args.depth=8",
-        "--trainer.gradient_clip_val=0.01",
-        "--trainer.gradient_clip_algorithm=value",
-    )
-    sequential = run_trial(cfg, "kaiming_normal", 1.0)
-    out = train_population(cfg, [Member(scheme="kaiming_normal", gain=1.0)])
-    assert _rel(sequential.curves[0], out[0].curve) < 1e-4
-
-
 def test_diverging_member_is_dropped_and_the_others_do_not_notice():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8", "--model.init_args.lr=0.5")
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8", "--model.init_args.lr=0.5", seeds=1)
     alone = train_population(cfg, [Member(scheme="kaiming_normal", gain=1.0)])[0]
     out = train_population(cfg, [Member(scheme="kaiming_normal", gain=30.0), Member(scheme="kaiming_normal", gain=1.0)])
     assert out[0].diverged and not math.isfinite(out[0].curve[-1]) and len(out[0].curve) < STEPS
@@ -118,21 +103,21 @@ def test_diverging_member_is_dropped_and_the_others_do_not_notice():
 
 
 def test_watch_stops_members_and_the_rest_train_on():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=8", "--tune.report_every=5")
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=4", "--tune.report_every=2")
     alone = train_population(cfg, [Member(scheme="kaiming_normal", gain=1.0, seed=1)])[0]
     seen = []
 
     def watch(step, curves):
         seen.append((step, sorted(curves)))
-        return {0} if step == 10 else set()
+        return {0} if step == 4 else set()
 
     out = train_population(
         cfg,
         [Member(scheme="kaiming_normal", gain=1.0, seed=0), Member(scheme="kaiming_normal", gain=1.0, seed=1)],
         watch=watch,
     )
-    assert seen == [(5, [0, 1]), (10, [0, 1]), (15, [1]), (20, [1])]
-    assert out[0].stopped and len(out[0].curve) == 10
+    assert seen == [(2, [0, 1]), (4, [0, 1]), (6, [1]), (8, [1])]
+    assert out[0].stopped and len(out[0].curve) == 4
     assert out[1].curve == alone.curve
 
 
@@ -183,15 +168,16 @@ def _user_config(tmp_path, model: str, tune: dict | None = None, trainer: dict |
         "model": {"class_path": f"test_tuner_population.{model}"},
         "data": {"class_path": "userland.FileData", "init_args": {"root": str(tmp_path / "data"), "n": 128}},
         "trainer": {"accelerator": "cpu", "devices": 1, **(trainer or {})},
-        "tune": {"steps": 12, "seeds": 2, **(tune or {})},
+        "tune": {"steps": STEPS, "seeds": 2, **(tune or {})},
     }
     path = tmp_path / "cfg.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return TuneConfig(path)
 
 
-def test_logged_metric_batchnorm_and_dict_batches_equal_sequential(tmp_path):
-    cfg = _user_config(tmp_path, "LoggedMetric", tune={"metric": "twice"})
+def test_logged_metric_batchnorm_dict_batches_and_value_clipping_equal_sequential(tmp_path):
+    clip = {"gradient_clip_val": 0.01, "gradient_clip_algorithm": "value"}
+    cfg = _user_config(tmp_path, "LoggedMetric", tune={"metric": "twice"}, trainer=clip)
     sequential = run_trial(cfg, "kaiming_normal", 1.0)
     out = train_population(
         cfg, [Member(scheme="kaiming_normal", gain=1.0), Member(scheme="kaiming_normal", gain=1.0, seed=1)]
@@ -227,7 +213,7 @@ def test_probe_accepts_a_vectorizable_user_model(tmp_path):
 
 
 def test_out_of_memory_halves_the_population_and_loses_nothing(monkeypatch):
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=6")
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=2")
     real = population_trials.train_population
     sizes = []
 
@@ -247,15 +233,15 @@ def test_out_of_memory_halves_the_population_and_loses_nothing(monkeypatch):
 
 
 def test_a_member_whose_init_fails_fails_only_its_trial(monkeypatch):
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=6")
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=2")
     from autoinit.tuner import population
 
     real = population._initialize
 
-    def flaky(model, member, batch):
+    def flaky(model, member, *args):
         if member.gain == 0.9:
             raise AutoInitError("scheme failed for this gain")
-        return real(model, member, batch)
+        return real(model, member, *args)
 
     monkeypatch.setattr(population, "_initialize", flaky)
     results = run_population_trials(cfg, [Point("kaiming_normal", 0.9), Point("kaiming_normal", 1.0)], [None, None])
@@ -264,7 +250,7 @@ def test_a_member_whose_init_fails_fails_only_its_trial(monkeypatch):
 
 
 def test_reports_and_pruning_replay_the_sequential_trial():
-    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=6", "--tune.report_every=5")
+    cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=2", "--tune.report_every=2")
     seq_reports, pop_reports = [], []
 
     def prune_at(log, at):
@@ -274,7 +260,7 @@ def test_reports_and_pruning_replay_the_sequential_trial():
 
         return report
 
-    for at in (15, 30):  # pruned in seed 0 (live), and in seed 1 (replayed)
+    for at in (4, STEPS + 4):  # pruned in seed 0 (live), and in seed 1 (replayed)
         seq_reports.clear(), pop_reports.clear()
         sequential = run_trial(cfg, "kaiming_normal", 1.0, report=prune_at(seq_reports, at))
         result = run_population_trials(cfg, [Point("kaiming_normal", 1.0)], [prune_at(pop_reports, at)])[0]
@@ -298,12 +284,13 @@ def _tune(tmp_path, population, name):
 
     cfg = _cfg(
         "configs/quickstart.yaml",
-        "--model.init_args.depth=6",
-        "--tune.n_trials=8",
-        "--tune.schemes=[default,kaiming_normal,orthogonal,lsuv]",
+        "--model.init_args.depth=4",
+        "--tune.n_trials=5",
+        "--tune.schemes=[default,kaiming_normal,orthogonal]",
         f"--tune.population={population}",
         f"--tune.output={tmp_path / name}",
         "--tune.prescreen=false",
+        seeds=1,
     )
     console = Console(record=True, width=200)
     assert tune(cfg, console=console) == 0
@@ -320,15 +307,17 @@ def test_study_with_population_trials_records_what_sequential_trials_record(tmp_
     pop, text = _tune(tmp_path, "auto", "pop")
     seq, seq_text = _tune(tmp_path, "off", "seq")
     assert "population trials: up to" in text and "population trials" not in seq_text
-    assert len(pop.trials) == len(seq.trials) == 8
-    for a in pop.trials[:4]:  # the anchors: same points, same measurements
+    assert len(pop.trials) == len(seq.trials) == 5
+    for a in pop.trials[:3]:  # the anchors: same points, same measurements
         b = seq.trials[a.number]
         assert a.params == b.params and a.state == b.state
         assert a.value == pytest.approx(b.value, rel=1e-4)
         assert list(a.intermediate_values) == list(b.intermediate_values)
         assert TrialRecord.of(a).steps_trained == TrialRecord.of(b).steps_trained
         assert TrialRecord.of(a).curve == pytest.approx(TrialRecord.of(b).curve, rel=1e-4)
-    assert len({tuple(sorted(t.params.items())) for t in pop.trials}) == 8  # the batch spread out
+    assert len({tuple(sorted(t.params.items())) for t in pop.trials}) == 5  # the batch spread out
+    me = TrialRecord.of(pop.trials[0]).worker
+    assert me is not None and all(TrialRecord.of(t).worker == me for t in pop.trials)  # each claimed, owned
 
 
 def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):

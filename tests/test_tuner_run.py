@@ -267,3 +267,36 @@ def test_a_run_whose_first_trials_all_fail_stops(tmp_path):
     code, text = _run(path)
     assert code == 1 and "the first trials all failed (ValueError: boom in user code" in text
     assert [r["state"] for r in _csv(tmp_path)][:3] == ["failed"] * 3  # the rest stay queued
+
+
+def test_two_studies_given_the_same_output_the_second_is_refused(tmp_path):
+    a = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2}, name="a.yaml")
+    assert _run(a)[0] == 0
+    best = (tmp_path / "out" / "best.yaml").read_text()
+    b = _write(tmp_path, {"schemes": ["orthogonal"], "gain": 1.0, "n_trials": 2}, name="b.yaml")
+    with pytest.raises(AutoInitError, match="holds the outputs of study 'a', not 'b': give this study its own"):
+        _run(b)
+    assert (tmp_path / "out" / "best.yaml").read_text() == best
+    assert _run(b, [f"--tune.output={tmp_path / 'out-b'}"])[0] == 0
+    assert _run(a, ["--tune.n_trials=3"])[0] == 0  # the owner resumes
+
+
+def test_a_study_refused_at_its_checks_claims_no_output(tmp_path):
+    broken = _write(tmp_path, {"schemes": ["kaiming_normal"], "metric": "nope"}, name="broken.yaml")
+    with pytest.raises(AutoInitError, match="metric 'nope' was not logged"):
+        _run(broken)
+    fixed = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2}, name="fixed.yaml")
+    assert _run(fixed)[0] == 0
+
+
+def test_a_failed_run_lists_only_the_files_it_wrote(tmp_path, caplog):
+    model = {"class_path": "helpers.FlakyMLP", "init_args": {"fail_scheme": "*"}}
+    path = _write(
+        tmp_path, {"schemes": ["kaiming_normal"], "n_trials": 3}, model=model, data={"class_path": "helpers.BlobsData"}
+    )
+    code, text = _run(path)
+    assert code == 1
+    assert "outputs in" in text and text.rstrip().endswith("trials.csv")
+    assert "best.yaml" not in text and not (tmp_path / "out" / "best.yaml").exists()
+    failures = [r for r in caplog.records if "Trial 0 failed with parameters" in r.getMessage()]
+    assert failures and failures[0].exc_info is None  # Optuna's line, not its traceback

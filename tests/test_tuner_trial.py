@@ -105,3 +105,83 @@ def test_missing_metric_is_named(tmp_path):
 def test_loss_curve_records_values():
     curve = LossCurve(None, 0, 5, None, [])
     assert curve.values == [] and not curve.diverged
+
+
+def _curve_and_reports(cfg, **kwargs):
+    reported = []
+    result = run_trial(cfg, "kaiming_normal", 1.0, report=lambda step, v: reported.append(step) or False, **kwargs)
+    return result, reported
+
+
+@pytest.mark.parametrize(
+    "trainer",
+    [
+        {"accumulate_grad_batches": 2},  # with half the batch size: the same samples per optimizer step
+        {"precision": "bf16-mixed"},
+        {"gradient_clip_val": 1e6},  # clipping that never bites: the same curve
+    ],
+    ids=["accumulate", "bf16-mixed", "clip"],
+)
+def test_scores_mean_the_same_under_trainer_settings(tmp_path, trainer):
+    """Steps are optimizer steps, the loss is the per-sample loss (mean over a step's micro-batches), each
+    seed reports on its own step range — whatever the trainer section says."""
+    plain, plain_reports = _curve_and_reports(_config(tmp_path, tune={"report_every": 4}))
+    half = 16 if "accumulate_grad_batches" in trainer else 32
+    path = tmp_path / "cfg.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["trainer"].update(trainer)
+    cfg["data"]["init_args"]["batch_size"] = half
+    path.write_text(yaml.safe_dump(cfg))
+    other, other_reports = _curve_and_reports(TuneConfig(path))
+    assert [len(c) for c in other.curves] == [len(c) for c in plain.curves] == [12, 12]
+    assert other_reports == plain_reports == [4, 8, 12, 16, 20, 24]  # seed 1 on steps 13..24
+    for a, b in zip(other.curves, plain.curves, strict=True):
+        assert a == pytest.approx(b, rel=0.02)
+    assert 1.0 < sum(plain.curves[0]) / 12 < 2.0  # ln(4) ≈ 1.39 at the start: the level is the loss itself
+
+
+def test_training_step_returning_none_is_one_line(tmp_path):
+    from autoinit import AutoInitError
+
+    cfg = _config(
+        tmp_path,
+        model={"class_path": "userland.ResidualDictNet", "init_args": {"mode": "none"}},
+        data={"class_path": "userland.FileData", "init_args": {"root": str(tmp_path / "d")}},
+    )
+    with pytest.raises(AutoInitError, match=r"ResidualDictNet.training_step returned None: it must return the loss"):
+        run_trial(cfg, "default", 1.0)
+
+
+def test_dict_batches_reach_autoinit_through_tune_batch_to_input(tmp_path):
+    cfg = _config(
+        tmp_path,
+        tune={"batch_to_input": "userland.to_input", "seeds": 1},
+        model={"class_path": "userland.ResidualDictNet", "init_args": {"input_key": "features"}},
+        data={"class_path": "userland.FileData", "init_args": {"root": str(tmp_path / "d"), "input_key": "features"}},
+    )
+    # LSUV needs the batch's input: without tune.batch_to_input it could not find it under "features"
+    result = run_trial(cfg, "lsuv", 1.0)
+    assert result.status == "complete" and len(result.curves[0]) == 12
+
+
+def test_prepare_data_runs_once_per_process_setup_on_every_build(tmp_path):
+    root = tmp_path / "mnist"
+    cfg = _config(
+        tmp_path,
+        model={"class_path": "userland.ResidualDictNet"},
+        data={"class_path": "userland.FileData", "init_args": {"root": str(root)}},
+    )
+    run_trial(cfg, "default", 1.0)
+    run_trial(cfg, "kaiming_normal", 1.0)  # 2 trials × 2 seeds: four fits, four fresh datamodules
+    assert (root / "prepare_calls").read_text().count("\n") == 1
+
+
+def test_no_batch_at_all_is_one_line(tmp_path):
+    from autoinit import AutoInitError
+
+    cfg = _config(
+        tmp_path,
+        data={"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 8, "classes": 4, "batch_size": 32}},
+    )
+    with pytest.raises(AutoInitError, match="yields no batch"):
+        run_trial(cfg, "default", 1.0)

@@ -1,6 +1,10 @@
-"""``auto``: per layer, the scheme the literature recommends for the activation that follows it."""
+"""``auto``: per layer, the scheme the literature recommends for the activation that follows it; in a
+residual branch with no normalization, the branch's layers are scaled (Fixup's inner rule, GPT-2's
+output rule)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
@@ -52,6 +56,41 @@ AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
 
 _BY_ACTIVATION = {act: scheme for acts, scheme, _ in AUTO_TABLE for act in acts}
 
+# auto's residual rule (the README's auto table shows these rows under the activation table).
+RESIDUAL_TABLE: list[tuple[str, str, str]] = [
+    (
+        "inside a residual branch with no normalization (in it or after its sum)",
+        "the activation's scheme × L^(−1/(2m−2))",
+        "Zhang et al. 2019 (Fixup): an SGD step changes the output by Θ(η) only if the m layers of each of the "
+        "L branches shrink by L^(−1/(2m−2)); measured on the residual MLP, without it auto diverged at "
+        "learning rates where this trains",
+    ),
+    (
+        "last layer of such a branch",
+        "the activation's scheme × 1/√(2L)",
+        "Radford et al. 2019 (GPT-2): each branch adds at most Var/(2L), so the stream's variance stays below "
+        "e^½ ≈ 1.65× its start for any L (He init doubles it per branch); not zero as in Fixup, so the inner "
+        "layers get a gradient from the first step",
+    ),
+    (
+        "residual branch with normalization (BN/LN in the branch, or post-norm)",
+        "unchanged",
+        "the norm keeps each branch's input at unit variance; measured on the ResNet and GPT templates (README)",
+    ),
+]
+
+
+def residual_scale(ctx: InitContext) -> float:
+    """auto's factor for a block in a residual branch with no normalization (in it or after its sum):
+    L^(−1/(2m−2)) inside the branch, 1/√(2L) for its last layer; 1 for every other block (every block of
+    a model without residual connections)."""
+    r = ctx.residual
+    if r is None or r.normalized or r.kind not in ("inner", "output"):
+        return 1.0
+    if r.writes_stream:
+        return 1.0 / math.sqrt(2 * r.L)
+    return float(r.L) ** (-1.0 / (2 * r.m - 2)) if r.m > 1 else 1.0
+
 
 def recommend(ctx: InitContext) -> str:
     """The scheme ``auto`` picks for one block."""
@@ -71,24 +110,39 @@ def recommend(ctx: InitContext) -> str:
 
 def pick(ctx: InitContext) -> Pick:
     """``auto``'s choice for one block, shown in the report as ``auto→<scheme>``."""
-    return Pick(recommend(ctx), label="auto→{}")
+    scale = residual_scale(ctx)
+    if scale == 1.0:
+        return Pick(recommend(ctx), label="auto→{}")
+    r = ctx.residual
+    assert r is not None
+    if r.writes_stream:
+        rule, note = "×1/√(2L)", f"×1/√(2L) = {scale:.3g}: last layer of a branch, no normalization (L={r.L})"
+    else:
+        rule, note = "×L^(−1/(2m−2))", f"×L^(−1/(2m−2)) = {scale:.3g}: no normalization (L={r.L}, m={r.m})"
+    return Pick(recommend(ctx), label="auto→{}" + rule, note=note, scale=scale)
 
 
 def auto_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
     """Auto: per layer, the scheme the literature recommends for the activation that follows it (He 2015,
-    Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018; see :data:`AUTO_TABLE`).
+    Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018; see :data:`AUTO_TABLE`); in a
+    residual branch without normalization, inner layers × L^(−1/(2m−2)) (Zhang et al. 2019) and the last
+    layer × 1/√(2L) (Radford et al. 2019): :data:`RESIDUAL_TABLE`.
 
     Example: ``init_model(model, "auto", sample_input=x)``
     """
     fn = get_scheme(recommend(ctx)).fn
     assert fn is not None  # recommend() names per-block schemes only
     fn(tensor, ctx)
+    scale = residual_scale(ctx)
+    if scale != 1.0:
+        tensor.mul_(scale)
 
 
 AUTO = Scheme(
     name="auto",
-    formula="per layer, by the activation that follows it (table below)",
-    paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018",
+    formula="per layer, by the activation that follows it (table below); in a residual branch without "
+    "normalization, inner layers × L^(−1/(2m−2)), the last layer × 1/√(2L)",
+    paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018, Zhang 2019, Radford 2019",
     example='init_model(model, "auto", sample_input=x)',
     fn=auto_scheme,
     pick=pick,

@@ -8,6 +8,10 @@ The engine (:mod:`autoinit.initialize`) only calls these hooks; it never asks fo
 - ``model_pass(pctx)`` runs after the per-block pass with the whole model (LSUV, Yam–Chow); a scheme with
   neither ``fn`` nor ``pick`` has no per-block pass at all and its model pass does everything (``default``).
 - ``check(pctx)`` refuses a model the scheme cannot initialize, before anything is written.
+
+A block's place in the residual structure (``ctx.residual``, a :class:`~autoinit.detect.ResidualRole`:
+branch, L, m, whether it writes into the stream) and whether it is the classifier head (``ctx.head``) come
+from the traced forward pass; a ``Pick`` with ``scale`` multiplies what the picked scheme drew (0: zeros).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from autoinit.activations import Activation
+from autoinit.detect import LayerGraph, ResidualRole
 from autoinit.errors import AutoInitError
 from autoinit.schemes.options import Option
 
@@ -50,6 +55,8 @@ class InitContext:
     fed_by: Activation | None = None
     layer: Any = None  # the nn.Module the block belongs to
     label: str = ""
+    residual: ResidualRole | None = None  # the block's place in a residual branch (traced models only)
+    head: bool = False  # the block belongs to the classifier head
 
 
 SchemeFn = Callable[[torch.Tensor, InitContext], None]
@@ -57,18 +64,25 @@ SchemeFn = Callable[[torch.Tensor, InitContext], None]
 
 @dataclass(frozen=True)
 class Pick:
-    """A block handed to another scheme: fill it with ``scheme``; the report shows ``label`` (``{}`` stands
-    for the label of the scheme used) and ``note``."""
+    """A block handed to another scheme: fill it with ``scheme``, then multiply by ``scale`` (0: zeros);
+    the report shows ``label`` (``{}`` stands for the label of the scheme used) and ``note``.
+
+    A scaled block, or one picked with ``plain=True``, is handed on as a plain layer (``ctx.residual`` and
+    ``ctx.head`` cleared): a residual rule is applied once, by the outermost scheme that has one
+    (``depth_scaled`` over ``auto`` gets auto's per-activation choice, not auto's residual scaling too)."""
 
     scheme: str
     note: str = ""
     label: str = "{}"
+    scale: float = 1.0
+    plain: bool = False
 
 
 class DataUse(enum.Enum):
     """How a scheme uses ``sample_input``."""
 
     REQUIRED = "required"  # measures the network on it (LSUV, Yam–Chow)
+    TRACE = "trace"  # required: a traced forward pass finds the residual branches (Fixup, SkipInit)
     OPTIONAL = "optional"  # a traced forward pass detects the activation after each layer
     NONE = "none"  # never looks at data (PyTorch's default)
 
@@ -97,13 +111,21 @@ class PassContext:
         ledger: Ledger,
         generator_for: Callable[[torch.Tensor], torch.Generator | None],
         global_rng: Callable[[], contextlib.AbstractContextManager[None]],
+        materialized: Callable[[list[str]], contextlib.AbstractContextManager[None]] | None = None,
+        graph: LayerGraph | None = None,
+        variance: Callable[[torch.Tensor], float] | None = None,
+        rescale: Callable[[Block, float], None] | None = None,
     ) -> None:
         self.model, self.sample_input, self.gain = model, sample_input, gain
+        # The traced structure: residual branches (graph.branches), the classifier head (graph.head).
+        self.graph = graph if graph is not None else LayerGraph(order=[])
         self.blocks = blocks  # selected parameter name -> its blocks
         self.params = MappingProxyType(dict(params))
         self.options = MappingProxyType(dict(options))
         self._layer_of, self._ledger = layer_of, ledger
         self._generator_for, self._global_rng = generator_for, global_rng
+        self._materialized = materialized
+        self._variance, self._rescale = variance, rescale
 
     def weight_blocks(self) -> Iterator[Block]:
         for blocks in self.blocks.values():
@@ -124,6 +146,25 @@ class PassContext:
     def global_rng(self) -> contextlib.AbstractContextManager[None]:
         """The global RNG seeded from ``seed``, for code that takes no generator (``reset_parameters``)."""
         return self._global_rng()
+
+    def materialized(self, names: list[str]) -> contextlib.AbstractContextManager[None]:
+        """While held, the named parameters are whole, plain tensors in their modules and blocks, and what
+        is written to them is kept (on a sharded model: each rank keeps its shard of it). A model pass that
+        writes parameters only inside it declares ``Scheme(shardable_pass=True)``."""
+        return self._materialized(names) if self._materialized is not None else contextlib.nullcontext()
+
+    def variance(self, activations: torch.Tensor) -> float:
+        """The variance of a layer's output on the sample batch; on a sharded model that of the whole
+        (global) output, the same number on every rank."""
+        return self._variance(activations) if self._variance is not None else float(activations.float().var())
+
+    def rescale(self, block: Block, factor: float) -> None:
+        """Multiply an initialized weight block in place by ``factor``, also while a forward pass is using
+        it (on a sharded model: every rank's shard and the gathered copy the pass computes with)."""
+        if self._rescale is not None:
+            self._rescale(block, factor)
+        else:
+            block.tensor.mul_(factor)
 
     def record(self, block: Block, label: str, note: str = "") -> None:
         """Add ``label`` (and ``note``) to the block's report row."""
@@ -161,6 +202,12 @@ class Scheme:
     options: tuple[Option, ...] = ()
     data: DataUse = DataUse.OPTIONAL
     embeddings: EmbeddingRule = EmbeddingRule.SCHEME
+    # Every element drawn on its own from one distribution set by the fans, so a shard can be drawn alone
+    # (AutoInit's sharded_draw="local"); not so for orthogonal matrices.
+    iid: bool = False
+    # The model pass writes parameters only inside PassContext.materialized or through PassContext.rescale,
+    # and measures only through PassContext.variance, so it runs on sharded models.
+    shardable_pass: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
@@ -177,7 +224,8 @@ class Scheme:
 
     @property
     def needs_data(self) -> bool:
-        return self.data is DataUse.REQUIRED
+        """``sample_input`` is required: to measure the network on it, or to trace its residual structure."""
+        return self.data in (DataUse.REQUIRED, DataUse.TRACE)
 
     @property
     def uses_sample(self) -> bool:

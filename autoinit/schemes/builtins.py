@@ -7,6 +7,7 @@ from autoinit.schemes.default import DEFAULT
 from autoinit.schemes.lsuv import LSUV
 from autoinit.schemes.orthogonal import DELTA_ORTHOGONAL, LOOKS_LINEAR, ORTHOGONAL
 from autoinit.schemes.registry import register_builtins
+from autoinit.schemes.residual import DEPTH_SCALED, FIXUP, ZERO_RESIDUAL
 from autoinit.schemes.variance import (
     KAIMING_NORMAL,
     KAIMING_UNIFORM,
@@ -31,6 +32,10 @@ BUILTINS = [
     LOOKS_LINEAR,
     LSUV,
     YAM_CHOW,
+    # For residual networks (they refuse a model without residual connections: `schemes: all` skips them).
+    FIXUP,
+    ZERO_RESIDUAL,
+    DEPTH_SCALED,
 ]
 
 register_builtins(BUILTINS)

@@ -39,7 +39,10 @@ def sequential_pass(model: nn.Module, sample_input: Any, layer_inits: dict[nn.Mo
         reached.add(module)
         return layer_inits[module](module, args)
 
-    handles = [m.register_forward_hook(hook) for m in layer_inits]
+    # First among the layer's forward hooks: it sees the layer as its forward did (FSDP2's post-forward
+    # hook reshards the weights; a tensor-parallel output hook turns the output local) and later hooks see
+    # the re-initialized output.
+    handles = [m.register_forward_hook(hook, prepend=True) for m in layer_inits]
     try:
         with eval_mode(model):
             run_model(model, sample_input)
@@ -49,18 +52,27 @@ def sequential_pass(model: nn.Module, sample_input: Any, layer_inits: dict[nn.Mo
     return reached
 
 
-def lsuv_layer(module: nn.Module, args: tuple, target_var: float, tol: float, max_iter: int) -> tuple[Any, str]:
-    """Rescale one layer's weight until its output variance is within ``tol``·target of ``target_var``
-    (Mishkin & Matas 2016, Algorithm 1). Returns the new output and a note for the report."""
+def lsuv_layer(
+    module: nn.Module,
+    args: tuple,
+    target_var: float,
+    tol: float,
+    max_iter: int,
+    variance: Callable[[torch.Tensor], float],
+    rescale: Callable[[float], None],
+) -> tuple[Any, str]:
+    """Rescale one layer's weight (``rescale(factor)``) until its output variance (``variance(out)``) is
+    within ``tol``·target of ``target_var`` (Mishkin & Matas 2016, Algorithm 1). Returns the new output and a
+    note for the report."""
     out = module.forward(*args)
-    var = float(out.float().var())
+    var = variance(out)
     iters = 0
     while abs(var - target_var) > tol * target_var and iters < max_iter:
         if not math.isfinite(var) or var <= 0.0:
             return out, f"output variance {var:.3g}: left orthogonal"
-        module.weight.data.mul_(math.sqrt(target_var / var))
+        rescale(math.sqrt(target_var / var))
         out = module.forward(*args)
-        var = float(out.float().var())
+        var = variance(out)
         iters += 1
     return out, f"Var(out)={var:.3g} after {iters} rescale(s)"
 
@@ -146,6 +158,7 @@ def pass_layers(pctx: PassContext, eligible: Callable[[Block], bool]) -> dict[nn
     """The layers a measuring pass initializes: those whose whole weight is one eligible block."""
     layers: dict[nn.Module, Block] = {}
     for b in pctx.weight_blocks():
-        if eligible(b) and b.tensor.data_ptr() == b.layer.weight.data.data_ptr():
+        # The block's shape, not its storage: a sharded model's blocks are planned on global-shape stand-ins.
+        if eligible(b) and tuple(b.tensor.shape) == tuple(b.layer.weight.shape):
             layers[b.layer] = b
     return layers

@@ -36,21 +36,23 @@ def default_pass(pctx: PassContext) -> None:
                 continue
             # A reset rewrites every parameter of the module: put back the ones the user left out.
             keep = {n: pctx.params[n].detach().clone() for n in own if n in pctx.left_alone}
-            has_reset = reset_default(module)
+            with pctx.materialized(own):
+                has_reset = reset_default(module)
+                for n in own:
+                    if n not in pctx.blocks or not has_reset:
+                        continue
+                    for b in pctx.blocks[n]:
+                        if b.role in ("weight", "recurrent", "embedding") and pctx.gain != 1.0:
+                            with torch.no_grad():
+                                b.tensor.mul_(pctx.gain)
+                        pctx.record(b, "default")
             with torch.no_grad():
                 for n, value in keep.items():
                     pctx.params[n].copy_(value)
-            for n in own:
-                if n not in pctx.blocks:
-                    continue
-                if not has_reset:
-                    pctx.leave_alone(n, f"{type(module).__name__} has no reset_parameters(): left alone")
-                    continue
-                for b in pctx.blocks[n]:
-                    if b.role in ("weight", "recurrent", "embedding") and pctx.gain != 1.0:
-                        with torch.no_grad():
-                            b.tensor.mul_(pctx.gain)
-                    pctx.record(b, "default")
+            if not has_reset:
+                for n in own:
+                    if n in pctx.blocks:
+                        pctx.leave_alone(n, f"{type(module).__name__} has no reset_parameters(): left alone")
 
 
 DEFAULT = Scheme(
@@ -60,4 +62,5 @@ DEFAULT = Scheme(
     example='init_model(model, "default", seed=0)',
     model_pass=default_pass,
     data=DataUse.NONE,
+    shardable_pass=True,
 )

@@ -7,7 +7,12 @@ from autoinit.schemes.auto import AUTO_TABLE
 from autoinit.schemes.base import DataUse, Scheme
 from autoinit.schemes.registry import builtin_scheme_names, get_scheme, registered_schemes
 
-_DATA = {DataUse.REQUIRED: "required", DataUse.OPTIONAL: "optional", DataUse.NONE: "unused"}
+_DATA = {
+    DataUse.REQUIRED: "required",
+    DataUse.TRACE: "required (traced)",
+    DataUse.OPTIONAL: "optional",
+    DataUse.NONE: "unused",
+}
 LEGEND = "`n_in`, `n_out`: the layer's fans; `a`: the gain of the activation after the layer; `g`: the `gain` argument."
 
 

@@ -28,8 +28,11 @@ def lsuv_pass(pctx: PassContext) -> None:
     layers = pass_layers(pctx, lambda b: isinstance(b.layer, (nn.Linear, nn.modules.conv._ConvNd)))
 
     def init(module: nn.Module, args: tuple) -> object:
-        out, note = lsuv_layer(module, args, pctx.gain**2, tol, max_iter)
-        pctx.relabel(layers[module], "lsuv", note)
+        b = layers[module]
+        out, note = lsuv_layer(
+            module, args, pctx.gain**2, tol, max_iter, pctx.variance, lambda factor: pctx.rescale(b, factor)
+        )
+        pctx.relabel(b, "lsuv", note)
         return out
 
     reached = sequential_pass(pctx.model, pctx.sample_input, dict.fromkeys(layers, init))
@@ -48,4 +51,5 @@ LSUV = Scheme(
     options=(TOL, MAX_ITER),
     data=DataUse.REQUIRED,
     embeddings=EmbeddingRule.NORMAL,
+    shardable_pass=True,
 )

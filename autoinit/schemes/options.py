@@ -97,7 +97,19 @@ RECURRENT = Option(
     check=one_of("orthogonal", "scheme"),
     default="orthogonal",
 )
-BLOCK_OPTIONS: tuple[Option, ...] = (BIAS_STD, FORGET_BIAS, RECURRENT)
+
+
+def _head(value: Any) -> str | None:
+    return None if value in (None, "zero", "prior") else "to be one of 'zero', 'prior' (or None)"
+
+
+HEAD = Option(
+    name="head",
+    doc="the classifier head (the last Linear/Conv whose output is the model's output; needs sample_input): "
+    "'zero' (weight and bias 0) or 'prior' (weight 0, bias −log(num_classes))",
+    check=_head,
+)
+BLOCK_OPTIONS: tuple[Option, ...] = (BIAS_STD, FORGET_BIAS, RECURRENT, HEAD)
 
 MODE = Option(name="mode", doc="'fan_in' (default) or 'fan_out': which fan n is", check=one_of("fan_in", "fan_out"))
 DISTRIBUTION = Option(

@@ -115,6 +115,7 @@ XAVIER_UNIFORM = Scheme(
     paper=_GLOROT,
     example='init_model(model, "xavier_uniform")',
     fn=xavier_uniform,
+    iid=True,
 )
 XAVIER_NORMAL = Scheme(
     name="xavier_normal",
@@ -122,6 +123,7 @@ XAVIER_NORMAL = Scheme(
     paper=_GLOROT,
     example='init_model(model, "xavier_normal", distribution="truncated_normal")',
     fn=xavier_normal,
+    iid=True,
     options=(DISTRIBUTION,),
 )
 KAIMING_UNIFORM = Scheme(
@@ -130,6 +132,7 @@ KAIMING_UNIFORM = Scheme(
     paper=_HE,
     example='init_model(model, "kaiming_uniform", mode="fan_out")',
     fn=kaiming_uniform,
+    iid=True,
     options=(MODE,),
 )
 KAIMING_NORMAL = Scheme(
@@ -138,6 +141,7 @@ KAIMING_NORMAL = Scheme(
     paper=_HE,
     example='init_model(model, "kaiming_normal", gain=1.0)',
     fn=kaiming_normal,
+    iid=True,
     options=(MODE, DISTRIBUTION),
 )
 LECUN_UNIFORM = Scheme(
@@ -146,6 +150,7 @@ LECUN_UNIFORM = Scheme(
     paper=_LECUN,
     example='init_model(model, "lecun_uniform")',
     fn=lecun_uniform,
+    iid=True,
 )
 LECUN_NORMAL = Scheme(
     name="lecun_normal",
@@ -153,5 +158,6 @@ LECUN_NORMAL = Scheme(
     paper=_LECUN + "; Klambauer et al. 2017 (SELU)",
     example='init_model(model, "lecun_normal")',
     fn=lecun_normal,
+    iid=True,
     options=(DISTRIBUTION,),
 )

@@ -11,7 +11,8 @@ Public surface (imported lazily, so ``import autoinit.tuner`` stays cheap):
 Modules, by concern: ``settings`` and ``config`` (the config), ``search_space`` (anchors, suggestions,
 sampler, pruner), ``screening`` (applicable schemes, pre-screen), ``scores`` (a curve's score),
 ``trial`` (training one point), ``objective`` (the Optuna objective), ``records`` (the trial record),
-``storage`` (Optuna storage access), ``study`` (create, load, resume, fail dead trials), ``stop_rule``,
+``storage`` (Optuna storage access), ``owner`` (who runs a trial: pid, start time, lease), ``study``
+(create, load, resume, fail dead trials, queue interrupted ones again), ``stop_rule``,
 ``loop``, ``launcher``, ``worker``, ``ddp_trial`` (execution), ``outputs``, ``run``, ``noise``.
 """
 

@@ -3,16 +3,21 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import yaml
 from jsonargparse import ArgumentError
 from lightning.pytorch.cli import LightningCLI
 
+from autoinit import data
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
@@ -74,6 +79,82 @@ def _summarize_parse_error(exc: Exception) -> str:
     return out
 
 
+def add_import_paths(config_path: Path) -> None:
+    """Make the user's modules importable as ``python -m`` and LightningCLI scripts do: the current
+    directory first on ``sys.path`` (a console script does not put it there), and the config file's folder
+    last (so a module next to the config imports, yet never shadows an installed package or a module of
+    the current directory). Every process of a tune (workers, DDP ranks) builds its config here."""
+    cwd = os.getcwd()
+    if "" not in sys.path and cwd not in sys.path:
+        sys.path.insert(0, cwd)
+    folder = str(config_path.resolve().parent)
+    if folder not in sys.path and folder != cwd:
+        sys.path.append(folder)
+
+
+def _read_yaml(path: Path) -> None:
+    """One-line errors for a file that is no usable YAML mapping, before jsonargparse reads it (its own
+    messages lose the line of a syntax error and say "Unexpected config" for an empty file)."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or one_line(exc)
+        raise AutoInitError(f"{path.name} is not valid YAML{where}: {problem}: fix the syntax there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AutoInitError(f"cannot read the config file '{path}': {one_line(exc)}") from None
+    if content is None:
+        raise AutoInitError(
+            f"{path.name} is empty: a tune config needs a model section (class_path, init_args), usually data, "
+            "trainer and tune sections too: see configs/quickstart.yaml"
+        )
+    if not isinstance(content, dict):
+        raise AutoInitError(
+            f"{path.name} holds a {type(content).__name__}, not a mapping of sections: a tune config has "
+            "model, data, trainer and tune keys at the top level (see configs/quickstart.yaml)"
+        )
+
+
+def _user_exception(exc: BaseException) -> BaseException | None:
+    """The user's own exception behind a jsonargparse error (a class's ``__init__`` that raised): the last
+    exception of the chain whose innermost frame is not jsonargparse's or Lightning's."""
+    found = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        tb = current.__traceback__
+        last = None
+        while tb is not None:
+            last, tb = tb, tb.tb_next
+        filename = last.tb_frame.f_code.co_filename if last is not None else ""
+        if last is not None and not re.search(r"[/\\](jsonargparse|lightning)[/\\]", filename):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _raised_in(exc: BaseException) -> str:
+    """``Class.__init__`` where ``exc`` was raised, when the traceback shows it."""
+    tb, where = exc.__traceback__, ""
+    while tb is not None:
+        frame = tb.tb_frame
+        owner = frame.f_locals.get("self") if frame.f_code.co_name == "__init__" else None
+        if owner is not None:
+            where = f"{type(owner).__name__}.__init__"
+        tb = tb.tb_next
+    return where
+
+
+def _instantiation_error(exc: BaseException) -> str:
+    user = _user_exception(exc)
+    if user is None:
+        return one_line(exc)
+    where = _raised_in(user)
+    return f"{where or 'building the model or data'} raised {one_line(user)}: fix the class or its init_args"
+
+
 class TuneConfig:
     """A parsed tune config; :meth:`build` instantiates a fresh model and datamodule for each trial."""
 
@@ -82,6 +163,11 @@ class TuneConfig:
         self.overrides = list(overrides or [])
         if not self.path.is_file():
             raise AutoInitError(f"no config file at '{self.path}': pass the path of a tune YAML (see configs/)")
+        _read_yaml(self.path)
+        add_import_paths(self.path)
+        # Each data hook host kind ("model", "datamodule") whose prepare_data ran in this process: the
+        # download runs once per process, as in one fit, however many trials build fresh objects.
+        self._prepared: set[str] = set()
         args = ["--config", str(self.path), *(overrides or [])]
         with quiet_lightning():
             try:
@@ -94,15 +180,33 @@ class TuneConfig:
                     auto_configure_optimizers=True,
                 )
             except ArgumentError as exc:
-                raise AutoInitError(f"config error in {self.path.name}: {_summarize_parse_error(exc)}") from None
+                user = _user_exception(exc)
+                reason = _instantiation_error(exc) if user is not None else _summarize_parse_error(exc)
+                raise AutoInitError(f"config error in {self.path.name}: {reason}") from None
+            except AutoInitError as exc:
+                raise AutoInitError(f"config error in {self.path.name}: {exc}") from None
             except Exception as exc:  # a model/data __init__ that raises on these arguments
-                raise AutoInitError(f"config error in {self.path.name}: {one_line(exc)}") from None
+                raise AutoInitError(f"config error in {self.path.name}: {_instantiation_error(exc)}") from None
         tune = self.cli.config.get("tune")
         settings_args = tune.as_dict() if hasattr(tune, "as_dict") else dict(tune or {})
         try:
             self.settings = TuneSettings(**_ranges(settings_args))
         except TypeError as exc:
             raise AutoInitError(f"config error in the tune section: {exc}") from None
+        accumulate = (self.cli.config.get("trainer") or {}).get("accumulate_grad_batches", 1)
+        if isinstance(accumulate, int) and accumulate < 1:
+            # Lightning takes it and fails inside the fit loop (ZeroDivisionError), in every trial
+            raise AutoInitError(
+                f"config error in {self.path.name}: trainer.accumulate_grad_batches must be a positive integer "
+                f"(micro-batches per optimizer step; 1 = no accumulation), got {accumulate}"
+            )
+        # A path that does not import fails now, not in the first trial.
+        self.batch_to_input = None
+        if self.settings.batch_to_input is not None:
+            try:
+                self.batch_to_input = data.load_callable(self.settings.batch_to_input)
+            except AutoInitError as exc:
+                raise AutoInitError(f"config error in {self.path.name}: tune.batch_to_input: {exc}") from None
 
     @property
     def study_name(self) -> str:
@@ -116,13 +220,33 @@ class TuneConfig:
         """The resolved config (after command-line overrides) as plain data."""
         return json.loads(json.dumps(self.cli.config.as_dict(), default=str))
 
-    def sha256(self) -> str:
-        """Hash of everything that changes what a trial measures (not the resumable tune keys: n_trials,
-        storage, workers...)."""
-        data = self.dump()
+    def measured(self) -> dict[str, Any]:
+        """Everything that changes what a trial measures (not the resumable tune keys: n_trials, storage,
+        workers...), as ``{"dotted.key": value}``: what a study stores to tell a changed config on resume."""
+        config = self.dump()
         resumable = TuneSettings.resumable_keys()
-        data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        config["tune"] = {k: v for k, v in config.get("tune", {}).items() if k not in resumable}
+        return _flatten(config)
+
+    def sha256(self) -> str:
+        """Hash of everything :meth:`measured` holds (computed as before it existed, so a study made by an
+        earlier version still resumes)."""
+        config = self.dump()
+        resumable = TuneSettings.resumable_keys()
+        config["tune"] = {k: v for k, v in config.get("tune", {}).items() if k not in resumable}
+        return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+    def changes_from(self, stored: dict[str, Any], limit: int = 3) -> str:
+        """The keys whose value differs from a study's stored :meth:`measured` config, as
+        ``"tune.steps (8 → 9)"``, the first ``limit`` of them; "" when none does."""
+        now = self.measured()
+        missing = object()
+        changed = [
+            k for k in [*stored, *(k for k in now if k not in stored)] if stored.get(k, missing) != now.get(k, missing)
+        ]
+        shown = [f"{k} ({_short(stored.get(k, '(unset)'))} → {_short(now.get(k, '(unset)'))})" for k in changed]
+        more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
+        return ", ".join(shown[:limit]) + more
 
     def trainer_kwargs(self) -> dict[str, Any]:
         trainer = dict(self.cli.config_init.get("trainer") or {})
@@ -133,10 +257,43 @@ class TuneConfig:
         return trainer
 
     def build(self) -> tuple[pl.LightningModule, pl.LightningDataModule | None]:
-        """A fresh model and datamodule, with the config's optimizer and lr_scheduler attached."""
+        """A fresh model and datamodule, with the config's optimizer and lr_scheduler attached. Their
+        ``prepare_data`` runs once in this process for all the objects built (Lightning's rule: it
+        downloads, it sets no state), whoever calls it — a Trainer's fit or :mod:`autoinit.data`;
+        ``setup`` runs on each, as it fills the object's own state."""
         with quiet_lightning():
-            self.cli.instantiate_classes()
-        return self.cli.model, self.cli.datamodule
+            try:
+                self.cli.instantiate_classes()
+            except AutoInitError:
+                raise
+            except Exception as exc:  # an __init__ that raises only on some builds (a changed seed)
+                raise AutoInitError(f"config error in {self.path.name}: {_instantiation_error(exc)}") from None
+        model, datamodule = self.cli.model, self.cli.datamodule
+        for kind, host in (("model", model), ("datamodule", datamodule)):
+            if host is not None and data.defines(host, "prepare_data"):
+                once = functools.partial(_prepare_once, host.prepare_data, self._prepared, kind)
+                object.__setattr__(host, "prepare_data", once)
+        return model, datamodule
+
+
+def _prepare_once(prepare_data: Any, done: set[str], kind: str) -> None:
+    if kind not in done:
+        prepare_data()
+        done.add(kind)
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _ranges(args: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch.distributed as dist
 
 from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
@@ -138,6 +139,11 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.result).write_text(
             json.dumps({"curves": result.curves, "status": result.status.value, "seconds": result.seconds})
         )
+    # Lightning destroys only NCCL groups at exit: a gloo group still alive at interpreter exit can abort the
+    # rank ("terminate called without an active exception") and fail a trial that succeeded.
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
     return 0
 
 

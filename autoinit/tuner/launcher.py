@@ -5,6 +5,9 @@ a machine without GPUs an even share of the CPU cores as torch threads. The jour
 heartbeat, so the launcher itself watches its workers: when one dies, its running trial is marked failed
 and its parameters queued again, and a fresh worker takes its place (as it does for a worker that asks to
 be replaced because its memory kept growing or it ran out of memory).
+
+There are never more workers than devices (GPUs, or CPU cores without them) unless ``tune.oversubscribe``
+(``--force``) says so, and Ctrl-C (SIGINT to the launcher) stops every worker within seconds.
 """
 
 from __future__ import annotations
@@ -30,12 +33,24 @@ from autoinit.tuner.stop_rule import StopReason, WorkerExit
 from autoinit.tuner.study import fail_trials_of
 
 POLL_SECONDS = 0.5
+# After Ctrl-C, how long workers get to fail their trial and exit before they are killed.
+STOP_SECONDS = 10.0
 
 
-def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
-    """Environment that pins worker ``index`` to its GPUs, or to its share of the CPU cores."""
-    env = dict(os.environ)
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+def _gpus() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_worker_count(settings: TuneSettings) -> None:
+    """A one-line error for more workers than the machine has devices (GPUs, else CPU cores): they would
+    only queue for them, each holding its model and data in memory, and slow every trial down."""
+    if settings.workers <= 1:
+        return
+    gpus = _gpus()
     if gpus:
         per = settings.devices_per_trial
         if settings.workers * per > gpus:
@@ -43,12 +58,27 @@ def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
                 f"{settings.workers} workers × {per} GPUs per trial need {settings.workers * per} "
                 f"GPUs, this machine has {gpus}: lower --workers or tune.devices_per_trial"
             )
+        return
+    cores = _cores()
+    if settings.workers > cores and not settings.oversubscribe:
+        raise AutoInitError(
+            f"{settings.workers} workers on {cores} CPU cores: lower --workers to at most {cores} "
+            "(or pass --force / tune.oversubscribe: true to start them anyway)"
+        )
+
+
+def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
+    """Environment that pins worker ``index`` to its GPUs, or to its share of the CPU cores."""
+    env = dict(os.environ)
+    gpus = _gpus()
+    if gpus:
+        per = settings.devices_per_trial
+        check_worker_count(settings)
         visible = os.environ.get("CUDA_VISIBLE_DEVICES")
         ids = visible.split(",") if visible else [str(i) for i in range(gpus)]
         env["CUDA_VISIBLE_DEVICES"] = ",".join(ids[index * per : (index + 1) * per])
     else:
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        env["OMP_NUM_THREADS"] = str(max(1, cores // settings.workers))
+        env["OMP_NUM_THREADS"] = str(max(1, _cores() // settings.workers))
     return env
 
 
@@ -93,15 +123,23 @@ def launch(
     on_trial: OnTrial,
     console: Console,
 ) -> StopReason:
-    """Run the workers until the study holds ``settings.n_trials`` good trials; returns DONE or FAILING."""
+    """Run the workers until the study holds ``settings.n_trials`` good trials; returns DONE or FAILING.
+
+    On Ctrl-C (KeyboardInterrupt here) every worker gets SIGINT, has ``STOP_SECONDS`` to fail its trial
+    and exit, and is killed after that; their running trials are failed and queued again, and the
+    KeyboardInterrupt goes on to the caller, which writes the outputs.
+    """
+    check_worker_count(settings)
     log_dir = config.output
     lock = claim_lock(config.output)
-    workers = {i: _Worker(i, config, settings, log_dir) for i in range(settings.workers)}
+    workers: dict[int, _Worker] = {}
     replacements = 0
     max_replacements = 3 * settings.workers
     finished: dict[int, int] = {}
     seen = -1
     try:
+        for i in range(settings.workers):  # inside the try: Ctrl-C while starting them stops those started
+            workers[i] = _Worker(i, config, settings, log_dir)
         while len(finished) < len(workers):
             time.sleep(POLL_SECONDS)
             trials = study.get_trials(deepcopy=False)
@@ -130,20 +168,30 @@ def launch(
                 replacements += 1
                 workers[i] = _Worker(i, config, settings, log_dir)
     except KeyboardInterrupt:
-        for w in workers.values():
-            if w.proc.poll() is None:
-                w.proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 15
-        for w in workers.values():
-            try:
-                w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                w.proc.kill()
-                w.proc.wait()
-            _fail_and_requeue(lock, study, w.name, "interrupted")
-            w.stop()
+        _stop_all(list(workers.values()), lock, study)
         raise
     for w in workers.values():
         _fail_and_requeue(lock, study, w.name, "worker ended")
     failing = finished and all(rc == WorkerExit.FAILING for rc in finished.values())
     return StopReason.FAILING if failing else StopReason.DONE
+
+
+def _stop_all(workers: list[_Worker], lock: ClaimLock, study: optuna.Study) -> None:
+    # A second Ctrl-C must not cut this short and leave workers running on their own.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + STOP_SECONDS
+        for w in workers:
+            try:
+                w.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+        for w in workers:
+            _fail_and_requeue(lock, study, w.name, "interrupted (Ctrl-C): its worker was stopped")
+            w.stop()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,10 +14,13 @@ from pathlib import Path
 import optuna
 
 from autoinit.tuner import storage
+from autoinit.tuner.owner import LEASE_INTERVALS, Lease, process_start, worker_id
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.settings import TuneSettings
 from autoinit.tuner.stop_rule import Action, StopReason, next_action
-from autoinit.tuner.study import progress
+from autoinit.tuner.study import fail_lost_trials, progress
+
+__all__ = ["ClaimLock", "OnTrial", "claim_lock", "optimize", "worker_id"]
 
 # Stop a process whose first trials all fail: the config or the model is broken, not the init.
 FAILS_BEFORE_GIVING_UP = 3
@@ -29,11 +31,6 @@ OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 # run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
 # release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population_study)
 RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
-
-
-def worker_id(pid: int | None = None) -> str:
-    """Who runs a trial: recorded on it so a launcher can fail the trials of a worker that died."""
-    return f"{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
 class ClaimLock:
@@ -84,19 +81,34 @@ def optimize(
     asked this process to make way for a fresh one)."""
     start = time.monotonic()
     ran = failed_in_a_row = 0
-    me = worker_id()
+    me, my_start = worker_id(), process_start()
+    heartbeat = storage.has_heartbeat(study)
+    lease_seconds = LEASE_INTERVALS * settings.heartbeat_interval
 
     def claimed(trial: optuna.Trial) -> float:
-        # The trial is RUNNING now, so every other process counts it: the claim is made.
-        TrialRecord.write(trial, worker=me)
+        # The trial is RUNNING now, so every other process counts it: the claim is made. Its owner is
+        # recorded before the claim lock is released: no process sees a trial nobody owns.
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
         lock.release()
-        return objective(trial)
+        if heartbeat:
+            return _run(objective, trial)
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+
+        def renew(until: float) -> None:
+            storage.record_on(study, frozen, lease_until=until)
+
+        with Lease(renew, settings.heartbeat_interval):
+            return _run(objective, trial)
 
     while True:
         if settings.timeout is not None and time.monotonic() - start > settings.timeout:
             return StopReason.TIMEOUT
         lock.acquire()
         try:
+            if not heartbeat:
+                # A trial whose process died never finishes: fail it and queue its point again, before the
+                # stop rule counts it as running (a study never waits on a dead process).
+                fail_lost_trials(study, lease_seconds=lease_seconds)
             p = progress(study)
             action = next_action(p.good, p.running, p.waiting, settings.n_trials)
             if action == Action.STOP:
@@ -104,14 +116,11 @@ def optimize(
             if action == Action.WAIT:
                 # The last trials run elsewhere. If one of their processes died, the RDB heartbeat makes
                 # the trial stale: fail it here, and its retry is queued for this process to take.
-                storage.fail_stale_trials(study)
+                if heartbeat:
+                    storage.fail_stale_trials(study)
             elif run_batch is not None:
-                run_batch(
-                    study,
-                    settings.n_trials - p.good - p.running,
-                    lambda t: TrialRecord.write(t, worker=me),
-                    lock.release,
-                )
+                with _batch_claims(study, me, my_start, settings.heartbeat_interval, lease=not heartbeat) as claim:
+                    run_batch(study, settings.n_trials - p.good - p.running, claim, lock.release)
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
         finally:
@@ -135,3 +144,42 @@ def optimize(
             failed_in_a_row = 0
         if should_exit():
             return StopReason.EXIT
+
+
+@contextmanager
+def _batch_claims(
+    study: optuna.Study, me: str, my_start: str | None, interval: float, *, lease: bool
+) -> Iterator[Callable[[optuna.Trial], None]]:
+    """The ``claim`` of a batch (a population): each asked trial records its owner, as a sequential trial
+    does, before the claim lock is released; without an RDB heartbeat one lease, renewed while the batch
+    runs, covers every claimed trial that is still running."""
+    claimed: list[optuna.trial.FrozenTrial] = []
+
+    def claim(trial: optuna.Trial) -> None:
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
+        if lease:
+            frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+            storage.record_on(study, frozen, lease_until=time.time() + LEASE_INTERVALS * interval)
+            claimed.append(frozen)
+
+    def renew(until: float) -> None:
+        for frozen in list(claimed):
+            try:
+                storage.record_on(study, frozen, lease_until=until)
+            except Exception:  # finished (told), or failed by another process: nothing left to vouch for
+                claimed.remove(frozen)
+
+    if not lease:
+        yield claim
+        return
+    with Lease(renew, interval):
+        yield claim
+
+
+def _run(objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> float:
+    try:
+        return objective(trial)
+    except KeyboardInterrupt:
+        # Optuna fails the trial; the record says why, and a resume queues its point again.
+        TrialRecord.write(trial, error="interrupted (Ctrl-C): queued again when the study is resumed")
+        raise

@@ -3,6 +3,7 @@ record what happened on the trial, and return its score."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import optuna
@@ -20,6 +21,21 @@ from autoinit.tuner.trial import TrialResult, run_trial
 Start = Callable[[optuna.Trial], "Point | float"]
 Finish = Callable[[optuna.Trial, Callable[[], TrialResult]], float]
 Train = Callable[[optuna.Trial, Point], TrialResult]
+
+
+class _OneLineTrialFailures(logging.Filter):
+    """Optuna logs a failed trial with its full traceback; the trial's record already holds the error in
+    one line (trials.csv, the console), so the log keeps Optuna's one-line message only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _one_line_trial_failures() -> None:
+    logger = logging.getLogger("optuna.study._optimize")
+    if not any(isinstance(f, _OneLineTrialFailures) for f in logger.filters):
+        logger.addFilter(_OneLineTrialFailures())
 
 
 def make_objective(config: TuneConfig, schemes: list[str]) -> Callable[[optuna.Trial], float]:
@@ -42,6 +58,7 @@ def objective_parts(config: TuneConfig, schemes: list[str]) -> tuple[Start, Fini
     ``finish(trial, result)`` records the result (``result()`` gives it or raises the trial's error) and
     returns the score or raises TrialPruned."""
     s = config.settings
+    _one_line_trial_failures()
     world_size = trial_devices(config)
 
     def train(trial: optuna.Trial, point: Point) -> TrialResult:

@@ -1,19 +1,89 @@
-"""What a tune leaves behind: best.yaml, trials.csv, loss_curves.png, and the console ranking."""
+"""What a tune leaves behind: best.yaml, trials.csv, loss_curves.png, and the console ranking; and the
+output folder itself: checked writable before any training, and owned by one study (a marker file), so
+two studies given the same ``output`` cannot overwrite each other's files."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import optuna
 import yaml
 from optuna.trial import TrialState
 
+from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
+
+# Names the study that owns an output folder; written once the study's checks pass and it is about to run.
+OWNER_FILE = ".autoinit-study"
+BEST_YAML, TRIALS_CSV, LOSS_CURVES = "best.yaml", "trials.csv", "loss_curves.png"
+
+
+def check_output(config: TuneConfig) -> None:
+    """Before any work: the output folder can be created and written, and no other study owns it."""
+    out = config.output
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".autoinit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise AutoInitError(
+            f"cannot write to the output folder '{out}' ({one_line(exc)}): set tune.output to a folder you can "
+            "write (nothing was run)"
+        ) from None
+    owner = output_owner(out)
+    if owner is not None and owner != config.study_name:
+        raise AutoInitError(
+            f"the output folder '{out}' holds the outputs of study '{owner}', not '{config.study_name}': give this "
+            f"study its own tune.output (or run it with --tune.study_name={owner} to resume that study)"
+        )
+
+
+def output_owner(out: Path) -> str | None:
+    """The study whose outputs ``out`` holds, or None (a new folder, or one from before owners were kept)."""
+    try:
+        return (out / OWNER_FILE).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def claim_output(config: TuneConfig) -> None:
+    """Mark the output folder as this study's (after its checks passed: a study refused at its checks
+    claims nothing)."""
+    if output_owner(config.output) is None:
+        _atomic_write(config.output / OWNER_FILE, lambda f: f.write(config.study_name + "\n"))
+
+
+def _atomic_write(path: Path, write: Callable[[TextIO], Any]) -> None:
+    """Write through a temporary file and rename: a failed write leaves the old file, never half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def _replacing(path: Path) -> Iterator[Path]:
+    """A temporary path to write instead of ``path``, renamed onto it on success."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 @dataclass(kw_only=True)
@@ -72,37 +142,40 @@ def default_row(all_rows: list[Row]) -> Row | None:
 
 
 def write_trials_csv(path: Path, all_rows: list[Row]) -> None:
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
+    _atomic_write(path, lambda f: _trials_csv(f, all_rows))
+
+
+def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
+    w = csv.writer(f)
+    w.writerow(
+        [
+            "number",
+            "state",
+            "scheme",
+            "gain",
+            "lr_scale",
+            "score_mean",
+            "score_std",
+            "stalled",
+            "duration_s",
+            "error",
+        ]
+    )
+    for r in sorted(all_rows, key=lambda r: r.number):
         w.writerow(
             [
-                "number",
-                "state",
-                "scheme",
-                "gain",
-                "lr_scale",
-                "score_mean",
-                "score_std",
-                "stalled",
-                "duration_s",
-                "error",
+                r.number,
+                r.status.value,
+                r.scheme,
+                f"{r.gain:.6g}",
+                f"{r.lr_scale:.6g}",
+                "" if r.score is None else f"{r.score:.6g}",
+                "" if r.score_std is None else f"{r.score_std:.6g}",
+                r.stalled,
+                "" if r.seconds is None else f"{r.seconds:.2f}",
+                r.error,
             ]
         )
-        for r in sorted(all_rows, key=lambda r: r.number):
-            w.writerow(
-                [
-                    r.number,
-                    r.status.value,
-                    r.scheme,
-                    f"{r.gain:.6g}",
-                    f"{r.lr_scale:.6g}",
-                    "" if r.score is None else f"{r.score:.6g}",
-                    "" if r.score_std is None else f"{r.score_std:.6g}",
-                    r.stalled,
-                    "" if r.seconds is None else f"{r.seconds:.2f}",
-                    r.error,
-                ]
-            )
 
 
 def best_summary(config: TuneConfig, all_rows: list[Row]) -> dict[str, Any] | None:
@@ -135,7 +208,7 @@ def best_summary(config: TuneConfig, all_rows: list[Row]) -> dict[str, Any] | No
 
 
 def write_best_yaml(path: Path, summary: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(summary, sort_keys=False))
+    _atomic_write(path, lambda f: f.write(yaml.safe_dump(summary, sort_keys=False)))
 
 
 def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
@@ -174,8 +247,11 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
     ax.set_title("Early loss: PyTorch default vs the best inits found")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with _replacing(path) as tmp:
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def ranking_table(all_rows: list[Row], limit: int = 12):
@@ -201,13 +277,31 @@ def ranking_table(all_rows: list[Row], limit: int = 12):
     return table
 
 
-def write_outputs(config: TuneConfig, study: optuna.Study) -> tuple[dict[str, Any] | None, list[Row]]:
+@dataclass(kw_only=True)
+class Outputs:
+    """What :func:`write_outputs` found and wrote."""
+
+    summary: dict[str, Any] | None
+    rows: list[Row]
+    written: list[Path] = field(default_factory=list)
+
+
+def collect(config: TuneConfig, study: optuna.Study) -> Outputs:
+    """The study's rows and best summary, nothing written yet."""
+    all_rows = rows(study)
+    return Outputs(summary=best_summary(config, all_rows), rows=all_rows)
+
+
+def write_outputs(config: TuneConfig, outputs: Outputs) -> list[Path]:
+    """Write trials.csv, and best.yaml and loss_curves.png when a trial completed; returns the files
+    written (each replaced whole, or left as it was). A failure is an OSError for the caller to report."""
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
-    all_rows = rows(study)
-    write_trials_csv(out / "trials.csv", all_rows)
-    summary = best_summary(config, all_rows)
-    if summary is not None:
-        write_best_yaml(out / "best.yaml", summary)
-        plot_curves(out / "loss_curves.png", all_rows)
-    return summary, all_rows
+    write_trials_csv(out / TRIALS_CSV, outputs.rows)
+    outputs.written.append(out / TRIALS_CSV)
+    if outputs.summary is not None:
+        write_best_yaml(out / BEST_YAML, outputs.summary)
+        outputs.written.append(out / BEST_YAML)
+        plot_curves(out / LOSS_CURVES, outputs.rows)
+        outputs.written.append(out / LOSS_CURVES)
+    return outputs.written

@@ -34,6 +34,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities import CombinedLoader
 from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit import _compat, data
 from autoinit.errors import AutoInitError, one_line
@@ -249,13 +250,14 @@ def _to_device(batch: Any, model: pl.LightningModule, datamodule: Any, device: t
     return _hook_host("on_after_batch_transfer", model, datamodule).on_after_batch_transfer(batch, 0)
 
 
-def _initialize(model: pl.LightningModule, member: Member, batch: Any) -> None:
-    """What ``AutoInit(scheme, gain, seed=seed)`` does at ``on_fit_start`` of a sequential trial."""
+def _initialize(model: pl.LightningModule, member: Member, batch: Any, batch_to_input: Any = None) -> None:
+    """What ``AutoInit(scheme, gain, seed=seed, batch_to_input=...)`` does at ``on_fit_start`` of a
+    sequential trial."""
     info = get_scheme(member.scheme)
     sample = getattr(model, "example_input_array", None)
     if sample is None and info.uses_sample:
         try:
-            sample = data.model_input(batch, model)
+            sample = data.model_input(batch, model, batch_to_input)
         except Exception as exc:
             if info.needs_data:
                 raise AutoInitError(f"AutoInit: scheme '{member.scheme}' needs a batch of data: {exc}") from None
@@ -357,8 +359,8 @@ def train_population(
         except Exception as exc:
             raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
         try:
-            with data.preserved_rng():
-                _initialize(model, member, sample_batch)
+            with isolate_rng():
+                _initialize(model, member, sample_batch, config.batch_to_input)
         except Exception as exc:
             outcomes[i].error = one_line(exc) if not isinstance(exc, AutoInitError) else str(exc)
             continue

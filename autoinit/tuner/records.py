@@ -16,6 +16,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 # The user_attrs keys of a trial record (stable: they are what a study's storage holds).
 ATTR_WORKER = "worker"
+ATTR_WORKER_START = "worker_start"
+ATTR_LEASE_UNTIL = "lease_until"
 ATTR_ANCHOR = "anchor"
 ATTR_RETRY_OF = "retry_of"
 ATTR_FIXED_GAIN = "gain"
@@ -32,6 +34,9 @@ ATTR_DUPLICATE_OF = "duplicate_of"
 # The study's own user_attrs.
 STUDY_ATTR_CONFIG_SHA256 = "config_sha256"
 STUDY_ATTR_SCHEMES = "schemes"
+STUDY_ATTR_POINT_KEYS = "point_keys"  # the parameters a point is made of (a retry needs all of them)
+STUDY_ATTR_ANCHORS = "anchors"  # the anchor points, set once they are queued: a resume never queues them again
+STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to name what changed on resume
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -66,6 +71,8 @@ _PRUNED_AS = (TrialStatus.PRUNED, TrialStatus.PRESCREENED, TrialStatus.DIVERGED)
 
 _KEYS = {
     "worker": ATTR_WORKER,
+    "worker_start": ATTR_WORKER_START,
+    "lease_until": ATTR_LEASE_UNTIL,
     "anchor": ATTR_ANCHOR,
     "retry_of": ATTR_RETRY_OF,
     "fixed_gain": ATTR_FIXED_GAIN,
@@ -90,6 +97,10 @@ class TrialRecord:
 
     Attributes:
         worker: ``host:pid`` of the process that ran it (a launcher fails the trials of a dead one).
+        worker_start: when that process started (boot id and clock ticks), so a reused pid is not taken
+            for the owner.
+        lease_until: Unix time until which the owner vouches for the running trial (journal storage: the
+            owner renews it; once it passes, a process on another host fails the trial and queues it again).
         anchor: an anchor point queued by the study (PyTorch's default, each scheme at its textbook gain).
         retry_of: the number of the failed trial whose parameters this one runs again.
         fixed_gain: the gain, when ``tune.gain`` is one number (then it is not an Optuna parameter).
@@ -105,6 +116,8 @@ class TrialRecord:
     """
 
     worker: str | None = None
+    worker_start: str | None = None
+    lease_until: float | None = None
     anchor: bool = False
     retry_of: int | None = None
     fixed_gain: float | None = None

@@ -9,14 +9,15 @@ import optuna
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
-from autoinit.tuner.outputs import ranking_table, summary_line, write_outputs
+from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
 from autoinit.tuner.population_study import population_runner
 from autoinit.tuner.records import TrialRecord
-from autoinit.tuner.screening import applicable_schemes, prescreen_schemes
+from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.stop_rule import StopReason
 from autoinit.tuner.study import create_study, good_trials
@@ -35,12 +36,18 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
     console = console or Console()
     s = config.settings
     out = config.output
-    out.mkdir(parents=True, exist_ok=True)
+    if s.workers > 1:
+        from autoinit.tuner.launcher import check_worker_count
+
+        check_worker_count(s)  # before any work: more workers than devices is a one-line error
+    check_output(config)  # before any work: a folder that cannot be written, or another study's
     note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
     schemes = applicable_schemes(config, note)
+    check_training(config)
     if s.prescreen:
         schemes = prescreen_schemes(config, schemes, note)
     study = create_study(config, schemes)
+    claim_output(config)
     n_trials = target_trials(s, schemes)
     settings = dataclasses.replace(s, n_trials=n_trials)
     where = storage.describe(s, out)
@@ -90,10 +97,19 @@ def tune(config: TuneConfig, console: Console | None = None) -> int:
             f"[red]the first trials all failed ({errors[-1] if errors else 'see above'})"
             ": stopped — fix the config or the model"
         )
-    summary, all_rows = write_outputs(config, study)
-    console.print(ranking_table(all_rows))
-    console.print(summary_line(summary, s.objective))
-    console.print(f"outputs in {out}/: best.yaml, trials.csv, loss_curves.png")
+    outputs = collect(config, study)
+    console.print(ranking_table(outputs.rows))
+    console.print(summary_line(outputs.summary, s.objective))
+    try:
+        written = write_outputs(config, outputs)
+    except OSError as exc:
+        raise AutoInitError(
+            f"writing the outputs to '{out}' failed ({one_line(exc)}), after all the work: the study's "
+            f"{good_trials(study)} finished trials are safe in {where}; fix the folder and run the same command "
+            "again: it resumes with nothing to run and writes the outputs"
+        ) from None
+    console.print(f"outputs in {out}/: {', '.join(p.name for p in written)}")
+    summary = outputs.summary
     if interrupted:
         console.print(
             f"[yellow]interrupted: {good_trials(study)} finished trials are kept; run the same command to resume"

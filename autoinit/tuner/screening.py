@@ -4,7 +4,7 @@ finds hopeless from one forward and backward pass (see :mod:`autoinit.inspection
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lightning.pytorch.utilities.seed import isolate_rng
 
@@ -13,6 +13,27 @@ from autoinit.tuner.config import TuneConfig
 
 if TYPE_CHECKING:
     from autoinit.inspection import SignalStats
+
+
+_FIX_INPUT = (
+    "set tune.batch_to_input to the dotted path of a function from a training batch to forward's input "
+    "(e.g. mypkg.data.to_input), or set example_input_array on the LightningModule"
+)
+
+
+def sample_input(config: TuneConfig, model: Any, batch: Any) -> Any:
+    """What a scheme traces: the model's ``example_input_array``, else the input inside ``batch``
+    (``tune.batch_to_input``, or the default rule); a batch with no usable input is one line naming both
+    fixes."""
+    from autoinit import data
+
+    example = getattr(model, "example_input_array", None)
+    if example is not None:
+        return example
+    try:
+        return data.model_input(batch, model, config.batch_to_input)
+    except data.NoModelInput as exc:
+        raise AutoInitError(f"{exc.reason}: {_FIX_INPUT}") from None
 
 
 def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[str]:
@@ -26,10 +47,9 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     keep = []
     with isolate_rng():  # building and initializing a probe model must not move the caller's RNG
         model, datamodule = config.build()
-        sample = getattr(model, "example_input_array", None)
-        if sample is None:
-            # prepare_data, setup, the first batch: as Lightning gets it (a model's own loader included)
-            sample = data.model_input(data.first_batch(model, datamodule), model)
+        # prepare_data, setup, the first batch: as Lightning gets it (a model's own loader included); the
+        # batch is drawn even with an example_input_array, so empty data is named here, before any trial
+        sample = sample_input(config, model, data.first_batch(model, datamodule))
         for scheme in s.scheme_names():
             try:
                 init_model(model, scheme, sample_input=sample, seed=0)
@@ -41,18 +61,44 @@ def applicable_schemes(config: TuneConfig, log: Callable[[str], None]) -> list[s
     return keep
 
 
+def check_training(config: TuneConfig) -> None:
+    """One optimizer step of the trial path under PyTorch's default, before any study exists: a mistake
+    every trial would make — a ``training_step`` that returns no loss, a ``tune.metric`` it does not log,
+    data that yields no batch — is one line now (AutoInitError), not a failed trial each. An exception in
+    the user's own code is left to the trials, which record it per point."""
+    import copy
+    import dataclasses
+
+    from autoinit.tuner.ddp_trial import trial_devices
+    from autoinit.tuner.trial import run_trial
+
+    # a multi-device trial's ranks are separate processes: the probe step runs on one device here
+    single = {"devices": 1, "strategy": "auto"} if trial_devices(config) > 1 else None
+    probe = copy.copy(config)  # shares the built-once state (prepare_data ran) with the real config
+    probe.settings = dataclasses.replace(config.settings, steps=1, seeds=1, report_every=1)
+    with isolate_rng():
+        try:
+            run_trial(probe, "default", 1.0, trainer_overrides=single)
+        except AutoInitError:
+            raise
+        except Exception:
+            return
+
+
 def prescreen(config: TuneConfig, scheme: str, gain: float) -> SignalStats | None:
     """One forward/backward pass of a fresh model under (scheme, gain); None when the pass itself fails —
     then the trial runs and reports the error in full."""
     import lightning.pytorch as pl
 
-    from autoinit.inspection import measure, sample_batch
+    from autoinit import data
+    from autoinit.inspection import measure
 
     with isolate_rng():
         pl.seed_everything(config.settings.data_seed, verbose=False)
         try:
             model, datamodule = config.build()
-            batch, model_input = sample_batch(model, datamodule)
+            batch = data.first_batch(model, datamodule)
+            model_input = sample_input(config, model, batch)
             return measure(model, batch, model_input, scheme, gain, seed=0, jacobian_samples=0)
         except Exception:
             return None

@@ -3,13 +3,19 @@ pruner that walk the space."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial, TrialState
 
+from autoinit import _compat
+from autoinit.tuner import storage
 from autoinit.tuner.noise import quiet_optuna_experimental
-from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.owner import worker_id
+from autoinit.tuner.records import GOOD_STATES, TrialRecord
 from autoinit.tuner.settings import Range, TuneSettings
 
 
@@ -49,25 +55,99 @@ def suggest(trial: optuna.Trial, settings: TuneSettings, schemes: list[str]) -> 
     return Point(scheme, gain, lr_scale)
 
 
-def make_sampler(settings: TuneSettings, schemes: list[str]) -> optuna.samplers.BaseSampler:
-    """The configured sampler; the model-based ones start after the anchors."""
+def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler (the model-based ones start after the anchors).
+
+    A grid is one fixed order of its points, the same in every process (its seed shuffles that order, so
+    ``worker`` does not change it). The other samplers are seeded per trial from the study's state and
+    ``worker`` (parallel workers propose different points), so that a resumed study proposes what an
+    uninterrupted one would.
+    """
     seed = settings.sampler_seed
     n_anchors = len(schemes)
-    with quiet_optuna_experimental():
-        if settings.sampler == "grid":
-            space: dict[str, list[Any]] = {"scheme": schemes}
-            if settings.gain_is_searched:
-                space["gain"] = settings.grid_gains()
-            if settings.lr_scale is not None:
-                space["lr_scale"] = settings.grid_lr_scales()
-            return optuna.samplers.GridSampler(space, seed=seed)
-        if settings.sampler == "random":
-            return optuna.samplers.RandomSampler(seed=seed)
-        if settings.sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_anchors)
-        # constant_liar: trials asked together (a population, parallel workers) spread out instead of
-        # all landing on the same promising point.
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_anchors, multivariate=True, constant_liar=True)
+    if settings.sampler == "grid":
+        space: dict[str, list[Any]] = {"scheme": schemes}
+        if settings.gain_is_searched:
+            space["gain"] = settings.grid_gains()
+        if settings.lr_scale is not None:
+            space["lr_scale"] = settings.grid_lr_scales()
+        return optuna.samplers.GridSampler(space, seed=seed)
+
+    def sampler(trial_seed: int) -> optuna.samplers.BaseSampler:
+        with quiet_optuna_experimental():
+            if settings.sampler == "random":
+                return optuna.samplers.RandomSampler(seed=trial_seed)
+            if settings.sampler == "gp":
+                return optuna.samplers.GPSampler(seed=trial_seed, n_startup_trials=n_anchors)
+            # constant_liar: trials asked together (a population, parallel workers) spread out instead of
+            # all landing on the same promising point.
+            return optuna.samplers.TPESampler(
+                seed=trial_seed, n_startup_trials=n_anchors, multivariate=True, constant_liar=True
+            )
+
+    return SeededPerTrial(sampler, seed + worker)
+
+
+class SeededPerTrial(optuna.samplers.BaseSampler):
+    """A sampler made afresh for every trial, seeded from ``seed`` and the number of good trials the study
+    holds, and shown each retry in the place of the trial it retries: what it proposes depends on the
+    measured points alone, not on how many processes (a resume, a replaced worker) the study has seen.
+
+    One long-lived seeded sampler would not do: a fresh process restarts its random stream, every trial (a
+    queued one too) advances it, and TPE weighs trials in the order of their numbers.
+    """
+
+    def __init__(self, make: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._inner = make(seed)
+        self._view: optuna.Study | None = None
+
+    def _study(self, study: optuna.Study) -> optuna.Study:
+        return self._view if self._view is not None and self._view._study is study else study  # type: ignore[attr-defined]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        trials = study.get_trials(deepcopy=False)
+        good = sum(t.state in GOOD_STATES for t in trials)
+        parents = {t.number: min(origins) for t in trials if (origins := storage.retry_of(t))}
+
+        def original(t: FrozenTrial) -> int:
+            number = t.number
+            while number in parents and parents[number] < number:
+                number = parents[number]
+            return number
+
+        # A population asks several trials before any is measured: each one this process already runs
+        # (claimed earlier in the batch) moves the seed on, so the batch's trials differ. Sequential trials
+        # never see one (``batch`` is 0), so their proposals stay those of the measured points alone.
+        me = worker_id()
+        batch = sum(
+            t.state == TrialState.RUNNING and t.number != trial.number and TrialRecord.of(t).worker == me
+            for t in trials
+        )
+        self._inner = self._make((self._seed * 1_000_003 + good + 999_983 * batch) % 2**31)
+        self._view = _compat.sampler_view(study, original)
+        self._inner.before_trial(self._view, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._inner.infer_relative_search_space(self._study(study), trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._inner.sample_relative(self._study(study), trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._inner.sample_independent(self._study(study), trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._inner.after_trial(self._study(study), trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
 
 
 def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
@@ -79,16 +159,34 @@ def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
 
 
 def make_pruner(settings: TuneSettings, n_anchors: int) -> optuna.pruners.BasePruner:
-    """The configured pruner; the median pruner spares the anchors."""
+    """The configured pruner; it never prunes an anchor (nor an anchor's retry, which is one too)."""
     total = settings.steps * settings.seeds
     if settings.pruner == "none":
         return optuna.pruners.NopPruner()
     if settings.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(
+        return AnchorSparingHyperbandPruner(
             min_resource=max(settings.report_every, settings.steps // 4), max_resource=total
         )
-    # The anchors all run to the end; after them a trial is stopped once its running mean loss is worse
-    # than the median of earlier trials at the same step, past the first quarter of its first seed.
-    return optuna.pruners.MedianPruner(
+    # After the anchors a trial is stopped once its running mean loss is worse than the median of earlier
+    # trials at the same step, past the first quarter of its first seed.
+    return AnchorSparingMedianPruner(
         n_startup_trials=n_anchors, n_warmup_steps=max(1, settings.steps // 4), interval_steps=1
     )
+
+
+class _SparesAnchors:
+    """Mixed into a pruner: anchors run to the end, whenever they run. A retried anchor runs after other
+    trials completed, where the bare pruner would judge it like a sampled point."""
+
+    def prune(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if TrialRecord.of(trial).anchor:
+            return False
+        return super().prune(study, trial)  # type: ignore[misc]
+
+
+class AnchorSparingMedianPruner(_SparesAnchors, optuna.pruners.MedianPruner):
+    """Optuna's median pruner, sparing anchors."""
+
+
+class AnchorSparingHyperbandPruner(_SparesAnchors, optuna.pruners.HyperbandPruner):
+    """Optuna's Hyperband pruner (still recognised as one by TPE's brackets), sparing anchors."""

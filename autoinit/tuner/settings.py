@@ -48,6 +48,9 @@ class TuneSettings:
             (steps until the loss falls below `threshold`).
         threshold: the loss level for objective "steps_to".
         metric: a name logged with self.log(..., on_step=True); default: the loss training_step returns.
+        batch_to_input: the dotted import path of a function from a training batch to the model's input
+            (``mypkg.data.to_input``), for the applicability check, the pre-screen and each trial's
+            ``AutoInit``; default: a tensor batch, a tuple's first element, a dict's entries forward takes.
         n_trials: good (complete or pruned) trials the study should hold.
         timeout: seconds after which no new trial starts.
         sampler: "tpe", "grid", "random" or "gp".
@@ -60,17 +63,19 @@ class TuneSettings:
         lr_scale: a range over which the optimizer's learning rate is scaled per trial (off by default).
         data_seed: seed of the data order and of everything but the init.
         sampler_seed: seed of the sampler.
-        workers: trial processes on this machine.
+        workers: trial processes on this machine (at most one per GPU group, or per CPU core).
+        oversubscribe: allow more workers than this machine has CPU cores (``--force``).
         devices_per_trial: GPUs per worker process.
         prescreen: score every scheme/gain from one forward and backward pass before training it, and keep
             those whose signal vanishes or explodes by four orders of magnitude over depth out of the
             training budget (PyTorch's default is always trained).
         max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
             by a fresh process (0: a fresh process after every trial, for leaky user code).
-        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages); a trial silent
-            for 3 intervals is failed and retried.
+        heartbeat_interval: seconds between heartbeats of a running trial (RDB storages) or renewals of its
+            lease (journal file); a trial silent for 3 intervals is failed and retried.
         population: "auto" (train many trials at once as one stacked model where the config allows it, else
-            sequential trials with a one-line reason), "off", or the most members (trials × seeds) at once.
+            sequential trials with a one-line reason), "off" (the default for now: sequential trials), or the
+            most members (trials × seeds) at once.
         population_memory_fraction: the share of free memory (GPU, or RAM on CPU) a population may use.
     """
 
@@ -81,6 +86,7 @@ class TuneSettings:
     objective: Literal["auc", "final", "steps_to"] = "auc"
     threshold: float | None = None
     metric: str | None = None
+    batch_to_input: str | None = None
     n_trials: int = _resumable(20)
     timeout: float | None = _resumable(None)
     sampler: Literal["tpe", "grid", "random", "gp"] = "tpe"
@@ -93,11 +99,12 @@ class TuneSettings:
     data_seed: int = 0
     sampler_seed: int = _resumable(0)
     workers: int = _resumable(1)
+    oversubscribe: bool = _resumable(False)
     devices_per_trial: int = _resumable(1)
     prescreen: bool = True
     max_worker_growth_mb: int = _resumable(2048)
     heartbeat_interval: int = _resumable(10)
-    population: Union[Literal["auto", "off"], int] = _resumable("auto")  # noqa: UP007
+    population: Union[Literal["auto", "off"], int] = _resumable("off")  # noqa: UP007
     population_memory_fraction: float = _resumable(0.5)
 
     def __post_init__(self) -> None:

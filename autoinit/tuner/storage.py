@@ -86,3 +86,20 @@ def trial_id(trial: optuna.Trial) -> int:
 def reopen_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
     """A live handle on a running trial that another process of this run started."""
     return _compat.reopen_trial(study, trial_id)
+
+
+def has_heartbeat(study: optuna.Study) -> bool:
+    """Whether the storage fails a silent process's trial itself (an RDB: heartbeat); else (a journal
+    file) the trial's owner keeps a lease on it."""
+    return _compat.has_heartbeat(study)
+
+
+def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    """Every parameter of a trial: those it was queued with and those it suggested."""
+    return _compat.queued_params(trial)
+
+
+def retry_of(trial: optuna.trial.FrozenTrial) -> list[int]:
+    """The failed trials whose parameters ``trial`` runs again (queued by autoinit, or by an RDB heartbeat)."""
+    own = TrialRecord.of(trial).retry_of
+    return [*([own] if own is not None else []), *_compat.retried_numbers(trial)]

@@ -1,25 +1,34 @@
-"""The study's lifecycle: create it (or load it to resume), open it from a worker, and fail the trials of
-processes that died so their parameters run again."""
+"""The study's lifecycle: create it (or load it to resume), open it from a worker, fail the trials of
+processes that died so their parameters run again, and queue again what an interrupted run left undone.
+
+What a study measures does not depend on how often it was interrupted: the anchors are queued once per
+study (recorded in its user attrs), a trial whose process died or was interrupted is queued again with its
+full point (once), and a sampled trial lost before it chose its whole point is proposed again by the
+sampler, which is seeded per trial from the study's own state (see :mod:`autoinit.tuner.search_space`).
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import socket
+import math
+import time
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner import storage
+from autoinit.tuner import owner, storage
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.records import (
     GOOD_STATES,
+    STUDY_ATTR_ANCHORS,
+    STUDY_ATTR_CONFIG,
     STUDY_ATTR_CONFIG_SHA256,
+    STUDY_ATTR_POINT_KEYS,
     STUDY_ATTR_SCHEMES,
     TrialRecord,
+    TrialStatus,
 )
 from autoinit.tuner.search_space import anchors, make_pruner, make_sampler
 
@@ -47,7 +56,11 @@ def good_trials(study: optuna.Study) -> int:
 
 
 def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
-    """Create the study, or load it to resume; the config must be the one it was made from."""
+    """Create the study, or load it to resume; the config must be the one it was made from.
+
+    On a resume, the trials of processes that are gone are failed, and every trial that was lost or
+    interrupted (not failed by the user's code) is queued again, once.
+    """
     s = config.settings
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
@@ -63,21 +76,26 @@ def create_study(config: TuneConfig, schemes: list[str]) -> optuna.Study:
     if stored is None:
         study.set_user_attr(STUDY_ATTR_CONFIG_SHA256, sha)
         study.set_user_attr(STUDY_ATTR_SCHEMES, schemes)
+        study.set_user_attr(STUDY_ATTR_POINT_KEYS, sorted(anchors(s, schemes)[0]))
+        study.set_user_attr(STUDY_ATTR_CONFIG, config.measured())
     elif stored != sha:
+        changed = config.changes_from(study.user_attrs.get(STUDY_ATTR_CONFIG) or {})
         raise AutoInitError(
-            f"study '{config.study_name}' in this storage was made from a different config: "
-            "pass another --tune.study_name (or --tune.output) to start a new study"
+            f"study '{config.study_name}' in this storage was made from a different config"
+            + (f" (changed: {changed})" if changed and STUDY_ATTR_CONFIG in study.user_attrs else "")
+            + ": change it back to resume, or pass another --tune.study_name (or --tune.output) to start a new study"
         )
-    if not storage.is_rdb(storage.storage_target(s, config.output)):
-        fail_trials_of_dead_local_workers(study)
-    if s.sampler != "grid":
-        # Enqueue each anchor not yet measured or queued; an anchor whose trial failed (an interrupted
-        # run) is queued again, which Optuna's skip_if_exists would not do.
-        live = (*GOOD_STATES, TrialState.WAITING, TrialState.RUNNING)
-        seen = [t.params for t in study.get_trials(deepcopy=False, states=live)]
-        for params in anchors(s, schemes):
-            if params not in seen:
-                study.enqueue_trial(params, user_attrs=TrialRecord.attrs(anchor=True))
+    if not storage.has_heartbeat(study):  # an RDB's heartbeat fails a dead process's trial itself
+        fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
+    retry_interrupted(study)
+    if s.sampler != "grid" and STUDY_ATTR_ANCHORS not in study.user_attrs:
+        points = anchors(s, schemes)
+        # A study made by an earlier autoinit queued its anchors without recording it.
+        if not any(TrialRecord.of(t).anchor for t in study.get_trials(deepcopy=False)):
+            for params in points:
+                # skip_if_exists: another machine on the same RDB storage may be queuing them right now
+                study.enqueue_trial(params, user_attrs=TrialRecord.attrs(anchor=True), skip_if_exists=True)
+        study.set_user_attr(STUDY_ATTR_ANCHORS, points)
     return study
 
 
@@ -88,25 +106,63 @@ def load_study(config: TuneConfig, sampler_seed_offset: int = 0) -> tuple[optuna
     study_storage = storage.open_storage(config.settings, config.output)
     probe = optuna.load_study(study_name=config.study_name, storage=study_storage)
     schemes = list(probe.user_attrs[STUDY_ATTR_SCHEMES])
-    s = dataclasses.replace(config.settings, sampler_seed=config.settings.sampler_seed + sampler_seed_offset)
+    s = config.settings
     study = optuna.load_study(
         study_name=config.study_name,
         storage=study_storage,
-        sampler=make_sampler(s, schemes),
+        sampler=make_sampler(s, schemes, worker=sampler_seed_offset),
         pruner=make_pruner(s, len(schemes)),
     )
     return study, schemes
 
 
+def queue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int | None:
+    """Queue the point of a failed trial again (an anchor's retry is an anchor too); returns the retry's
+    number, or None for a sampled trial lost before it chose its whole point: nothing was measured, and
+    the sampler proposes the point again."""
+    params = storage.queued_params(trial)
+    keys = study.user_attrs.get(STUDY_ATTR_POINT_KEYS)
+    if keys is not None and not set(keys) <= set(params):
+        return None
+    attrs = TrialRecord.attrs(retry_of=trial.number, anchor=TrialRecord.of(trial).anchor)
+    study.enqueue_trial(params, user_attrs=attrs)
+    return max(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def fail_and_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial, why: str) -> bool:
+    """Mark another process's RUNNING trial failed (recording why) and queue its point again; False when
+    it finished in the meantime."""
+    storage.record_on(study, trial, error=why)
+    if not storage.fail_trial(study, trial):
+        return False
+    queue_retry(study, trial)
+    return True
+
+
 def fail_trials_of(study: optuna.Study, worker: str, why: str) -> list[int]:
     """Mark the running trials of a dead worker failed and queue their parameters again."""
+    return [
+        t.number
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if TrialRecord.of(t).worker == worker and fail_and_retry(study, t, why)
+    ]
+
+
+def fail_lost_trials(study: optuna.Study, *, lease_seconds: float, now: float | None = None) -> list[int]:
+    """Fail (and queue again) every RUNNING trial whose owner is known to be gone: its process on this host
+    no longer exists (or its pid now belongs to another process), its lease expired (another host), or it
+    never recorded an owner and started more than ``lease_seconds`` ago. For storages without a heartbeat
+    (a journal file): a study never waits on a dead process."""
+    now = time.time() if now is None else now
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if TrialRecord.of(t).worker == worker:
-            storage.record_on(study, t, error=why)
-            if not storage.fail_trial(study, t):
-                continue
-            study.enqueue_trial(t.params, user_attrs=TrialRecord.attrs(retry_of=t.number))
+        record = TrialRecord.of(t)
+        why = owner.lost_why(record, now=now)
+        if why is None and record.worker is None:
+            started = t.datetime_start.timestamp() if t.datetime_start else math.inf
+            if now - started > lease_seconds:
+                why = "its process died before recording itself on the trial"
+        if why is not None and fail_and_retry(study, t, why):
             failed.append(t.number)
     return failed
 
@@ -114,21 +170,20 @@ def fail_trials_of(study: optuna.Study, worker: str, why: str) -> list[int]:
 def fail_trials_of_dead_local_workers(study: optuna.Study) -> list[int]:
     """Fail (and queue again) the running trials of processes on this machine that no longer exist — a
     run killed outright leaves its trial RUNNING in a journal file, which has no heartbeat."""
-    host = socket.gethostname()
-    failed = []
-    workers = {TrialRecord.of(t).worker for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-    for worker in sorted(w for w in workers if w is not None):
-        name, _, pid = worker.rpartition(":")
-        if name == host and pid.isdigit() and not _alive(int(pid)):
-            failed += fail_trials_of(study, worker, f"worker {worker} was gone when the study was resumed")
-    return failed
+    return fail_lost_trials(study, lease_seconds=math.inf, now=-math.inf)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
+def retry_interrupted(study: optuna.Study) -> list[int]:
+    """Queue again, once, every failed trial the user's code did not fail: interrupted (Ctrl-C), its
+    process gone, its heartbeat stale. Returns the numbers of the trials queued again."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {n for t in trials for n in storage.retry_of(t)}
+    queued = []
+    for t in trials:
+        if t.state != TrialState.FAIL or t.number in retried:
+            continue
+        if TrialRecord.of(t).status == TrialStatus.FAILED:  # the user's code raised: it would again
+            continue
+        if queue_retry(study, t) is not None:
+            queued.append(t.number)
+    return queued

@@ -7,7 +7,7 @@ import gc
 import math
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import lightning.pytorch as pl
 import torch
 
 from autoinit.callback import AutoInit
+from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
@@ -23,9 +24,23 @@ from autoinit.tuner.records import TrialStatus
 Reporter = Callable[[int, float], bool]
 
 
+class MetricNotLogged(AutoInitError, KeyError):
+    """``tune.metric`` names a value ``training_step`` does not log (a KeyError, as a missing key is)."""
+
+    __str__ = BaseException.__str__  # KeyError's own would quote the message
+
+
 class LossCurve(pl.Callback):
-    """Records the training loss of every step; stops at the first non-finite value (divergence) or when
-    the pruner says so. Under DDP the loss is averaged over ranks, so every rank records the same curve."""
+    """Records the training loss of every optimizer step; stops at the first non-finite value (divergence)
+    or when the pruner says so. Under DDP the loss is averaged over ranks, so every rank records the same
+    curve.
+
+    A step's value is the per-sample loss: the mean over the step's micro-batches of the loss
+    ``training_step`` returned (Lightning divides the loss it hands to callbacks by
+    ``accumulate_grad_batches``; :func:`record_training_step` keeps the value the user returned), or of
+    the logged ``metric``. Values are indexed by optimizer step (``trainer.global_step``), so a trial with
+    ``accumulate_grad_batches: 2`` has as many points as one without, and seed ``k`` reports to the pruner
+    at steps ``offset + 1 …``, its own range."""
 
     def __init__(
         self, metric: str | None, offset: int, every: int, report: Reporter | None, history: list[float]
@@ -35,28 +50,40 @@ class LossCurve(pl.Callback):
         self.values: list[float] = []
         self.diverged = False
         self.pruned = False
+        self.returned: Any = None  # the loss training_step returned for the current micro-batch
+        self._micro: list[torch.Tensor] = []
+        self._steps_done = 0
+
+    def _micro_loss(self, trainer: pl.Trainer) -> torch.Tensor:
+        if self.metric is None:
+            loss = self.returned
+        else:
+            loss = trainer.callback_metrics.get(self.metric)
+            if loss is None:
+                raise MetricNotLogged(
+                    f"metric '{self.metric}' was not logged in training_step: log it with "
+                    f"self.log('{self.metric}', value, on_step=True) or leave tune.metric unset"
+                )
+        return torch.as_tensor(loss).detach().float().mean()
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if self.metric is None:
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        else:
-            loss = trainer.callback_metrics.get(self.metric)
-            if loss is None:
-                raise KeyError(
-                    f"metric '{self.metric}' was not logged in training_step: log it with "
-                    f"self.log('{self.metric}', value, on_step=True) or leave tune.metric unset"
-                )
-        loss = torch.as_tensor(loss).detach().float()
+        loss = self._micro_loss(trainer)
         if trainer.world_size > 1:
             loss = trainer.strategy.reduce(loss, reduce_op="mean")
-        value = float(loss)
-        self.values.append(value)
-        if not math.isfinite(value):
+        self._micro.append(loss)
+        if not math.isfinite(float(loss)):
+            self.values.append(float(loss))
             self.diverged = True
             trainer.should_stop = True
             return
+        if trainer.global_step == self._steps_done:
+            return  # accumulating: no optimizer step yet
+        self._steps_done = trainer.global_step
+        value = float(torch.stack(self._micro).mean())
+        self._micro = []
+        self.values.append(value)
         step = self.offset + len(self.values)
         if self.report is not None and step % self.every == 0 and trainer.is_global_zero:
             seen = self.history + self.values
@@ -67,6 +94,28 @@ class LossCurve(pl.Callback):
             self.pruned = bool(trainer.strategy.broadcast(self.pruned, src=0))
         if self.pruned:
             trainer.should_stop = True
+
+
+def record_training_step(model: pl.LightningModule, curve: LossCurve) -> None:
+    """Shadow ``model.training_step`` (this instance only) to hand ``curve`` the loss it returns, and to
+    turn a return value the tuner cannot score (None, a dict without "loss") into one line naming the fix
+    instead of Lightning's skipped step or a ``KeyError: 'loss'`` later."""
+    original = model.training_step
+
+    def training_step(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        loss = out.get("loss") if isinstance(out, Mapping) else out
+        if loss is None and (model.automatic_optimization or curve.metric is None):
+            got = "None" if out is None else f"a dict without 'loss' (keys: {', '.join(map(str, out))})"
+            raise AutoInitError(
+                f"{type(model).__name__}.training_step returned {got}: it must return the loss (or a dict with a "
+                "'loss' key) — the tuner scores the loss of every step"
+                + ("" if model.automatic_optimization else ", or log it with self.log and set tune.metric")
+            )
+        curve.returned = loss
+        return out
+
+    object.__setattr__(model, "training_step", training_step)
 
 
 class LearningRateScale(pl.Callback):
@@ -122,10 +171,11 @@ def run_trial(
         pl.seed_everything(s.data_seed, verbose=False)
         model, datamodule = config.build()
         curve = LossCurve(s.metric, seed * s.steps, s.report_every, report, history)
+        record_training_step(model, curve)
         kwargs = {**config.trainer_kwargs(), **(trainer_overrides or {})}
         callbacks: list[pl.Callback] = [
             *kwargs["callbacks"],
-            AutoInit(scheme, gain, seed=seed, verbose=False, options=options),
+            AutoInit(scheme, gain, seed=seed, verbose=False, options=options, batch_to_input=config.batch_to_input),
             *(callbacks_after_init or []),
             curve,
         ]
@@ -144,7 +194,12 @@ def run_trial(
             enable_autolog_hparams=False,
         )
         with quiet_lightning():
-            trainer = pl.Trainer(**kwargs)
+            try:
+                trainer = pl.Trainer(**kwargs)
+            except Exception as exc:  # Lightning's check of the config's trainer section
+                raise AutoInitError(
+                    f"the config's trainer section cannot build a Trainer: {one_line(exc)}: fix it there"
+                ) from None
             try:
                 trainer.fit(model, datamodule=datamodule)
             except SystemExit:
@@ -157,6 +212,11 @@ def run_trial(
             finally:
                 del model, datamodule
         del trainer
+        if not curve.values:
+            raise AutoInitError(
+                "the training data yields no batch (an empty dataset, or fewer samples than batch_size with "
+                "drop_last=True, or limit_train_batches=0): give it at least one full batch"
+            )
         result.curves.append(curve.values)
         history.extend(curve.values)
         if curve.diverged or curve.pruned:
