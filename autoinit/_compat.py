@@ -48,6 +48,31 @@ def fail_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
         return False
 
 
+def configure_optimizers_output(conf: Any) -> tuple[list, list]:
+    """What ``configure_optimizers`` returned, as Lightning reads it: the optimizers and the scheduler
+    configs (``LRSchedulerConfig``: scheduler, interval, frequency, reduce_on_plateau...), parsed by
+    Lightning's own ``_configure_optimizers`` and ``_configure_schedulers_automatic_opt`` so every return
+    form it accepts is accepted (``None``: no optimizer)."""
+    from lightning.pytorch.core.optimizer import _configure_optimizers, _configure_schedulers_automatic_opt
+
+    if conf is None:
+        return [], []
+    optimizers, schedulers, monitor = _configure_optimizers(conf)
+    return optimizers, _configure_schedulers_automatic_opt(schedulers, monitor)
+
+
+def attach_trainer_view(module: Any, view: Any) -> None:
+    """Make ``module.trainer`` (and ``global_step``, ``current_epoch``) read ``view`` outside a fit
+    (``LightningModule._trainer``; the public setter accepts only a ``Trainer``)."""
+    module._trainer = view
+
+
+def heartbeat_storage(study: optuna.Study) -> Any | None:
+    """The study's storage when it records trial heartbeats (an RDB storage with ``heartbeat_interval``),
+    else None (``optuna.storages._heartbeat.is_heartbeat_enabled``, not exported)."""
+    return storage_of(study) if has_heartbeat(study) else None
+
+
 def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The parameters a trial was queued with (``enqueue_trial`` keeps them in the ``fixed_params``
     system attribute until the trial suggests them), merged with those it suggested."""

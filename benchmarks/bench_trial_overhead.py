@@ -54,6 +54,15 @@ def trial(config: TuneConfig, steps: int) -> float:
     return run_trial(config, "kaiming_normal", 1.0).seconds
 
 
+def population(config: TuneConfig, steps: int, members: int = 60) -> float:
+    """A population of ``members`` trained ``steps`` steps; divided by ``members``: the cost per member."""
+    from autoinit.tuner.population import Member, train_population
+
+    start = time.perf_counter()
+    train_population(config, [Member(scheme="kaiming_normal", gain=1.0, seed=i) for i in range(members)], steps=steps)
+    return (time.perf_counter() - start) / members
+
+
 def fit(fn, config, small: int, large: int, repeats: int) -> tuple[float, float]:
     t_small = statistics.median(fn(config, small) for _ in range(repeats))
     t_large = statistics.median(fn(config, large) for _ in range(repeats))
@@ -77,6 +86,7 @@ def main() -> None:
     plain_loop(config, 5)
     fixed_t, step_t = fit(trial, config, args.small, args.large, args.repeats)
     fixed_p, step_p = fit(plain_loop, config, args.small, args.large, args.repeats)
+    fixed_m, step_m = fit(population, config, args.small, args.large, args.repeats)
     extra = " ".join(args.overrides)
     print(f"config: {args.config} {extra}, {torch.get_num_threads()} threads, median of {args.repeats}")
     print("| | fixed cost per trial (s) | per step (ms) |")
@@ -84,6 +94,9 @@ def main() -> None:
     print(f"| plain PyTorch loop | {fixed_p:.3f} | {step_p * 1e3:.2f} |")
     print(f"| autoinit trial | {fixed_t:.3f} | {step_t * 1e3:.2f} |")
     print(f"| overhead | {fixed_t - fixed_p:+.3f} s | {100 * (step_t / step_p - 1):+.1f}% |")
+    print(
+        f"| population of 60, per member | {fixed_m:.3f} | {step_m * 1e3:.2f} ({step_p / step_m:.1f}× the plain loop) |"
+    )
 
 
 if __name__ == "__main__":

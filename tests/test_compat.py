@@ -62,6 +62,38 @@ def test_optuna_trial_handles():
     assert _compat.storage_of(study) is study._storage
 
 
+def test_configure_optimizers_output_parses_every_return_form():
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 3)
+    assert _compat.configure_optimizers_output(opt) == ([opt], [])
+    for conf in (([opt], [sched]), {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}):
+        optimizers, configs = _compat.configure_optimizers_output(conf)
+        assert optimizers == [opt] and configs[0].scheduler is sched and configs[0].frequency == 1
+    assert (
+        _compat.configure_optimizers_output(
+            {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        )[1][0].interval
+        == "step"
+    )
+    assert _compat.configure_optimizers_output(None) == ([], [])
+
+
+def test_attach_trainer_view_feeds_global_step_and_trainer():
+    class View:
+        global_step, current_epoch = 7, 2
+
+    module = pl.LightningModule()
+    _compat.attach_trainer_view(module, View())
+    assert module.global_step == 7 and module.current_epoch == 2 and isinstance(module.trainer, View)
+
+
+def test_heartbeat_storage_only_for_storages_that_beat(tmp_path):
+    assert _compat.heartbeat_storage(optuna.create_study()) is None
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    assert _compat.heartbeat_storage(optuna.create_study(storage=storage)) is not None
+
+
 def test_optuna_queue_and_heartbeat_attributes(tmp_path):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()

@@ -28,6 +28,9 @@ WAIT_SECONDS = 0.5
 CLAIM_LOCK_NAME = ".claim.lock"
 
 OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+# run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
+# release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population_study)
+RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
 
 
 class ClaimLock:
@@ -72,6 +75,7 @@ def optimize(
     lock: ClaimLock,
     on_trial: OnTrial | None = None,
     should_exit: Callable[[], bool] = lambda: False,
+    run_batch: RunBatch | None = None,
 ) -> StopReason:
     """Run trials one at a time until the study is done; returns why it stopped (EXIT: ``should_exit``
     asked this process to make way for a fresh one)."""
@@ -114,6 +118,9 @@ def optimize(
                 # the trial stale: fail it here, and its retry is queued for this process to take.
                 if heartbeat:
                     storage.fail_stale_trials(study)
+            elif run_batch is not None:
+                with _batch_claims(study, me, my_start, settings.heartbeat_interval, lease=not heartbeat) as claim:
+                    run_batch(study, settings.n_trials - p.good - p.running, claim, lock.release)
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
         finally:
@@ -137,6 +144,36 @@ def optimize(
             failed_in_a_row = 0
         if should_exit():
             return StopReason.EXIT
+
+
+@contextmanager
+def _batch_claims(
+    study: optuna.Study, me: str, my_start: str | None, interval: float, *, lease: bool
+) -> Iterator[Callable[[optuna.Trial], None]]:
+    """The ``claim`` of a batch (a population): each asked trial records its owner, as a sequential trial
+    does, before the claim lock is released; without an RDB heartbeat one lease, renewed while the batch
+    runs, covers every claimed trial that is still running."""
+    claimed: list[optuna.trial.FrozenTrial] = []
+
+    def claim(trial: optuna.Trial) -> None:
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
+        if lease:
+            frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+            storage.record_on(study, frozen, lease_until=time.time() + LEASE_INTERVALS * interval)
+            claimed.append(frozen)
+
+    def renew(until: float) -> None:
+        for frozen in list(claimed):
+            try:
+                storage.record_on(study, frozen, lease_until=until)
+            except Exception:  # finished (told), or failed by another process: nothing left to vouch for
+                claimed.remove(frozen)
+
+    if not lease:
+        yield claim
+        return
+    with Lease(renew, interval):
+        yield claim
 
 
 def _run(objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> float:

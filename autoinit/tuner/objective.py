@@ -19,6 +19,10 @@ from autoinit.tuner.source import TrialSource
 from autoinit.tuner.trial import TrialResult, run_trial
 from autoinit.tuner.trial_log import trial_logger
 
+Start = Callable[[optuna.Trial], "Point | float"]
+Finish = Callable[[optuna.Trial, Callable[[], TrialResult]], float]
+Train = Callable[[optuna.Trial, Point], TrialResult]
+
 
 class _OneLineTrialFailures(logging.Filter):
     """Optuna logs a failed trial with its full traceback; the trial's record already holds the error in
@@ -37,6 +41,23 @@ def _one_line_trial_failures() -> None:
 
 def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.Trial], float]:
     """The objective every trial process of the study runs."""
+    start, finish, train = objective_parts(config, schemes)
+
+    def objective(trial: optuna.Trial) -> float:
+        point = start(trial)
+        if not isinstance(point, Point):
+            return point  # measured before
+        return finish(trial, lambda: train(trial, point))
+
+    return objective
+
+
+def objective_parts(config: TuneConfig, schemes: list[str]) -> tuple[Start, Finish, Train]:
+    """The objective in its three parts, for a caller that trains many trials at once (a population):
+    ``start(trial)`` suggests and screens the point (raises TrialPruned when pre-screened; returns the
+    value of an identical trial measured before), ``train(trial, point)`` trains it, and
+    ``finish(trial, result)`` records the result (``result()`` gives it or raises the trial's error) and
+    returns the score or raises TrialPruned."""
     s = config.settings
     _one_line_trial_failures()
     world_size = trial_devices(config)
@@ -52,7 +73,7 @@ def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.
 
         return run_trial(config, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
 
-    def objective(trial: optuna.Trial) -> float:
+    def start(trial: optuna.Trial) -> Point | float:
         point = suggest(trial, s, schemes)
         if not TrialRecord.of(trial).anchor and (why := screened_out(config, point.scheme, point.gain)):
             TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
@@ -64,9 +85,11 @@ def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.
             if done.params == trial.params and done.number != trial.number:
                 TrialRecord.write(trial, **TrialRecord.of(done).measured(), seconds=0.0, duplicate_of=done.number)
                 return float(done.value)
+        return point
 
+    def finish(trial: optuna.Trial, result_of: Callable[[], TrialResult]) -> float:
         try:
-            result = train(trial, point)
+            result = result_of()
         except Exception as exc:
             TrialRecord.write(trial, status=TrialStatus.FAILED, error=one_line(exc))
             raise
@@ -89,4 +112,4 @@ def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.
         TrialRecord.write(trial, score_std=std, stalled=is_stalled(result.curves))
         return score
 
-    return objective
+    return start, finish, train

@@ -14,6 +14,7 @@ from autoinit.tuner import storage
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
+from autoinit.tuner.population_study import population_runner
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
@@ -84,7 +85,10 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
                 else:
                     freeze_startup_objects()
                     objective = make_objective(config, schemes)
-                    reason = optimize(study, objective, settings, lock=claim_lock(out), on_trial=on_trial)
+                    batch = population_runner(config, schemes, note)
+                    reason = optimize(
+                        study, objective, settings, lock=claim_lock(out), on_trial=on_trial, run_batch=batch
+                    )
             except KeyboardInterrupt:
                 interrupted = True
     if reason == StopReason.FAILING:

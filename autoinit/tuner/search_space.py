@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autoinit import _compat
 from autoinit.tuner import storage
 from autoinit.tuner.noise import quiet_optuna_experimental
+from autoinit.tuner.owner import worker_id
 from autoinit.tuner.records import GOOD_STATES, TrialRecord
 from autoinit.tuner.settings import Range, TuneSettings
 
@@ -78,7 +79,11 @@ def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0)
                 return optuna.samplers.RandomSampler(seed=trial_seed)
             if settings.sampler == "gp":
                 return optuna.samplers.GPSampler(seed=trial_seed, n_startup_trials=n_anchors)
-            return optuna.samplers.TPESampler(seed=trial_seed, n_startup_trials=n_anchors, multivariate=True)
+            # constant_liar: trials asked together (a population, parallel workers) spread out instead of
+            # all landing on the same promising point.
+            return optuna.samplers.TPESampler(
+                seed=trial_seed, n_startup_trials=n_anchors, multivariate=True, constant_liar=True
+            )
 
     return SeededPerTrial(sampler, seed + worker)
 
@@ -111,7 +116,15 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
                 number = parents[number]
             return number
 
-        self._inner = self._make((self._seed * 1_000_003 + good) % 2**31)
+        # A population asks several trials before any is measured: each one this process already runs
+        # (claimed earlier in the batch) moves the seed on, so the batch's trials differ. Sequential trials
+        # never see one (``batch`` is 0), so their proposals stay those of the measured points alone.
+        me = worker_id()
+        batch = sum(
+            t.state == TrialState.RUNNING and t.number != trial.number and TrialRecord.of(t).worker == me
+            for t in trials
+        )
+        self._inner = self._make((self._seed * 1_000_003 + good + 999_983 * batch) % 2**31)
         self._view = _compat.sampler_view(study, original)
         self._inner.before_trial(self._view, trial)
 

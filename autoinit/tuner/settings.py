@@ -75,6 +75,10 @@ class TuneSettings:
             lease (journal file); a trial silent for 3 intervals is failed and retried.
         log_trials: log each trial's loss curve (and its scheme, gain, status, score) to the trainer's
             logger, one run per trial, so TensorBoard shows them beside the fits.
+        population: "auto" (train many trials at once as one stacked model where the config allows it, else
+            sequential trials with a one-line reason), "off" (the default for now: sequential trials), or the
+            most members (trials × seeds) at once.
+        population_memory_fraction: the share of free memory (GPU, or RAM on CPU) a population may use.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -103,6 +107,8 @@ class TuneSettings:
     max_worker_growth_mb: int = _resumable(2048)
     heartbeat_interval: int = _resumable(10)
     log_trials: bool = _resumable(False)
+    population: Union[Literal["auto", "off"], int] = _resumable("off")  # noqa: UP007
+    population_memory_fraction: float = _resumable(0.5)
 
     def __post_init__(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""
@@ -112,6 +118,14 @@ class TuneSettings:
             raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
+        if isinstance(self.population, bool) or (isinstance(self.population, int) and self.population < 1):
+            raise AutoInitError(
+                f"tune.population must be 'auto', 'off' or a number of members >= 1, got {self.population!r}"
+            )
+        if not 0 < self.population_memory_fraction <= 1:
+            raise AutoInitError(
+                f"tune.population_memory_fraction must be in (0, 1], got {self.population_memory_fraction}"
+            )
         if self.objective == "steps_to" and self.threshold is None:
             raise AutoInitError("tune.objective 'steps_to' needs tune.threshold: the loss level to reach")
         if isinstance(self.schemes, str) and self.schemes != "all":

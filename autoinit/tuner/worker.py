@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from autoinit.tuner.config import TuneConfig
     from autoinit.tuner.loop import claim_lock, optimize
     from autoinit.tuner.objective import make_objective
+    from autoinit.tuner.population_study import population_runner
     from autoinit.tuner.search_space import target_trials
     from autoinit.tuner.study import load_study
     from autoinit.tuner.trial import freeze_startup_objects
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         lock=claim_lock(config.output),
         on_trial=watch.after_trial,
         should_exit=watch.should_exit,
+        run_batch=population_runner(config, schemes, lambda line: print(line, flush=True)),
     )
     return int(WorkerExit.for_reason(reason))
 

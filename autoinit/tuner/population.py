@@ -1,0 +1,489 @@
+"""The population trial engine: K candidate inits of one config, trained together as one stacked model.
+
+Every member is a (scheme, gain, lr_scale, seed) of the same config. Members are built and initialized
+one by one as a sequential trial does it (``seed_everything(data_seed)``, the config's model, the scheme
+with the member's seed and the first training batch as sample), then their parameters and buffers are
+stacked along a new leading dimension and trained together for ``steps`` optimizer steps:
+
+- the user's ``training_step`` runs once per step under ``torch.vmap`` (``randomness="different"``) with
+  each member's slice of the stacked tensors substituted by ``torch.func.functional_call``;
+- one backward of the summed loss gives every member its own gradients (no op mixes members);
+- the optimizer and schedulers are the user's own, built by ``configure_optimizers`` over the stacked
+  tensors (the same classes, hyperparameters and param groups); only element-wise optimizers qualify;
+- every member sees the batches of its sequential trial (all trials share the data seed, so one data
+  stream serves the whole population), ``self.log`` values are recorded per member, a member whose loss
+  turns NaN/inf is dropped from the stack, and ``watch`` may stop (drop) members every ``report_every``
+  steps.
+
+:func:`unsupported` says why a config cannot train as a population (then the tuner runs sequential
+trials); :func:`train_population` trains one population. Trials (seeds, pruner reports) are built on it by
+:mod:`autoinit.tuner.population_trials`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import warnings
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.utilities import CombinedLoader
+from lightning.pytorch.utilities.model_helpers import is_overridden
+from lightning.pytorch.utilities.seed import isolate_rng
+
+from autoinit import _compat, data
+from autoinit.errors import AutoInitError, one_line
+from autoinit.initialize import init_model
+from autoinit.schemes.registry import get_scheme
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.functional import (
+    ELEMENTWISE_OPTIMIZERS,
+    MULTIPLICATIVE_SCHEDULERS,
+    clip_grad_norm,
+    clip_grad_value,
+    keep_members,
+    scale_updates,
+    stack_into,
+)
+from autoinit.tuner.noise import quiet_lightning
+
+# (step, {member index: its loss curve so far}) -> the members to stop now
+Watch = Callable[[int, Mapping[int, list[float]]], Collection[int]]
+
+_PRECISIONS = {None: None, "32-true": None, "32": None, 32: None, "bf16-mixed": torch.bfloat16}
+
+# LightningModule hooks a sequential trial would call during training; a population does not.
+_TRAINING_HOOKS = (
+    "on_fit_start",
+    "on_train_start",
+    "on_train_epoch_start",
+    "on_train_epoch_end",
+    "on_train_batch_start",
+    "on_train_batch_end",
+    "on_before_backward",
+    "on_after_backward",
+    "on_before_optimizer_step",
+    "on_before_zero_grad",
+    "optimizer_step",
+    "optimizer_zero_grad",
+    "backward",
+    "configure_gradient_clipping",
+    "lr_scheduler_step",
+    "configure_callbacks",
+)
+
+# Trainer keys that do not change a short trial's training math (or that the trial overrides itself),
+# with the test a value must pass; any other key set in the config makes the population fall back.
+_NEUTRAL_TRAINER_KEYS: dict[str, Callable[[Any], bool]] = {
+    "accelerator": lambda v: v in (None, "auto", "cpu", "gpu", "cuda"),
+    "devices": lambda v: v in (None, 1, "1", "auto") or (isinstance(v, list) and len(v) == 1),
+    "num_nodes": lambda v: v in (None, 1),
+    "strategy": lambda v: v in (None, "auto", "single_device"),
+    "precision": lambda v: v in _PRECISIONS,
+    "callbacks": lambda v: not v,
+    "gradient_clip_val": lambda v: True,
+    "gradient_clip_algorithm": lambda v: v in (None, "norm", "value"),
+    "accumulate_grad_batches": lambda v: True,
+    "limit_train_batches": lambda v: v in (None, 1.0),
+    "overfit_batches": lambda v: v in (None, 0, 0.0),
+    "reload_dataloaders_every_n_epochs": lambda v: v in (None, 0),
+    "fast_dev_run": lambda v: v in (None, False, 0),
+    "plugins": lambda v: not v,
+    "detect_anomaly": lambda v: not v,
+}
+_IGNORED_TRAINER_KEYS = {
+    "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_val_batches", "limit_test_batches",
+    "limit_predict_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
+    "log_every_n_steps", "enable_checkpointing", "enable_progress_bar", "enable_model_summary",
+    "default_root_dir", "deterministic", "benchmark", "inference_mode", "use_distributed_sampler",
+    "profiler", "barebones", "sync_batchnorm", "enable_autolog_hparams", "model_registry", "logger",
+}  # fmt: skip
+
+
+class PopulationUnsupported(Exception):
+    """The config cannot train as a population; the message (one line) says why."""
+
+
+class PopulationFailed(Exception):
+    """Training a population raised an error that cannot be pinned on one member; its trials must run
+    sequentially instead. ``out_of_memory`` tells a smaller population may succeed."""
+
+    def __init__(self, message: str, *, out_of_memory: bool = False) -> None:
+        super().__init__(message)
+        self.out_of_memory = out_of_memory
+
+
+@dataclass(frozen=True, kw_only=True)
+class Member:
+    """One candidate of a population: an init of the config's model and its learning-rate scale."""
+
+    scheme: str
+    gain: float
+    lr_scale: float = 1.0
+    seed: int = 0
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class MemberOutcome:
+    """What one member's training gave: its loss curve (one value per optimizer step) and how it ended.
+    ``error``: its initialization failed (the message); it was not trained."""
+
+    curve: list[float] = field(default_factory=list)
+    diverged: bool = False
+    stopped: bool = False
+    error: str | None = None
+
+
+class _TrainerView:
+    """What ``training_step`` (or ``configure_optimizers``) may read from ``self.trainer`` in a population;
+    anything else is an AttributeError, which the probe turns into a fallback naming it."""
+
+    def __init__(self, *, steps: int, accumulate: int, precision: Any, datamodule: Any) -> None:
+        self.global_step = 0
+        self.current_epoch = 0
+        self.max_steps = steps
+        self.max_epochs = -1
+        self.estimated_stepping_batches = steps
+        self.accumulate_grad_batches = accumulate
+        self.precision = str(precision or "32-true")
+        self.datamodule = datamodule
+        self.world_size = self.num_devices = self.num_nodes = 1
+        self.global_rank = self.local_rank = self.node_rank = 0
+        self.is_global_zero = self.training = True
+        self.sanity_checking = self.fast_dev_run = False
+
+
+class _TrainingStep(torch.nn.Module):
+    """``module.training_step`` as a module's forward, so ``functional_call`` can run it."""
+
+    def __init__(self, module: pl.LightningModule) -> None:
+        super().__init__()
+        self.m = module
+
+    def forward(self, batch: Any, batch_idx: int) -> Any:
+        return self.m.training_step(batch, batch_idx)
+
+
+def device_of(config: TuneConfig) -> torch.device:
+    """The device a single-device sequential trial of ``config`` trains on."""
+    kwargs = config.trainer_kwargs()
+    accel, devices = kwargs.get("accelerator", "auto"), kwargs.get("devices", "auto")
+    if accel in ("gpu", "cuda") or (accel in ("auto", None) and torch.cuda.is_available()):
+        index = devices[0] if isinstance(devices, list) else 0
+        return torch.device("cuda", index)
+    return torch.device("cpu")
+
+
+def static_reason(config: TuneConfig) -> str | None:
+    """Why the config's trainer section or tune settings rule a population out, without building anything."""
+    if config.settings.devices_per_trial > 1:
+        return "trials are DDP runs (tune.devices_per_trial > 1)"
+    for key, value in config.trainer_kwargs().items():
+        if key in _IGNORED_TRAINER_KEYS:
+            continue
+        ok = _NEUTRAL_TRAINER_KEYS.get(key)
+        if ok is None and value in (None, False):
+            continue
+        if ok is None or not ok(value):
+            if key == "callbacks":
+                names = ", ".join(type(c).__name__ for c in value)
+                return f"trainer callbacks ({names}) must see the module during training"
+            return f"trainer.{key}={value!r} is not supported by population training"
+    if device_of(config).type == "cuda" and not torch.cuda.is_available():
+        return "the trainer asks for a GPU and none is available"
+    return None
+
+
+def _model_reason(
+    model: pl.LightningModule, settings_lr_scaled: bool, optimizers: list, schedulers: list
+) -> str | None:
+    if not model.automatic_optimization:
+        return "the model uses manual optimization"
+    hooks = [h for h in _TRAINING_HOOKS if is_overridden(h, model)]
+    if hooks:
+        return f"the model overrides {', '.join(hooks)}, which a population does not call"
+    if len(optimizers) != 1:
+        return f"configure_optimizers returns {len(optimizers)} optimizers (a population trains with one)"
+    opt = optimizers[0]
+    if type(opt) not in ELEMENTWISE_OPTIMIZERS:
+        return (
+            f"the optimizer {type(opt).__name__} is not element-wise (supported: "
+            + ", ".join(o.__name__ for o in ELEMENTWISE_OPTIMIZERS)
+            + ")"
+        )
+    for cfg in schedulers:
+        if cfg.reduce_on_plateau:
+            return "a ReduceLROnPlateau scheduler needs a monitored metric"
+        if settings_lr_scaled and type(cfg.scheduler) not in MULTIPLICATIVE_SCHEDULERS:
+            return f"tune.lr_scale with the scheduler {type(cfg.scheduler).__name__} (not a multiplicative one)"
+    return None
+
+
+def _run_prepared(config: TuneConfig) -> tuple[pl.LightningModule, Any, Any]:
+    """The config's model and data as a sequential trial has them at ``on_fit_start``: seeded, built, data
+    hooks run, ``configure_model`` called, on the trial's device; and the first training batch."""
+    pl.seed_everything(config.settings.data_seed, verbose=False)
+    model, datamodule = config.build()
+    loader = data.train_loader(model, datamodule)  # prepare_data, setup("fit"), as Trainer.fit
+    if is_overridden("configure_model", model):
+        model.configure_model()
+    model.to(device_of(config))
+    return model, datamodule, loader
+
+
+def _hook_host(hook: str, model: pl.LightningModule, datamodule: Any) -> Any:
+    # Lightning's rule: the datamodule's batch hook when it defines one, else the module's.
+    if datamodule is not None and is_overridden(hook, datamodule):
+        return datamodule
+    return model
+
+
+def _to_device(batch: Any, model: pl.LightningModule, datamodule: Any, device: torch.device) -> Any:
+    batch = _hook_host("on_before_batch_transfer", model, datamodule).on_before_batch_transfer(batch, 0)
+    batch = _hook_host("transfer_batch_to_device", model, datamodule).transfer_batch_to_device(batch, device, 0)
+    return _hook_host("on_after_batch_transfer", model, datamodule).on_after_batch_transfer(batch, 0)
+
+
+def _initialize(model: pl.LightningModule, member: Member, batch: Any, batch_to_input: Any = None) -> None:
+    """What ``AutoInit(scheme, gain, seed=seed, batch_to_input=...)`` does at ``on_fit_start`` of a
+    sequential trial."""
+    info = get_scheme(member.scheme)
+    sample = getattr(model, "example_input_array", None)
+    if sample is None and info.uses_sample:
+        try:
+            sample = data.model_input(batch, model, batch_to_input)
+        except Exception as exc:
+            if info.needs_data:
+                raise AutoInitError(f"AutoInit: scheme '{member.scheme}' needs a batch of data: {exc}") from None
+            sample = None
+    kwargs = dict(member.options)
+    try:
+        init_model(model, member.scheme, member.gain, sample_input=sample, seed=member.seed, **kwargs)
+    except AutoInitError:
+        if sample is None or info.needs_data:
+            raise
+        init_model(model, member.scheme, member.gain, sample_input=None, seed=member.seed, **kwargs)
+
+
+def _rng_state() -> Callable[[], None]:
+    """A function that puts every RNG (torch CPU and CUDA, NumPy, Python) back to its state now."""
+    import random
+
+    import numpy as np
+
+    cpu, py, npy = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    def restore() -> None:
+        torch.set_rng_state(cpu)
+        random.setstate(py)
+        np.random.set_state(npy)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+    return restore
+
+
+def _optimizers_of(model: pl.LightningModule) -> tuple[list, list]:
+    try:
+        optimizers, schedulers = _compat.configure_optimizers_output(model.configure_optimizers())
+    except Exception as exc:
+        raise PopulationUnsupported(f"configure_optimizers failed on the stacked model: {one_line(exc)}") from exc
+    return optimizers, schedulers
+
+
+def _epochs(loader: Any) -> Any:
+    """(batch_idx, batch, is_last) of one pass over the loader, as Lightning's fit loop iterates it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+        combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
+        iterator = iter(combined)
+    try:
+        nxt = next(iterator)
+    except StopIteration:
+        raise AutoInitError("the train dataloader yields no batch: give it at least one full batch") from None
+    idx = 0
+    while True:
+        try:
+            following = next(iterator)
+        except StopIteration:
+            following = None
+        batch = nxt[0] if isinstance(nxt, tuple) and len(nxt) == 3 else nxt
+        yield idx, batch, following is None
+        if following is None:
+            return
+        nxt, idx = following, idx + 1
+
+
+def train_population(
+    config: TuneConfig,
+    members: Sequence[Member],
+    *,
+    watch: Watch | None = None,
+    steps: int | None = None,
+) -> list[MemberOutcome]:
+    """Train ``members`` together for ``steps`` (default ``tune.steps``) optimizer steps.
+
+    Raises :class:`PopulationUnsupported` (the config cannot be vectorized: nothing trained) or
+    :class:`PopulationFailed` (an error during training that no single member owns). A member whose
+    initialization fails gets its error in its outcome and is left out.
+    """
+    s = config.settings
+    steps = s.steps if steps is None else steps
+    if (why := static_reason(config)) is not None:
+        raise PopulationUnsupported(why)
+    kwargs = config.trainer_kwargs()
+    accumulate = int(kwargs.get("accumulate_grad_batches") or 1)
+    precision = kwargs.get("precision")
+    clip_val = kwargs.get("gradient_clip_val")
+    clip_algo = kwargs.get("gradient_clip_algorithm") or "norm"
+    device = device_of(config)
+    outcomes = [MemberOutcome() for _ in members]
+
+    with quiet_lightning():
+        carrier, datamodule, loader = _run_prepared(config)
+    restore_rng = _rng_state()
+    batch0 = data.next_batch(loader)
+    sample_batch = _to_device(batch0, carrier, datamodule, device)
+    models: list[pl.LightningModule] = []
+    alive: list[int] = []
+    for i, member in enumerate(members):
+        try:
+            model = copy.deepcopy(carrier)
+        except Exception as exc:
+            raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
+        try:
+            with isolate_rng():
+                _initialize(model, member, sample_batch, config.batch_to_input)
+        except Exception as exc:
+            outcomes[i].error = one_line(exc) if not isinstance(exc, AutoInitError) else str(exc)
+            continue
+        models.append(model)
+        alive.append(i)
+    if not models:
+        return outcomes
+
+    params, buffers = stack_into(carrier, models)
+    del models
+    view = _TrainerView(steps=steps, accumulate=accumulate, precision=precision, datamodule=datamodule)
+    _compat.attach_trainer_view(carrier, view)
+    logged: dict[str, torch.Tensor] = {}
+
+    def log(name: str, value: Any, *args: Any, **kw: Any) -> None:
+        logged[name] = value if isinstance(value, torch.Tensor) else torch.as_tensor(float(value))
+
+    def log_dict(values: Mapping[str, Any], *args: Any, **kw: Any) -> None:
+        for name, value in values.items():
+            log(name, value)
+
+    carrier.log, carrier.log_dict = log, log_dict  # type: ignore[method-assign]
+    restore_rng()  # configure_optimizers, then training, start from the RNG state a sequential trial has
+    optimizers, schedulers = _optimizers_of(carrier)
+    lr_scaled = any(m.lr_scale != 1.0 for m in members)
+    if (why := _model_reason(carrier, lr_scaled, optimizers, schedulers)) is not None:
+        raise PopulationUnsupported(why)
+    optimizer = optimizers[0]
+
+    step_module = _TrainingStep(carrier)
+
+    def trained() -> list[torch.nn.Parameter]:
+        return [p for p in params.values() if p.requires_grad]
+
+    scales = torch.tensor([members[i].lr_scale for i in alive], device=device)
+    autocast_dtype = _PRECISIONS.get(precision)
+
+    def one_member(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], batch: Any, batch_idx: int) -> Any:
+        logged.clear()
+        out = torch.func.functional_call(step_module, (p, b), (batch, batch_idx), strict=True)
+        loss = out["loss"] if isinstance(out, Mapping) else out
+        if not isinstance(loss, torch.Tensor):
+            raise PopulationUnsupported("training_step returned no loss tensor (a skipped step)")
+        metric = loss if s.metric is None else logged.get(s.metric)
+        if metric is None:
+            raise PopulationUnsupported(f"metric '{s.metric}' was not logged in training_step")
+        return loss, torch.as_tensor(metric).float()
+
+    carrier.train()
+    curves: dict[int, list[float]] = {i: [] for i in alive}
+    pending = torch.zeros(len(alive), device=device)
+    micro = 0
+    done = 0
+    try:
+        while done < steps:
+            for batch_idx, batch, last in _epochs(loader):
+                batch = _to_device(batch, carrier, datamodule, device)
+                run = torch.vmap(partial(one_member, batch_idx=batch_idx), in_dims=(0, 0, None), randomness="different")
+                with (
+                    torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
+                    warnings.catch_warnings(),
+                ):
+                    warnings.filterwarnings("ignore", message=".*performance drop.*")
+                    losses, metrics = run(
+                        {f"m.{n}": p for n, p in params.items()}, {f"m.{n}": b for n, b in buffers.items()}, batch
+                    )
+                (losses.float().sum() / accumulate).backward()
+                pending += metrics.detach()
+                micro += 1
+                if (batch_idx + 1) % accumulate != 0 and not last:
+                    continue
+                if clip_val:
+                    (clip_grad_norm if clip_algo == "norm" else clip_grad_value)(trained(), float(clip_val))
+                before = [p.detach().clone() for p in trained()] if lr_scaled else None
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if before is not None:
+                    scale_updates(trained(), before, scales)
+                for cfg in schedulers:
+                    if cfg.interval == "step" and (batch_idx + 1) % cfg.frequency == 0:
+                        cfg.scheduler.step()
+                done += 1
+                view.global_step = done
+                values = (pending / micro).tolist()
+                pending.zero_()
+                micro = 0
+                stop: set[int] = set()
+                for pos, i in enumerate(alive):
+                    curves[i].append(values[pos])
+                    if not math.isfinite(values[pos]):
+                        outcomes[i].diverged = True
+                        stop.add(i)
+                if watch is not None and done % s.report_every == 0:
+                    live = {i: curves[i] for i in alive if i not in stop}
+                    for i in watch(done, live):
+                        if i in live:
+                            outcomes[i].stopped = True
+                            stop.add(i)
+                if stop:
+                    keep = [pos for pos, i in enumerate(alive) if i not in stop]
+                    alive = [alive[pos] for pos in keep]
+                    if not alive:
+                        break
+                    index = torch.tensor(keep, device=device)
+                    keep_members(carrier, params, buffers, optimizer, index)
+                    scales = scales[index]
+                    pending = pending[index]
+                if done >= steps or not alive:
+                    break
+            else:
+                view.current_epoch += 1
+                for cfg in schedulers:
+                    if cfg.interval == "epoch" and view.current_epoch % cfg.frequency == 0:
+                        cfg.scheduler.step()
+                continue
+            break
+    except PopulationUnsupported:
+        raise
+    except torch.OutOfMemoryError as exc:
+        raise PopulationFailed(one_line(exc), out_of_memory=True) from exc
+    except Exception as exc:
+        oom = "out of memory" in str(exc).lower()
+        raise PopulationFailed(one_line(exc), out_of_memory=oom) from exc
+    for i, curve in curves.items():
+        outcomes[i].curve = curve
+    return outcomes

@@ -1,0 +1,162 @@
+"""Population trials in the study: each batch asks K Optuna trials at once (TPE's constant liar spreads
+them out), trains their points as one population, and tells them one by one — every member is an
+ordinary Optuna trial with the intermediate values, user attrs and state a sequential trial has, so
+resume, workers, RDB storages, dead-worker recovery and ``optuna-dashboard`` work as before.
+
+:func:`population_runner` decides once per process (``tune.population`` and a one-step probe) and returns
+the batch runner :func:`autoinit.tuner.loop.optimize` takes, or None for sequential trials.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import optuna
+from optuna.trial import TrialState
+
+from autoinit import _compat
+from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.objective import objective_parts
+from autoinit.tuner.population import PopulationFailed
+from autoinit.tuner.population_trials import population_size, probe, run_population_trials
+from autoinit.tuner.search_space import Point
+from autoinit.tuner.trial import TrialResult
+
+
+def population_runner(
+    config: TuneConfig, schemes: list[str], note: Callable[[str], None]
+) -> Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None] | None:
+    """The batch runner for ``optimize(run_batch=...)``, or None (with a one-line note saying why) when
+    the study runs sequential trials."""
+    s = config.settings
+    if s.population == "off":
+        return None
+    if (why := probe(config)) is not None:
+        note(f"sequential trials: {why}")
+        return None
+    cap = s.population if isinstance(s.population, int) else None
+    size = population_size(config, cap=cap)
+    note(f"population trials: up to {max(1, size // s.seeds)} trials ({size} members) trained at once")
+    return PopulationBatch(config, schemes, max_members=size, note=note)
+
+
+class PopulationBatch:
+    """Ask up to ``max_members // seeds`` trials, train them as populations, tell them."""
+
+    def __init__(
+        self, config: TuneConfig, schemes: list[str], *, max_members: int, note: Callable[[str], None]
+    ) -> None:
+        self.config, self.max_members, self.note = config, max_members, note
+        self.start, self.finish, self.train = objective_parts(config, schemes)
+
+    def __call__(
+        self, study: optuna.Study, room: int, claim: Callable[[optuna.Trial], None], release: Callable[[], None]
+    ) -> None:
+        k = max(1, min(room, self.max_members // self.config.settings.seeds))
+        trials: list[optuna.Trial] = []
+        told: set[int] = set()
+
+        def tell(trial: optuna.Trial, outcome: Callable[[], float | Point]) -> Point | None:
+            try:
+                value = outcome()
+            except optuna.TrialPruned:
+                _tell(study, trial, state=TrialState.PRUNED)
+            except Exception:
+                _tell(study, trial, state=TrialState.FAIL)  # finish() recorded the error
+            else:
+                if isinstance(value, Point):
+                    return value  # to train
+                _tell(study, trial, value)
+            told.add(trial.number)
+            return None
+
+        try:
+            todo: list[tuple[optuna.Trial, Point]] = []
+            try:
+                # Each trial is started (suggested, pre-screened) as soon as it is asked, so a pre-screened
+                # or already-measured one is finished at once and its record holds its own time only.
+                for _ in range(k):
+                    trial = study.ask()
+                    claim(trial)
+                    trials.append(trial)
+                    if (point := tell(trial, lambda t=trial: self.start(t))) is not None:
+                        todo.append((trial, point))
+            finally:
+                release()
+            if not todo:
+                return
+            reports = [_reporter(trial) for trial, _ in todo]
+            try:
+                with heartbeats(study, [t for t, _ in todo]):
+                    results = run_population_trials(
+                        self.config, [p for _, p in todo], reports, max_members=self.max_members
+                    )
+            except PopulationFailed as exc:
+                self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
+                for trial, point in todo:
+                    tell(trial, lambda t=trial, p=point: self.finish(t, lambda: self.train(t, p)))
+                return
+            for (trial, _), result in zip(todo, results, strict=True):
+                tell(trial, lambda t=trial, r=result: self.finish(t, _result_of(r)))
+        except BaseException:
+            for trial in trials:
+                if trial.number not in told:
+                    _tell(study, trial, state=TrialState.FAIL)
+            raise
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kw: object) -> None:
+    """``study.tell``, except that a GridSampler whose grid is now exhausted may not stop the study from
+    outside ``optimize`` (it raises after the trial is stored): the loop's stop rule stops it instead."""
+    try:
+        study.tell(trial, value, **kw)  # type: ignore[arg-type]
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
+
+
+@contextmanager
+def heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> Iterator[None]:
+    """What ``study.optimize`` does for its one trial, for all the trials of a population: on a storage with
+    heartbeats (RDB), beat for each while it trains, so a machine that dies mid-population leaves trials
+    that go stale and are failed and re-queued by the other processes."""
+    storage = _compat.heartbeat_storage(study)
+    if storage is None:
+        yield
+        return
+    stop = threading.Event()
+    interval = storage.get_heartbeat_interval() or 10
+
+    def beat() -> None:
+        while True:
+            for trial in trials:
+                storage.record_heartbeat(_compat.trial_id(trial))
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True, name="autoinit-population-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:
+    def report(step: int, value: float) -> bool:
+        trial.report(value, step)
+        return trial.should_prune()
+
+    return report
+
+
+def _result_of(result: TrialResult | Exception) -> Callable[[], TrialResult]:
+    def get() -> TrialResult:
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    return get
