@@ -20,7 +20,7 @@ from autoinit.tuner.trial import TrialResult, run_trial
 from autoinit.tuner.trial_log import trial_logger
 
 Start = Callable[[optuna.Trial], "Point | float"]
-Finish = Callable[[optuna.Trial, Callable[[], TrialResult]], float]
+Finish = Callable[[optuna.Trial, Point, Callable[[], TrialResult]], float]
 Train = Callable[[optuna.Trial, Point], TrialResult]
 
 
@@ -47,16 +47,16 @@ def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.
         point = start(trial)
         if not isinstance(point, Point):
             return point  # measured before
-        return finish(trial, lambda: train(trial, point))
+        return finish(trial, point, lambda: train(trial, point))
 
     return objective
 
 
-def objective_parts(config: TuneConfig, schemes: list[str]) -> tuple[Start, Finish, Train]:
+def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Finish, Train]:
     """The objective in its three parts, for a caller that trains many trials at once (a population):
     ``start(trial)`` suggests and screens the point (raises TrialPruned when pre-screened; returns the
     value of an identical trial measured before), ``train(trial, point)`` trains it, and
-    ``finish(trial, result)`` records the result (``result()`` gives it or raises the trial's error) and
+    ``finish(trial, point, result)`` records the result (``result()`` gives it or raises the trial's error) and
     returns the score or raises TrialPruned."""
     s = config.settings
     _one_line_trial_failures()
@@ -87,7 +87,7 @@ def objective_parts(config: TuneConfig, schemes: list[str]) -> tuple[Start, Fini
                 return float(done.value)
         return point
 
-    def finish(trial: optuna.Trial, result_of: Callable[[], TrialResult]) -> float:
+    def finish(trial: optuna.Trial, point: Point, result_of: Callable[[], TrialResult]) -> float:
         try:
             result = result_of()
         except Exception as exc:

@@ -96,10 +96,10 @@ class PopulationBatch:
             except PopulationFailed as exc:
                 self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
                 for trial, point in todo:
-                    tell(trial, lambda t=trial, p=point: self.finish(t, lambda: self.train(t, p)))
+                    tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))
                 return
-            for (trial, _), result in zip(todo, results, strict=True):
-                tell(trial, lambda t=trial, r=result: self.finish(t, _result_of(r)))
+            for (trial, point), result in zip(todo, results, strict=True):
+                tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
         except BaseException:
             for trial in trials:
                 if trial.number not in told:
