@@ -3,6 +3,7 @@
 import csv
 
 import pytest
+import torch
 import yaml
 from rich.console import Console
 
@@ -167,6 +168,17 @@ def test_ctrl_c_keeps_finished_trials_and_rerun_resumes(tmp_path):
 def test_relu_30_layers_prefers_relu_aware_init(tmp_path):
     """He et al. 2015: a 30-layer plain ReLU net trains under Kaiming (or orthogonal·√2, LSUV), not under
     Xavier or PyTorch's default."""
+    # One torch thread: on a loaded 2-core machine every one of this 30-layer net's many tiny ops would
+    # wait for a second, descheduled thread (measured: 300 s instead of 4 s under two busy processes).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _relu_30_layers(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _relu_30_layers(tmp_path):
     model = {
         "class_path": "autoinit.templates.DeepMLP",
         "init_args": {"depth": 30, "width": 32, "in_features": 64, "classes": 10, "lr": 0.02},
