@@ -19,6 +19,17 @@ pytestmark = pytest.mark.multiprocess
 SCRIPTS = Path(__file__).parent / "scripts"
 
 
+def _tune_on_two_ranks(path, study_name):
+    """Tune the config at ``path`` (trials of 2 ranks each) and return its study's trials."""
+    config = TuneConfig(path)
+    assert trial_devices(config) == 2
+    assert tune(config, Console(record=True, width=120)) == 0
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(path.parent / "out" / "study.journal"))
+    )
+    return optuna.load_study(study_name=study_name, storage=storage).get_trials()
+
+
 def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
     path = tmp_path / "ddp.yaml"
     path.write_text(
@@ -46,13 +57,7 @@ def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
             }
         )
     )
-    config = TuneConfig(path)
-    assert trial_devices(config) == 2
-    assert tune(config, Console(record=True, width=120)) == 0
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
-    )
-    trials = optuna.load_study(study_name="ddp", storage=storage).get_trials()
+    trials = _tune_on_two_ranks(path, "ddp")
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     for t in trials:
         assert sorted(t.intermediate_values) == [2, 4, 6]  # rank 0 alone reported, every 2 steps
@@ -91,13 +96,7 @@ def test_model_parallel_trials_run_one_process_per_rank_with_sharded_init(tmp_pa
             }
         )
     )
-    config = TuneConfig(path)
-    assert trial_devices(config) == 2
-    assert tune(config, Console(record=True, width=120)) == 0
-    storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(tmp_path / "out" / "study.journal"))
-    )
-    trials = optuna.load_study(study_name="mp", storage=storage).get_trials()
+    trials = _tune_on_two_ranks(path, "mp")
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
     assert [t.params["scheme"] for t in trials] == ["default", "kaiming_normal"]
     curves = [t.user_attrs["curve"] for t in trials]
