@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
+from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -91,7 +92,8 @@ def _replacing(path: Path) -> Iterator[Path]:
 
 @dataclass(kw_only=True)
 class Row:
-    """One trial as the outputs show it."""
+    """One trial as the outputs show it. ``full``: trained at the study's full fidelity (all ``steps`` ×
+    ``seeds``); a screening trial (fewer steps or seeds) is shown, but never picked nor compared with."""
 
     number: int
     status: TrialStatus
@@ -104,6 +106,7 @@ class Row:
     stalled: bool
     error: str
     curve: list[float]
+    full: bool = True
 
 
 def rows(study: optuna.Study) -> list[Row]:
@@ -125,30 +128,34 @@ def rows(study: optuna.Study) -> list[Row]:
                 stalled=record.stalled,
                 error=record.error,
                 curve=list(record.curve),
+                full=True,
             )
         )
     return out
 
 
 def ranking(all_rows: list[Row]) -> list[Row]:
-    """Complete trials by score, then pruned, then diverged; failed and unfinished ones are left out."""
+    """Trials of full fidelity first — complete by score, then pruned, then diverged — then screening trials
+    in the same order (their scores are on another scale); failed and unfinished ones are left out."""
     ranked = [r for r in all_rows if r.status.ranked]
-    return sorted(ranked, key=lambda r: (r.status.rank, r.score if r.score is not None else math.inf, r.number))
+    return sorted(
+        ranked, key=lambda r: (not r.full, r.status.rank, r.score if r.score is not None else math.inf, r.number)
+    )
 
 
 def default_row(all_rows: list[Row]) -> Row | None:
-    """PyTorch's default init at gain 1 (its anchor), else its best complete trial."""
-    defaults = [r for r in all_rows if r.scheme == "default" and r.status == TrialStatus.COMPLETE]
+    """PyTorch's default init at gain 1 (its anchor), else its best complete trial (full fidelity only)."""
+    defaults = [r for r in comparable(all_rows) if r.scheme == "default"]
     anchored = [r for r in defaults if r.gain == 1.0 and r.lr_scale == 1.0]
     pool = anchored or defaults
     return min(pool, key=lambda r: r.score) if pool else None
 
 
-def write_trials_csv(path: Path, all_rows: list[Row]) -> None:
-    _atomic_write(path, lambda f: _trials_csv(f, all_rows))
+def write_trials_csv(path: Path, all_rows: list[Row], seeds: int) -> None:
+    _atomic_write(path, lambda f: _trials_csv(f, all_rows, seeds))
 
 
-def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
+def _trials_csv(f: TextIO, all_rows: list[Row], seeds: int) -> None:
     w = csv.writer(f)
     w.writerow(
         [
@@ -159,12 +166,14 @@ def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
             "lr_scale",
             "score_mean",
             "score_std",
+            "score_se",
             "stalled",
             "duration_s",
             "error",
         ]
     )
     for r in sorted(all_rows, key=lambda r: r.number):
+        se = standard_error(r, seeds) if r.score is not None else None
         w.writerow(
             [
                 r.number,
@@ -174,6 +183,7 @@ def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
                 f"{r.lr_scale:.6g}",
                 "" if r.score is None else f"{r.score:.6g}",
                 "" if r.score_std is None else f"{r.score_std:.6g}",
+                "" if se is None else f"{se:.6g}",
                 r.stalled,
                 "" if r.seconds is None else f"{r.seconds:.2f}",
                 r.error,
@@ -184,11 +194,13 @@ def _trials_csv(f: TextIO, all_rows: list[Row]) -> None:
 def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | None:
     from autoinit import __version__
 
-    ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE]
+    ranked = comparable(ranking(all_rows))
     if not ranked:
         return None
     best, default = ranked[0], default_row(all_rows)
     s = config.settings
+    tied = tied_with(best, ranked, s.seeds)
+    with_lr = s.lr_scale is not None or any(r.lr_scale != 1.0 for r in ranked)
     options: dict[str, Any] = {}
     out = {
         "scheme": best.scheme,
@@ -199,6 +211,8 @@ def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | N
         "objective": s.objective,
         "default_score": default.score if default else None,
         "improvement": (default.score - best.score) / default.score if default and default.score else None,
+        "significant": significant(best, default, s.seeds),
+        "tied_with": None if tied is None else [point(r, with_lr=with_lr) for r in tied],
         "steps": s.steps,
         "seeds": s.seeds,
         "trial": best.number,
@@ -223,6 +237,9 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
     if summary["default_score"] is not None:
         change = -summary["improvement"] * 100
         line += f" vs {summary['default_score']:.3g} with PyTorch default ({change:+.0f}%)"
+    verdict = verdict_text(summary)
+    if verdict:
+        line += (", " if summary["default_score"] is not None else "; ") + verdict
     return line
 
 
@@ -231,7 +248,7 @@ def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
     Built without pyplot, so it neither needs nor changes a display backend (a notebook shows it as is)."""
     from matplotlib.figure import Figure
 
-    ranked = [r for r in ranking(all_rows) if r.status == TrialStatus.COMPLETE and r.curve]
+    ranked = [r for r in comparable(ranking(all_rows)) if r.curve]
     default = default_row(all_rows)
     shown: list[Row] = [default] if default and default.curve else []
     for r in ranked:
@@ -258,23 +275,28 @@ def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
         curves_figure(all_rows, top).savefig(tmp, dpi=100)
 
 
-def ranking_table(all_rows: list[Row], limit: int = 12):
+def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
+    """The console ranking: the score as mean ± standard error over ``seeds`` seeds."""
     from rich.table import Table
 
     table = Table(title="ranking (lower score is better; stalled: complete, but the loss never left its start)")
-    for col in ("#", "trial", "scheme", "gain", "lr×", "score", "± std", "status", "s"):
+    score_col = "score ± SE" if seeds > 1 else "score (1 seed)"
+    for col in ("#", "trial", "scheme", "gain", "lr×", score_col, "status", "s"):
         left = col in ("scheme", "status")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for i, r in enumerate(ranking(all_rows)[:limit], 1):
         status = "stalled" if r.stalled and r.status == TrialStatus.COMPLETE else r.status.value
+        if not r.full:
+            status += " (screening)"
+        se = standard_error(r, seeds)
+        score = "" if r.score is None else f"{r.score:.4g}" + ("" if se is None else f" ± {se:.2g}")
         table.add_row(
             str(i),
             str(r.number),
             r.scheme,
             f"{r.gain:.3g}",
             f"{r.lr_scale:.3g}",
-            "" if r.score is None else f"{r.score:.4g}",
-            "" if r.score_std is None else f"{r.score_std:.2g}",
+            score,
             status,
             "" if r.seconds is None else f"{r.seconds:.1f}",
         )
@@ -301,7 +323,7 @@ def write_outputs(config: TrialSource, outputs: Outputs) -> list[Path]:
     written (each replaced whole, or left as it was). A failure is an OSError for the caller to report."""
     out = config.output
     out.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(out / TRIALS_CSV, outputs.rows)
+    write_trials_csv(out / TRIALS_CSV, outputs.rows, config.settings.seeds)
     outputs.written.append(out / TRIALS_CSV)
     if outputs.summary is not None:
         write_best_yaml(out / BEST_YAML, outputs.summary)

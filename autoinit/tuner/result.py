@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,37 +11,17 @@ import optuna
 
 from autoinit.errors import AutoInitError
 from autoinit.tuner import storage
-from autoinit.tuner.outputs import Row, best_summary, curves_figure, default_row, ranking, rows, summary_line
-from autoinit.tuner.records import TrialStatus
+from autoinit.tuner.outputs import Row, best_summary, curves_figure, ranking, rows, summary_line
 from autoinit.tuner.source import TrialSource
+
+# The Welch test lives in verdicts; re-exported here, where it was public first.
+from autoinit.tuner.verdicts import SIGNIFICANCE_LEVEL as SIGNIFICANCE_LEVEL
+from autoinit.tuner.verdicts import significant as significant
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from autoinit.tuner.pick import TunedAutoInit
-
-# Two-sided level of the Welch test behind ``TuneResult.significant``.
-SIGNIFICANCE_LEVEL = 0.05
-
-
-def significant(best: Row | None, default: Row | None, seeds: int) -> bool | None:
-    """Whether the best trial's score beats PyTorch's default by more than the spread over init seeds
-    (Welch's t-test on the per-seed scores, two-sided, level 0.05); None with fewer than 2 seeds."""
-    if best is None or default is None or best.score is None or default.score is None:
-        return None
-    if best is default or best.score >= default.score:
-        return False
-    if seeds < 2 or best.score_std is None or default.score_std is None:
-        return None
-    # The stored std is over seeds with ddof=0; the test wants the sample std.
-    correction = math.sqrt(seeds / (seeds - 1))
-    sb, sd = best.score_std * correction, default.score_std * correction
-    if sb == 0 and sd == 0:
-        return True  # both measured exactly (deterministic): any gap is real
-    from scipy.stats import ttest_ind_from_stats
-
-    p = ttest_ind_from_stats(best.score, sb, seeds, default.score, sd, seeds, equal_var=False).pvalue
-    return bool(p < SIGNIFICANCE_LEVEL)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,8 +34,10 @@ class TuneResult:
         score, score_std: its score (lower is better) and the std over init seeds.
         default_score: PyTorch's default init's score, measured the same way.
         improvement: ``(default_score - score) / default_score`` (0.24: 24% below PyTorch's default).
-        significant: whether the improvement exceeds the spread over seeds (Welch's t-test, level 0.05);
-            None with one seed.
+        significant: whether the improvement exceeds the spread over seeds (Welch's t-test on the per-seed
+            scores, two-sided, level 0.05); None with one seed.
+        tied_with: the complete trials statistically tied with the pick (Welch p ≥ 0.05), best first, as
+            best.yaml lists them (``scheme``, ``gain``, ``score``); None with one seed.
         objective: what the score measures ("auc", "final", "steps_to").
         ranking: the measured trials, best first (complete, then pruned, pre-screened, diverged).
         trials: every trial, in trial order (failed and unfinished ones too).
@@ -73,6 +54,7 @@ class TuneResult:
     default_score: float | None
     improvement: float | None
     significant: bool | None
+    tied_with: list[dict[str, Any]] | None
     objective: str
     ranking: list[Row]
     trials: list[Row]
@@ -95,9 +77,8 @@ class TuneResult:
                 f"{source.output / 'trials.csv'} and fix the model, data or tune settings"
             )
         ranked = ranking(all_rows)
-        best = next(r for r in ranked if r.status == TrialStatus.COMPLETE)
-        sig = summary.get("significant", significant(best, default_row(all_rows), source.settings.seeds))
-        pick = {**summary, "significant": sig, "study": source.study_name}
+        sig = summary["significant"]  # verdicts.significant, judged by best_summary on these rows
+        pick = {**summary, "study": source.study_name}
         return cls(
             scheme=summary["scheme"],
             gain=summary["gain"],
@@ -108,6 +89,7 @@ class TuneResult:
             default_score=summary.get("default_score"),
             improvement=summary.get("improvement"),
             significant=sig,
+            tied_with=summary.get("tied_with"),
             objective=summary["objective"],
             ranking=ranked,
             trials=all_rows,
@@ -148,7 +130,5 @@ class TuneResult:
         return TunedAutoInit.from_pick(self.pick, **overrides)
 
     def __str__(self) -> str:
-        text = summary_line(self.pick, self.objective)
-        if self.significant is not None and self.improvement:
-            text += " — significant" if self.significant else " — within the spread over seeds"
-        return text
+        """The summary line ``autoinit tune`` prints (verdict over seeds and tied points included)."""
+        return summary_line(self.pick, self.objective)

@@ -98,7 +98,7 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
             ": stopped — fix the config or the model"
         )
     outputs = collect(config, study)
-    console.print(ranking_table(outputs.rows))
+    console.print(ranking_table(outputs.rows, s.seeds))
     console.print(summary_line(outputs.summary, s.objective))
     try:
         written = write_outputs(config, outputs)

@@ -1,0 +1,139 @@
+"""Verdicts over the noise of init seeds: a score's standard error, whether the best beats PyTorch's default
+beyond the spread over seeds, and which points are statistically tied with the best.
+
+Pure functions over trial rows (:class:`autoinit.tuner.outputs.Row`, seen here through :class:`Scored` so
+that ``outputs`` can import this module). The test is Welch's t-test on the per-seed scores, two-sided, at
+level :data:`SIGNIFICANCE_LEVEL`; only complete trials of the study's full fidelity (``full``: all ``steps``
+× ``seeds``) take part — a screening trial's score is on another scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+from autoinit.tuner.records import TrialStatus
+
+# Two-sided level of every Welch test here.
+SIGNIFICANCE_LEVEL = 0.05
+# Tied points the summary line names before "and N more".
+SHOWN_TIES = 3
+
+
+class Scored(Protocol):
+    """What a verdict reads of a trial row."""
+
+    number: int
+    status: TrialStatus
+    scheme: str
+    gain: float
+    lr_scale: float
+    score: float | None
+    score_std: float | None
+    full: bool
+
+
+R = TypeVar("R", bound=Scored)
+
+
+def comparable(rows: Sequence[R]) -> list[R]:
+    """The complete trials of full fidelity: the only ones a pick, the default baseline or a tie may be."""
+    return [r for r in rows if r.full and r.status == TrialStatus.COMPLETE and r.score is not None]
+
+
+def standard_error(row: Scored, seeds: int) -> float | None:
+    """The standard error of a full-fidelity row's mean score over ``seeds`` seeds (sample std / √seeds);
+    None with one seed, a missing std, or a screening row (its seed count is not the study's)."""
+    if not row.full or seeds < 2 or row.score_std is None:
+        return None
+    # score_std is the std over seeds with ddof=0: sample std = std·√(n/(n-1)), so SE = std/√(n-1).
+    return row.score_std / math.sqrt(seeds - 1)
+
+
+def welch_p(a: Scored, b: Scored, seeds: int) -> float | None:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have the same mean score, each measured over
+    ``seeds`` seeds; None when no test is possible (one seed, a missing score or std)."""
+    if a.score is None or b.score is None or a.score_std is None or b.score_std is None or seeds < 2:
+        return None
+    se_a, se_b = standard_error(a, seeds), standard_error(b, seeds)
+    if se_a is None or se_b is None:
+        return None
+    if se_a == 0 and se_b == 0:
+        # both measured without spread (a seed-independent model): any gap is real, none is a tie
+        return 1.0 if a.score == b.score else 0.0
+    from scipy.stats import ttest_ind_from_stats
+
+    correction = math.sqrt(seeds / (seeds - 1))  # the test wants the sample std
+    p = ttest_ind_from_stats(
+        a.score, a.score_std * correction, seeds, b.score, b.score_std * correction, seeds, equal_var=False
+    ).pvalue
+    return float(p)
+
+
+def significant(best: Scored | None, default: Scored | None, seeds: int) -> bool | None:
+    """Whether ``best`` scores below PyTorch's ``default`` by more than the spread over init seeds (Welch's
+    t-test, two-sided, level 0.05); False when it does not score below at all; None when no test is possible
+    (one seed, no default measured)."""
+    if best is None or default is None or best.score is None or default.score is None:
+        return None
+    if best is default or best.score >= default.score:
+        return False
+    p = welch_p(best, default, seeds)
+    return None if p is None else p < SIGNIFICANCE_LEVEL
+
+
+def tied_with(best: R, rows: Sequence[R], seeds: int) -> list[R] | None:
+    """The complete full-fidelity trials other than ``best`` that Welch's test cannot tell apart from it
+    (p ≥ 0.05), best first; None with one seed (no test possible)."""
+    if seeds < 2:
+        return None
+    tied = []
+    for r in comparable(rows):
+        if r is best or r.number == best.number:
+            continue
+        p = welch_p(best, r, seeds)
+        if p is not None and p >= SIGNIFICANCE_LEVEL:
+            tied.append(r)
+    return sorted(tied, key=lambda r: (r.score, r.number))
+
+
+def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
+    """A row as best.yaml's ``tied_with`` lists it."""
+    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6), "score": row.score}
+    if with_lr:
+        out["lr_scale"] = round(row.lr_scale, 6)
+    return out
+
+
+def verdict_text(summary: dict[str, Any]) -> str:
+    """The summary line's verdict, from best.yaml's keys (``significant``, ``tied_with``, ``seeds``,
+    ``default_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
+    seeds = summary.get("seeds") or 1
+    sig = summary.get("significant")
+    parts = []
+    if summary.get("default_score") is None:
+        pass  # no baseline measured: nothing to say about the default
+    elif summary.get("scheme") == "default" and summary.get("improvement") == 0:
+        parts.append("PyTorch's default itself scored best: keep the default")
+    elif seeds < 2:
+        parts.append("one seed: no test over seeds")
+    elif sig is None:
+        parts.append("no test over seeds (no spread recorded)")
+    elif sig:
+        parts.append(f"beyond noise (Welch, {seeds} seeds)")
+    else:
+        parts.append(
+            f"no init beats PyTorch's default beyond the spread over seeds (Welch, {seeds} seeds): keep the default"
+        )
+    tied = summary.get("tied_with")
+    if tied:
+        names = [_label(t) for t in tied[:SHOWN_TIES]]
+        more = f" and {len(tied) - SHOWN_TIES} more" if len(tied) > SHOWN_TIES else ""
+        parts.append("tied: " + ", ".join(names) + more)
+    return "; ".join(parts)
+
+
+def _label(point: dict[str, Any]) -> str:
+    lr = f" lr×{point['lr_scale']:.3g}" if "lr_scale" in point else ""
+    return f"{point['scheme']}·{point['gain']:.3g}{lr} ({point['score']:.3g})"

@@ -1,0 +1,173 @@
+"""Verdicts over seeds: standard errors, Welch's test against PyTorch's default, statistical ties — on
+hand-built rows whose per-seed scores are known, with p-values computed independently from the raw
+samples."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import ttest_ind
+
+from autoinit.tuner.outputs import Row, best_summary, default_row, ranking, summary_line
+from autoinit.tuner.records import TrialStatus
+from autoinit.tuner.verdicts import comparable, significant, standard_error, tied_with, verdict_text, welch_p
+
+_numbers = iter(range(10_000))
+
+
+def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, number=None):
+    """A row whose score and std (ddof=0, as the tuner stores it) come from per-seed scores."""
+    values = np.asarray(per_seed, dtype=float)
+    return Row(
+        number=next(_numbers) if number is None else number,
+        status=status,
+        scheme=scheme,
+        gain=gain,
+        lr_scale=1.0,
+        score=float(values.mean()) if status == TrialStatus.COMPLETE else None,
+        score_std=float(values.std()),
+        seconds=1.0,
+        stalled=False,
+        error="",
+        curve=[1.0],
+        full=full,
+    )
+
+
+def test_standard_error_is_the_sample_std_over_root_seeds():
+    samples = [1.0, 1.3, 0.8]
+    r = row("orthogonal", samples)
+    assert standard_error(r, 3) == pytest.approx(np.std(samples, ddof=1) / math.sqrt(3))
+    assert standard_error(r, 3) == pytest.approx(0.14529663, rel=1e-6)
+    assert standard_error(row("orthogonal", [1.0]), 1) is None
+    assert standard_error(row("orthogonal", samples, full=False), 3) is None  # its seed count is not the study's
+
+
+def test_welch_p_matches_the_test_on_the_raw_samples():
+    # By hand: means 2 and 5, sample variances 1 and 1 → t = -3/√(2/3) = -3.674, df = 4, p = 0.0213.
+    a, b = row("a", [1, 2, 3]), row("b", [4, 5, 6])
+    assert welch_p(a, b, 3) == pytest.approx(0.02131, abs=1e-5)
+    # Unequal spreads: Welch's df, checked against scipy on the samples themselves.
+    x, y = [2.10, 2.31, 2.02, 2.25], [2.30, 2.29, 2.33, 2.28]
+    assert welch_p(row("x", x), row("y", y), 4) == pytest.approx(ttest_ind(x, y, equal_var=False).pvalue, rel=1e-9)
+    assert welch_p(row("x", [1.0]), row("y", [2.0]), 1) is None
+
+
+def test_welch_p_without_spread_is_exact():
+    assert welch_p(row("a", [1.0, 1.0]), row("b", [2.0, 2.0]), 2) == 0.0
+    assert welch_p(row("a", [1.0, 1.0]), row("b", [1.0, 1.0]), 2) == 1.0
+
+
+def test_significant_against_the_default():
+    default = row("default", [2.30, 2.31, 2.29])
+    clear = row("kaiming_normal", [1.90, 1.95, 1.85])  # p ≈ 1e-3
+    noisy = row("xavier_uniform", [2.0, 2.5, 2.2])  # 2.23 vs 2.30: p ≈ 0.6
+    assert ttest_ind([1.90, 1.95, 1.85], [2.30, 2.31, 2.29], equal_var=False).pvalue < 0.05
+    assert ttest_ind([2.0, 2.5, 2.2], [2.30, 2.31, 2.29], equal_var=False).pvalue > 0.05
+    assert significant(clear, default, 3) is True
+    assert significant(noisy, default, 3) is False
+    assert significant(default, default, 3) is False
+    assert significant(row("worse", [2.5, 2.6, 2.7]), default, 3) is False  # not below the default at all
+    assert significant(row("one", [1.0]), row("default", [2.0]), 1) is None
+    assert significant(clear, None, 3) is None
+
+
+def test_tied_points_are_those_welch_cannot_tell_from_the_best():
+    best = row("lsuv", [1.00, 1.02, 0.98], gain=0.5)
+    near = row("orthogonal", [1.01, 1.05, 0.99])  # p ≈ 0.4: tied
+    noisy = row("kaiming_normal", [0.9, 1.4, 1.1])  # wide spread: tied
+    apart = row("xavier_normal", [1.30, 1.31, 1.29])  # p < 0.01: not tied
+    screening = row("lecun_normal", [1.00, 1.01, 0.99], full=False)  # another fidelity: never tied
+    pruned = row("auto", [1.0, 1.0, 1.0], status=TrialStatus.PRUNED)
+    rows = [best, near, noisy, apart, screening, pruned]
+    for other, tie in ((near, True), (noisy, True), (apart, False)):
+        p = ttest_ind([1.00, 1.02, 0.98], _samples(other), equal_var=False).pvalue
+        assert bool(p >= 0.05) is tie
+    assert tied_with(best, rows, 3) == [near, noisy]  # best first
+    assert tied_with(best, rows, 1) is None
+
+
+def _samples(r):
+    return {
+        "orthogonal": [1.01, 1.05, 0.99],
+        "kaiming_normal": [0.9, 1.4, 1.1],
+        "xavier_normal": [1.30, 1.31, 1.29],
+    }[r.scheme]
+
+
+def test_screening_rows_never_pick_nor_serve_as_the_default():
+    low = row("lsuv", [0.1, 0.1, 0.1], full=False)
+    default_low = row("default", [0.2, 0.2, 0.2], full=False)
+    best = row("orthogonal", [1.0, 1.1, 0.9])
+    default = row("default", [2.3, 2.3, 2.3])
+    rows = [low, default_low, best, default]
+    assert ranking(rows)[:2] == [best, default] and ranking(rows)[2:] == [low, default_low]
+    assert default_row(rows) is default
+    assert comparable(rows) == [best, default]
+
+
+class _Source:
+    """What best_summary reads of a config."""
+
+    def __init__(self, seeds):
+        from autoinit.tuner.settings import TuneSettings
+
+        self.settings = TuneSettings(seeds=seeds, steps=10)
+
+    def sha256(self):
+        return "0" * 64
+
+
+def test_best_summary_and_summary_line_when_the_best_beats_the_default():
+    rows = [
+        row("default", [2.30, 2.31, 2.29]),
+        row("kaiming_normal", [1.90, 1.95, 1.85]),
+        row("orthogonal", [1.91, 1.97, 1.86], gain=1.41),
+        row("xavier_normal", [2.2, 2.21, 2.19]),
+        row("lsuv", [0.5, 0.5, 0.5], full=False),  # lower, but a screening score: not the pick
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["scheme"] == "kaiming_normal" and summary["significant"] is True
+    assert summary["tied_with"] == [{"scheme": "orthogonal", "gain": 1.41, "score": pytest.approx(1.913333333)}]
+    line = summary_line(summary, "auc")
+    assert line == (
+        "best: kaiming_normal gain=1 — early-loss AUC 1.9 vs 2.3 with PyTorch default (-17%), "
+        "beyond noise (Welch, 3 seeds); tied: orthogonal·1.41 (1.91)"
+    )
+
+
+def test_summary_line_when_nothing_beats_the_default_says_keep_it():
+    rows = [
+        row("default", [2.30, 2.31, 2.29]),
+        row("xavier_uniform", [2.0, 2.5, 2.2]),
+        row("lecun_normal", [2.28, 2.35, 2.29]),
+        *[row("orthogonal", [2.1, 2.6, 2.3], gain=g) for g in (0.5, 0.71, 1.41)],
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["scheme"] == "xavier_uniform" and summary["significant"] is False
+    assert [t["scheme"] for t in summary["tied_with"]] == [
+        "default",
+        "lecun_normal",
+        "orthogonal",
+        "orthogonal",
+        "orthogonal",
+    ]
+    assert summary_line(summary, "auc") == (
+        "best: xavier_uniform gain=1 — early-loss AUC 2.23 vs 2.3 with PyTorch default (-3%), no init beats "
+        "PyTorch's default beyond the spread over seeds (Welch, 3 seeds): keep the default; tied: default·1 (2.3), "
+        "lecun_normal·1 (2.31), orthogonal·0.5 (2.33) and 2 more"
+    )
+
+
+def test_one_seed_says_no_test_is_possible():
+    rows = [row("default", [2.3]), row("kaiming_normal", [1.9])]
+    summary = best_summary(_Source(1), rows)
+    assert summary["significant"] is None and summary["tied_with"] is None
+    assert summary_line(summary, "auc").endswith("(-17%), one seed: no test over seeds")
+
+
+def test_the_default_itself_best():
+    rows = [row("default", [2.0, 2.01, 1.99]), row("xavier_uniform", [2.3, 2.31, 2.29])]
+    summary = best_summary(_Source(3), rows)
+    assert summary["significant"] is False and summary["tied_with"] == []
+    assert verdict_text(summary) == "PyTorch's default itself scored best: keep the default"
