@@ -66,7 +66,8 @@ def test_python_tune_is_the_cli_study_and_returns_the_pick(tmp_path):
     scores = [r.score for r in result.ranking]
     assert scores == sorted(scores) and scores[0] == result.score and len(result.trials) == 4
     assert result.study_name == "DeepMLP" and result.output == tmp_path / "py" and not result.interrupted
-    assert isinstance(result.significant, bool)
+    assert isinstance(result.significant, bool) and result.significant == best["significant"]
+    assert isinstance(result.tied_with, list) and result.tied_with == best["tied_with"]
     fig = result.plot()
     assert len(fig.axes[0].lines) == 4  # default + the three others
     cb = AutoInit.from_file(result.to_yaml(tmp_path / "pick.yaml"))

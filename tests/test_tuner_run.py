@@ -72,6 +72,10 @@ def test_tune_end_to_end_outputs_and_from_file(tmp_path):
     assert best["improvement"] == pytest.approx((best["default_score"] - best["score"]) / best["default_score"])
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 10_000
     assert "with PyTorch default" in text and "ranking" in text
+    # one seed: no test over seeds, said so; the SE column stays empty
+    assert best["significant"] is None and best["tied_with"] is None
+    assert "one seed: no test over seeds" in text
+    assert all(r["score_se"] == "" and r["score_std"] for r in rows)
     cb = AutoInit.from_file(tmp_path / "out" / "best.yaml")
     assert cb.scheme == best["scheme"] and cb.gain == best["gain"]
 
@@ -312,3 +316,49 @@ def test_a_failed_run_lists_only_the_files_it_wrote(tmp_path, caplog):
     assert "best.yaml" not in text and not (tmp_path / "out" / "best.yaml").exists()
     failures = [r for r in caplog.records if "Trial 0 failed with parameters" in r.getMessage()]
     assert failures and failures[0].exc_info is None  # Optuna's line, not its traceback
+
+
+def _summary_line(text):
+    return next(line for line in text.splitlines() if line.startswith("best: "))
+
+
+def test_verdict_beyond_noise_in_best_yaml_summary_and_result(tmp_path):
+    # Twelve plain ReLU layers: PyTorch's default stalls, Kaiming learns — a gap far beyond the seeds' spread.
+    model = {"class_path": "helpers.TinyClassifier", "init_args": {"depth": 12, "width": 32, "lr": 0.05}}
+    keys = {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2, "steps": 20, "seeds": 3, "pruner": "none"}
+    path = _write(tmp_path, keys, model=model, data={"class_path": "helpers.BlobsData"})
+    console = Console(record=True, width=400)
+    assert tune(TuneConfig(path), console) == 0
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert best["scheme"] == "kaiming_normal" and best["significant"] is True and best["tied_with"] == []
+    line = _summary_line(console.export_text())
+    assert line.endswith(f"with PyTorch default ({-100 * best['improvement']:+.0f}%), beyond noise (Welch, 3 seeds)")
+    rows = {r["scheme"]: r for r in _csv(tmp_path)}
+    std = float(rows["kaiming_normal"]["score_std"])
+    assert float(rows["kaiming_normal"]["score_se"]) == pytest.approx(std / 2**0.5, rel=1e-4)  # std(ddof=0)/√(n-1)
+
+    from autoinit.tuner.result import TuneResult
+
+    result = TuneResult.load(TuneConfig(path))
+    assert str(result) == line and result.significant is True and result.tied_with == []
+
+
+def test_verdict_within_noise_says_keep_the_default(tmp_path):
+    # A residual net on dict batches: LeCun's early loss is 3% below the default's, within the seeds' spread.
+    model, data = {"class_path": "helpers.ResidualMLP"}, {"class_path": "helpers.DictBlobsData"}
+    schemes = ["orthogonal", "lecun_normal", "xavier_normal", "kaiming_normal"]
+    keys = {"schemes": schemes, "gain": 1.0, "n_trials": 5, "steps": 12, "seeds": 2, "pruner": "none"}
+    path = _write(tmp_path, keys, model=model, data=data)
+    console = Console(record=True, width=400)
+    assert tune(TuneConfig(path), console) == 0
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert best["scheme"] == "lecun_normal" and best["significant"] is False
+    assert best["tied_with"][0] == {"scheme": "default", "gain": 1.0, "score": best["default_score"]}
+    line = _summary_line(console.export_text())
+    assert (
+        ", no init beats PyTorch's default beyond the spread over seeds (Welch, 2 seeds): keep the default; "
+        "tied: default·1 (" in line
+    )
+    from autoinit.tuner.result import TuneResult
+
+    assert str(TuneResult.load(TuneConfig(path))) == line
