@@ -3,16 +3,21 @@
 Per template model: the exhaustive grid (every applicable scheme × gains {0.5, 0.71, 1, 1.41, 2} × 3 seeds,
 the same steps each) is the oracle; the tuner runs at its default settings (same steps and seeds, so its
 scores are on the oracle's scale); PyTorch's default and the `lsuv` package from PyPI are the outside
-references. The second table reruns small versions of published findings. Writes
-benchmarks/results/quality.md. Run by hand (2 CPU cores, under 30 minutes):
+references. With ``--long-run`` (on in the full run, off in ``--quick``) the tuner's pick, the grid's best and
+PyTorch's default are trained again, 10× the tuning steps, same seeds, through the same trial code: does the
+early winner stay ahead? The last table reruns small versions of published findings. Writes
+benchmarks/results/quality.md. Run by hand (2 CPU cores, under 30 minutes without the long run):
 
-    .ci/in-venv python benchmarks/bench_quality.py            # the full suite
-    .ci/in-venv python benchmarks/bench_quality.py --quick    # a smoke test (seconds)
+    .ci/in-venv python benchmarks/bench_quality.py                        # the full suite
+    .ci/in-venv python benchmarks/bench_quality.py --quick                # a smoke test (seconds)
+    .ci/in-venv python benchmarks/bench_quality.py --quick --long-run     # the smoke test with the long run
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import dataclasses
 import io
 import math
 import tempfile
@@ -25,12 +30,13 @@ import yaml
 from rich.console import Console
 
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.outputs import rows
-from autoinit.tuner.records import TrialRecord, TrialStatus
+from autoinit.tuner.outputs import ranking, rows
+from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.run import tune
 from autoinit.tuner.scores import trial_score
 from autoinit.tuner.screening import applicable_schemes
 from autoinit.tuner.trial import run_trial
+from autoinit.tuner.verdicts import comparable
 
 GAINS = [0.5, 0.71, 1.0, 1.41, 2.0]
 DIGITS = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
@@ -64,6 +70,19 @@ class LsuvPackage(pl.Callback):
 
 
 @dataclass
+class LongRun:
+    """One point trained ``factor``× the tuning steps: its early score (from the tuning run) and its long
+    scores — by the tuning objective over the long run, and by the final loss (last 10% of the steps)."""
+
+    labels: list[str]  # "pick", "grid best", "default": one point may be two of them (the pick is the grid's best)
+    scheme: str
+    gain: float
+    early: float
+    objective: float = math.inf
+    final: float = math.inf
+
+
+@dataclass
 class Result:
     name: str
     oracle: tuple[str, float, float] = ("", 0.0, math.inf)  # scheme, gain, score
@@ -74,6 +93,8 @@ class Result:
     default: float = math.nan
     lsuv_pkg: float = math.nan
     seconds: float = 0.0
+    long_steps: int = 0  # the long run's steps per seed (0: not run)
+    long: list[LongRun] = field(default_factory=list)
 
     @property
     def regret(self) -> float:
@@ -98,6 +119,27 @@ def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, in
     return trial_score(result.curves, "auc")[0], sum(len(c) for c in result.curves)
 
 
+def long_run(config: TuneConfig, res: Result, factor: int) -> None:
+    """Train the pick, the grid's best and PyTorch's default ``factor``× the tuning steps, same seeds, through
+    the tuner's own trial code (a copy of the config whose ``steps`` are longer, as the training check
+    makes its one-step copy)."""
+    long = copy.copy(config)
+    long.settings = dataclasses.replace(config.settings, steps=config.settings.steps * factor)
+    res.long_steps = long.settings.steps
+    candidates = [("pick", res.pick), ("grid best", res.oracle), ("default", ("default", 1.0, res.default))]
+    for label, (scheme, gain, early) in candidates:
+        same = next((p for p in res.long if p.scheme == scheme and math.isclose(p.gain, gain, rel_tol=1e-6)), None)
+        if same is not None:
+            same.labels.append(label)
+            continue
+        point = LongRun([label], scheme, gain, early)
+        result = run_trial(long, scheme, gain)
+        if result.status == "complete":
+            point.objective = trial_score(result.curves, config.settings.objective, config.settings.threshold)[0]
+            point.final = trial_score(result.curves, "final")[0]
+        res.long.append(point)
+
+
 def bench_model(
     folder: Path,
     name: str,
@@ -108,6 +150,7 @@ def bench_model(
     gains: list[float],
     schemes: list[str] | None,
     tuner_trials: int | None,
+    long_factor: int = 0,
 ) -> Result:
     start = time.perf_counter()
     res = Result(name)
@@ -136,8 +179,10 @@ def bench_model(
         study_name=tuner_config.study_name, storage=open_storage(tuner_config.settings, tuner_config.output)
     )
     res.tuner_steps = sum(TrialRecord.of(t).steps_trained or 0 for t in study.get_trials())
-    best_row = min((r for r in rows(study) if r.status == TrialStatus.COMPLETE), key=lambda r: r.score)
+    best_row = comparable(ranking(rows(study)))[0]  # the tuner's pick: full-fidelity trials only
     res.pick = (best_row.scheme, best_row.gain, best_row.score)
+    if long_factor:
+        long_run(config, res, long_factor)
     res.seconds = time.perf_counter() - start
     return res
 
@@ -269,6 +314,7 @@ def render(results: list[Result], findings, settings: str, seconds: float) -> st
             f"({100 * (r.pick[2] - r.default) / r.default:+.0f}%) | {r.lsuv_pkg:.4g} | "
             f"{100 * r.tuner_steps / r.grid_steps:.0f}% |"
         )
+    out += render_long(results)
     out += [
         "\n## The literature rediscovered\n",
         "| paper | setting | the paper | found here (AUC) |",
@@ -278,12 +324,71 @@ def render(results: list[Result], findings, settings: str, seconds: float) -> st
     return "\n".join(out) + "\n"
 
 
+def _label(p: LongRun) -> str:
+    names = " = ".join("PyTorch default" if n == "default" else n for n in p.labels)
+    return names if (p.scheme, p.gain) == ("default", 1.0) else f"{names} {p.scheme}·{p.gain:.3g}"
+
+
+def _order(points: list[LongRun], key) -> str:
+    return " < ".join(f"{_label(p)} ({key(p):.4g})" for p in sorted(points, key=key))
+
+
+def _still_ahead(points: list[LongRun], key) -> tuple[bool, str]:
+    early = min(points, key=lambda p: p.early)
+    late = min(points, key=key)
+    if late is early:
+        return True, "yes"
+    return False, f"no: {' = '.join(late.labels)} ahead"
+
+
+def render_long(results: list[Result]) -> list[str]:
+    """The long-run table: the three points ranked early and after ``factor``× the steps."""
+    done = [r for r in results if r.long]
+    if not done:
+        return ["\nLong run: not run (`--long-run` to add it).\n"]
+    steps = done[0].long_steps
+    out = [
+        f"\n## Does the early pick last? ({steps} steps per seed, same seeds)\n",
+        "The tuner's pick, the grid's best and PyTorch's default trained again through the trial code, "
+        f"{steps} steps each; ranked by the tuning objective over the long run and by the final loss (mean of "
+        "the last 10% of the steps). One point may be two of the three (the pick is the grid's best).\n",
+        "| model | early ranking (tuning steps) | long run, by the objective | long run, by final loss "
+        "| early winner still ahead (objective / final) |",
+        "|---|---|---|---|---|",
+    ]
+    kept = {"objective": 0, "final": 0}
+    for r in done:
+        verdicts = []
+        for name, key in (("objective", lambda p: p.objective), ("final", lambda p: p.final)):
+            ahead, text = _still_ahead(r.long, key)
+            kept[name] += ahead
+            verdicts.append(text)
+        out.append(
+            f"| {r.name} | {_order(r.long, lambda p: p.early)} | {_order(r.long, lambda p: p.objective)} | "
+            f"{_order(r.long, lambda p: p.final)} | {' / '.join(verdicts)} |"
+        )
+    out.append(
+        f"\nThe early winner is still ahead on {kept['objective']} of {len(done)} models by the objective over the "
+        f"long run, {kept['final']} of {len(done)} by the final loss."
+    )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny models, few points")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument(
+        "--long-run",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also train the pick, the grid's best and the default 10× longer (default: on, off with --quick)",
+    )
+    parser.add_argument("--long-factor", type=int, default=10, help="the long run's steps over the tuning steps")
     parser.add_argument("--out", default="benchmarks/results/quality.md")
     args = parser.parse_args()
+    long_run_on = (not args.quick) if args.long_run is None else args.long_run
+    factor = args.long_factor if long_run_on else 0
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -295,7 +400,8 @@ def main() -> None:
             steps, seeds, gains = args.steps or 60, 3, GAINS
             models, schemes, trials = MODELS, None, None
         results = [
-            bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials) for name, (m, d) in models.items()
+            bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials, factor)
+            for name, (m, d) in models.items()
         ]
         findings = literature(folder, steps, seeds, args.quick)
     settings = f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults" + (

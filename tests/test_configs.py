@@ -40,7 +40,16 @@ def test_fit_config_with_the_callback(tmp_path):
 def test_quality_benchmark_quick_mode(tmp_path):
     out = tmp_path / "quality.md"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "bench_quality.py"), "--quick", "--out", str(out)],
+        # the long run at 2× (not 10×) keeps the smoke test fast
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_quality.py"),
+            "--quick",
+            "--long-run",
+            "--long-factor=2",
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -50,3 +59,6 @@ def test_quality_benchmark_quick_mode(tmp_path):
     text = out.read_text()
     assert "| 8-layer ReLU MLP |" in text and "The literature rediscovered" in text
     assert text.count("\n| ") >= 2 + 7  # the model row and the seven findings, plus headers
+    long = text[text.index("## Does the early pick last? (16 steps per seed") :]
+    assert "| 8-layer ReLU MLP |" in long and "PyTorch default (" in long
+    assert "The early winner is still ahead on " in long
