@@ -280,8 +280,8 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
     from rich.table import Table
 
     table = Table(title="ranking (lower score is better; stalled: complete, but the loss never left its start)")
-    score_col = "score ± SE" if seeds > 1 else "score (1 seed)"
-    for col in ("#", "trial", "scheme", "gain", "lr×", score_col, "status", "s"):
+    # mean and SE in two columns: one "1.886 ± 0.082" cell wraps on an 80-column terminal
+    for col in ("#", "trial", "scheme", "gain", "lr×", "score", "± SE", "status", "s"):
         left = col in ("scheme", "status")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for i, r in enumerate(ranking(all_rows)[:limit], 1):
@@ -289,14 +289,14 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
         if not r.full:
             status += " (screening)"
         se = standard_error(r, seeds)
-        score = "" if r.score is None else f"{r.score:.4g}" + ("" if se is None else f" ± {se:.2g}")
         table.add_row(
             str(i),
             str(r.number),
             r.scheme,
             f"{r.gain:.3g}",
             f"{r.lr_scale:.3g}",
-            score,
+            "" if r.score is None else f"{r.score:.4g}",
+            "" if se is None or r.score is None else f"{se:.2g}",
             status,
             "" if r.seconds is None else f"{r.seconds:.1f}",
         )
