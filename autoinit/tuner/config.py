@@ -65,6 +65,8 @@ def _summarize_parse_error(exc: Exception) -> str:
     out = f"'{key.group(1)}': {reason}" if key else reason
     if unknown:
         out = f"unknown key '{unknown.group(1).lstrip('-').split('=')[0]}'"
+    if re.search(r"option '(tune\.)?sampler'|unknown key 'tune\.sampler'", out):
+        return "tune.sampler was renamed tune.search: halving (the default), tpe, gp, random or grid"
     if "'tune'" in out or "tune." in out:
         from dataclasses import fields
 
