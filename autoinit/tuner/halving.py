@@ -38,7 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autoinit.errors import AutoInitError
 from autoinit.tuner.records import STUDY_ATTR_HALVING, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.search_space import Fidelity, Point
-from autoinit.tuner.settings import Range, TuneSettings
+from autoinit.tuner.settings import DEFAULT_BUDGET, Range, TuneSettings
 from autoinit.tuner.stop_rule import Action
 
 ROUND_SCREEN = 0
@@ -75,21 +75,27 @@ class HalvingPlan:
         self.settings, self.schemes = settings, list(schemes)
         s = settings
         self.full = Fidelity(ROUND_FULL, s.steps, s.seeds)
-        self.budget = int(s.budget * grid_member_steps(s, self.schemes))
         self.ladder = s.gain_ladder()
         self.lr_scales = s.grid_lr_scales()
         self.screen_points = [
             (scheme, gain, lr) for scheme in self.schemes for gain in self.ladder for lr in self.lr_scales
         ]
-        self.min_prefix = max(1, math.ceil(s.steps / 10))
+        self.min_prefix = max(1, s.steps // 10)
+        grid = grid_member_steps(s, self.schemes)
+        self.minimum = (
+            len(self.screen_points) * self.min_prefix + (1 + _FULL_POINTS_AT_LEAST) * self.full.member_steps()
+        )
+        self.share = (
+            s.budget if s.budget is not None else max(DEFAULT_BUDGET, math.ceil(1000 * self.minimum / grid) / 1000)
+        )
+        self.budget = int(self.share * grid)
         n = len(self.screen_points)
         affordable = int(_SCREEN_SHARE * self.budget / n)
         self.prefix = max(self.min_prefix, min(s.steps // 4, affordable))
 
     def check_budget(self) -> None:
         """One line when the budget cannot pay for round 0, the baseline and two fully trained points."""
-        s, full = self.settings, self.full.member_steps()
-        need = len(self.screen_points) * self.min_prefix + (1 + _FULL_POINTS_AT_LEAST) * full
+        s, need = self.settings, self.minimum
         if self.budget < need:
             share = math.ceil(1000 * need / grid_member_steps(s, self.schemes)) / 1000
             raise AutoInitError(
@@ -251,7 +257,8 @@ class HalvingSearch:
         return (
             f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains) "
             f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
-            f"seeds; budget {p.budget} member-steps ({s.budget:g} of the grid)"
+            f"seeds; budget {p.budget} member-steps ({p.share:g} of the grid"
+            + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -135,7 +136,9 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
             # A halving round's screening trial: its score is not comparable with full-fidelity ones, so for
             # Optuna it is pruned at its last step (the best trial stays a fully trained one).
             TrialRecord.write(trial, score=score, status=TrialStatus.SCREENED)
-            trial.report(score, fidelity.member_steps())
+            with warnings.catch_warnings():  # the live report of the last step may hold it already
+                warnings.filterwarnings("ignore", message=".*is already reported")
+                trial.report(score, fidelity.member_steps())
             raise optuna.TrialPruned("screened")
         return score
 

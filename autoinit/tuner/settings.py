@@ -14,6 +14,10 @@ from typing import Any, Literal, Union
 from autoinit.errors import AutoInitError
 from autoinit.schemes.registry import builtin_scheme_names, get_scheme
 
+# The halving search's budget when none is given: a quarter of the grid's member-steps (raised for a small
+# study whose round 0 and two fully trained points would not fit).
+DEFAULT_BUDGET = 0.25
+
 # Gains on the halving search's ladder over a range (the issue asks for at least 7 over 0.5–2).
 LADDER_POINTS = 7
 
@@ -60,7 +64,8 @@ class TuneSettings:
             trained longer over more seeds, then their gains refined, within ``budget``), or an Optuna
             sampler over ``n_trials`` trials: "tpe", "gp", "random", "grid".
         budget: the halving search's training budget, as a share of the full grid's member-steps (grid:
-            schemes × 5 gains × seeds × steps); the study stops when it is spent.
+            schemes × 5 gains × seeds × steps); the study stops when it is spent. Default: 0.25, or the
+            least that pays for round 0 and two fully trained points when a small study needs more.
         pruner: "median", "hyperband" or "none" (sampled searches; halving prunes by its rounds).
         report_every: optimizer steps between intermediate values sent to the pruner.
         storage: an Optuna RDB URL (postgresql://…, sqlite:///…) or a journal file path; default: a journal
@@ -99,7 +104,7 @@ class TuneSettings:
     n_trials: int = _resumable(20)
     timeout: float | None = _resumable(None)
     search: Literal["halving", "tpe", "grid", "random", "gp"] = "halving"
-    budget: float = _resumable(0.25)
+    budget: float | None = _resumable(None)
     pruner: Literal["median", "hyperband", "none"] = "median"
     report_every: int = 10
     storage: str | None = _resumable(None)
@@ -126,7 +131,9 @@ class TuneSettings:
             raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
-        if not (isinstance(self.budget, (int, float)) and math.isfinite(self.budget) and self.budget > 0):
+        if self.budget is not None and not (
+            isinstance(self.budget, (int, float)) and math.isfinite(self.budget) and self.budget > 0
+        ):
             raise AutoInitError(
                 "tune.budget must be a positive share of the grid's member-steps (0.25: a quarter), "
                 f"got {self.budget!r}"
