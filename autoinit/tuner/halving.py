@@ -6,8 +6,8 @@ The rounds, for ``steps`` S and ``seeds`` K (member-steps: optimizer steps × se
 - round 0: PyTorch's default at the full S × K (the baseline of ``improvement``, never pruned), and every
   scheme × the gain ladder (:meth:`~autoinit.tuner.settings.TuneSettings.gain_ladder`, × the ``lr_scale``
   grid when it is tuned) for a prefix of ``p0`` steps with one seed, ``p0`` between S/10 and S/4 so that
-  the round costs about 30% of the budget; the pre-screen keeps hopeless points from training (one
-  forward/backward pass each, counted as one member-step);
+  the round costs about 30% of the budget. This round is the screen: no pre-screen pass runs (in a
+  population a prefix costs less than one), and no scheme is dropped for being hopeless at gain 1;
 - round 1: the best third of round 0 for S/2 steps, one seed (skipped when fewer than 4 points fit);
 - round 2: the best third of those (at least 2) at the full S × K;
 - rounds 3…: refinement of the gain of the best three schemes at full fidelity: the midpoints (in log

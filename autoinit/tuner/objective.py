@@ -91,7 +91,8 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
     def start(trial: optuna.Trial) -> Point | float:
         record = TrialRecord.of(trial)
         point = dataclasses.replace(suggest(trial, s, schemes), fidelity=Fidelity.from_attr(record.fidelity))
-        if not record.anchor and (why := screened_out(config, point.scheme, point.gain)):
+        # The halving search's short round 0 is its screen (in a population, cheaper than a pre-screen pass).
+        if s.sampled and not record.anchor and (why := screened_out(config, point.scheme, point.gain)):
             TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
             raise optuna.TrialPruned("pre-screened")
 
