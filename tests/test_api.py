@@ -20,7 +20,15 @@ from autoinit.tuner.run import tune as run_tune
 
 MLP_ARGS = {"depth": 4, "width": 16, "in_features": 32, "classes": 4}
 DATA_ARGS = {"n": 512, "classes": 4, "batch_size": 32}
-KEYS = {"steps": 8, "seeds": 2, "n_trials": 4, "schemes": ["kaiming_normal"], "gain": [0.5, 1.0], "pruner": "none"}
+KEYS = {
+    "steps": 8,
+    "seeds": 2,
+    "n_trials": 4,
+    "search": "tpe",
+    "schemes": ["kaiming_normal"],
+    "gain": [0.5, 1.0],
+    "pruner": "none",
+}
 
 
 def _quiet():
@@ -96,7 +104,7 @@ def test_finished_study_is_read_back_and_a_changed_model_gets_its_own(tmp_path):
 def test_model_instance_and_other_bad_input_are_one_line_errors(tmp_path):
     model = TinyClassifier()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    kw = dict(datamodule=BlobsData, output=str(tmp_path), steps=4, seeds=1, n_trials=1)
+    kw = dict(datamodule=BlobsData, output=str(tmp_path), steps=4, seeds=1, n_trials=1, search="tpe")
     cases = [
         (lambda: autoinit.tune(model, **kw), r"got a TinyClassifier instance: trials need a fresh model.*lambda"),
         (lambda: autoinit.tune(lambda: model, **kw), "returned the same object twice"),
@@ -123,7 +131,15 @@ def test_model_instance_and_other_bad_input_are_one_line_errors(tmp_path):
 
 
 def test_data_used_as_is_only_when_it_replays_in_the_same_order(tmp_path):
-    kw = dict(trainer={"accelerator": "cpu"}, output=str(tmp_path), steps=6, seeds=2, n_trials=2, console=_quiet())
+    kw = dict(
+        trainer={"accelerator": "cpu"},
+        output=str(tmp_path),
+        steps=6,
+        seeds=2,
+        n_trials=2,
+        search="tpe",
+        console=_quiet(),
+    )
     kw["schemes"] = ["kaiming_normal"]
     # shuffled by the global RNG: seeded the same before each trial, so the same order
     loaders = autoinit.tune(TinyClassifier, train_dataloaders=DataLoader(blobs(), batch_size=16, shuffle=True), **kw)
@@ -137,7 +153,7 @@ def test_data_used_as_is_only_when_it_replays_in_the_same_order(tmp_path):
 
 
 def test_workers_need_an_importable_model(tmp_path):
-    kw = dict(datamodule=BlobsData, output=str(tmp_path), steps=4, seeds=1, n_trials=2, workers=2)
+    kw = dict(datamodule=BlobsData, output=str(tmp_path), steps=4, seeds=1, n_trials=2, search="tpe", workers=2)
     with pytest.raises(AutoInitError, match=r"workers > 1 .* model is given as a factory"):
         autoinit.tune(lambda: TinyClassifier(), **kw)
 
@@ -162,7 +178,8 @@ def test_workers_from_python_rebuild_an_importable_model(tmp_path):
         "import autoinit\n"
         "from helpers import TinyClassifier, BlobsData\n"
         "r = autoinit.tune(TinyClassifier, model_args={'depth': 2}, datamodule=BlobsData, workers=2, steps=4,\n"
-        "    seeds=1, n_trials=4, schemes=['kaiming_normal'], gain=[0.5, 1.0], output='out', verbose=False)\n"
+        "    seeds=1, n_trials=4, search='tpe', schemes=['kaiming_normal'], gain=[0.5, 1.0], output='out',\n"
+        "    verbose=False)\n"
         "print('RESULT', r.scheme, len(r.trials))\n"
     )
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)

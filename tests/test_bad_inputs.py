@@ -108,6 +108,7 @@ def _project(folder: Path, **tune) -> Path:
             "schemes": ["kaiming_normal"],
             "gain": 1.0,
             "n_trials": 2,
+            "search": "tpe",
             "output": str(folder / "out"),
             **tune,
         },

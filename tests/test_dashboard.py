@@ -34,7 +34,7 @@ def _tune(tmp_path, **keys):
         report_every=4,
         schemes=["kaiming_normal"],
         gain=[0.5, 1.0],
-        sampler="grid",  # every trial a new point, so every trial is trained (none copied from a duplicate)
+        search="grid",  # every trial a new point, so every trial is trained (none copied from a duplicate)
         pruner="none",
         output=str(tmp_path / "out"),
         console=Console(quiet=True),

@@ -51,6 +51,7 @@ def _config(tmp_path, tune=True, callbacks=(), **trainer):
             "steps": 6,
             "seeds": 1,
             "n_trials": 2,
+            "search": "tpe",
             "output": str(tmp_path / "out"),
         }
     path = tmp_path / "cfg.yaml"

@@ -22,7 +22,7 @@ def _write(tmp_path, data, name="cfg.yaml"):
 def test_parses_defaults_overrides_and_builds_fresh_objects(tmp_path):
     cfg = TuneConfig(_write(tmp_path, BASE), ["--tune.steps=25", "--model.init_args.depth=6"])
     s = cfg.settings
-    assert (s.steps, s.seeds, s.objective, s.sampler, s.pruner, s.n_trials) == (25, 1, "auc", "tpe", "median", 20)
+    assert (s.steps, s.seeds, s.objective, s.search, s.budget, s.pruner) == (25, 1, "auc", "halving", None, "median")
     assert s.gain == Range(0.5, 2.0, True)
     assert cfg.study_name == "cfg" and str(cfg.output) == "autoinit-out/cfg"
     m1, d1 = cfg.build()
@@ -52,7 +52,8 @@ def test_optimizer_section_is_linked(tmp_path):
         ({}, ["--tune.stepz=3"], "unknown key 'tune.stepz' (tune keys: schemes, gain, steps"),
         ({"tune": {"stepz": 3}}, [], "'stepz'"),
         ({}, ["--tune.steps=abc"], "'tune.steps': Expected a <class 'int'>"),
-        ({}, ["--tune.sampler=cmaes"], "'tune.sampler'"),
+        ({}, ["--tune.search=cmaes"], "'tune.search'"),
+        ({}, ["--tune.sampler=tpe"], "tune.sampler was renamed tune.search"),
         ({"model": {"class_path": "nope.Model"}}, [], "'model': the class cannot be imported (No module named 'nope')"),
         ({}, ["--model.init_args.depht=3"], "'model': Option 'depht' is not accepted"),
         ({}, ["--tune.schemes=[kaiming]"], "unknown scheme 'kaiming': did you mean"),

@@ -35,6 +35,7 @@ def _config(tmp_path, **tune):
                 "tune": {
                     "steps": 10,
                     "seeds": 1,
+                    "search": "tpe",  # these tests count n_trials
                     "output": str(tmp_path / "out"),
                     "schemes": ["kaiming_normal", "orthogonal", "lecun_normal"],
                     **tune,

@@ -277,7 +277,7 @@ def test_settings_validate_population_keys():
     assert "population" in TuneSettings.resumable_keys()
 
 
-def _tune(tmp_path, population, name):
+def _tune(tmp_path, population, name, search=("--tune.n_trials=5", "--tune.search=tpe")):
     from rich.console import Console
 
     from autoinit.tuner.run import tune
@@ -285,7 +285,7 @@ def _tune(tmp_path, population, name):
     cfg = _cfg(
         "configs/quickstart.yaml",
         "--model.init_args.depth=4",
-        "--tune.n_trials=5",
+        *search,
         "--tune.schemes=[default,kaiming_normal,orthogonal]",
         f"--tune.population={population}",
         f"--tune.output={tmp_path / name}",
@@ -318,6 +318,22 @@ def test_study_with_population_trials_records_what_sequential_trials_record(tmp_
     assert len({tuple(sorted(t.params.items())) for t in pop.trials}) == 5  # the batch spread out
     me = TrialRecord.of(pop.trials[0]).worker
     assert me is not None and all(TrialRecord.of(t).worker == me for t in pop.trials)  # each claimed, owned
+
+
+def test_a_halving_search_measures_the_same_rounds_and_pick_with_populations_and_sequential_trials(tmp_path):
+    halving = ("--tune.search=halving", "--tune.budget=0.6", "--tune.steps=12")
+    pop, text = _tune(tmp_path, "auto", "pop", search=halving)
+    seq, _ = _tune(tmp_path, "off", "seq", search=halving)
+    assert "halving search: 21 points (3 schemes × 7 gains)" in text
+    assert [t.params for t in pop.trials] == [t.params for t in seq.trials]  # the same rounds, point for point
+    rounds = {TrialRecord.of(t).fidelity["round"] for t in pop.trials}
+    assert {0, 2} <= rounds
+    for a, b in zip(pop.trials, seq.trials, strict=True):
+        assert a.state == b.state and TrialRecord.of(a).fidelity == TrialRecord.of(b).fidelity
+        if a.state == optuna.trial.TrialState.COMPLETE:
+            assert a.value == pytest.approx(b.value, rel=1e-4)
+    assert pop.best_trial.params == seq.best_trial.params
+    assert TrialRecord.of(pop.best_trial).fidelity["steps"] == 12  # the pick is a fully trained point
 
 
 def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):

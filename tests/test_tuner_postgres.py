@@ -49,6 +49,7 @@ def _config(tmp_path, name, **tune):
                 "trainer": {"accelerator": "cpu", "devices": 1},
                 "tune": {
                     "seeds": 1,
+                    "search": "tpe",  # counts n_trials
                     "schemes": ["kaiming_normal", "orthogonal"],
                     "heartbeat_interval": 1,
                     "study_name": name,

@@ -73,5 +73,11 @@ def test_measured_fields_copy_what_was_measured_only():
 
 def test_statuses_rank_best_first():
     ranked = [s for s in TrialStatus if s.ranked]
-    assert ranked == [TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.PRESCREENED, TrialStatus.DIVERGED]
+    assert ranked == [
+        TrialStatus.COMPLETE,
+        TrialStatus.SCREENED,
+        TrialStatus.PRUNED,
+        TrialStatus.PRESCREENED,
+        TrialStatus.DIVERGED,
+    ]
     assert sorted(ranked, key=lambda s: s.rank) == ranked

@@ -32,6 +32,7 @@ TUNE = {
     "steps": 30,
     "seeds": 1,
     "n_trials": N_TRIALS,
+    "search": "tpe",
     "report_every": 10,
 }
 RESIDUAL = {"class_path": "helpers.ResidualMLP", "init_args": {"lr": 0.02}}

@@ -1,6 +1,7 @@
 """End-to-end tunes on tiny configs."""
 
 import csv
+import re
 
 import pytest
 import torch
@@ -24,7 +25,7 @@ def _write(tmp_path, tune, model=MLP, data=DATA, name="tiny.yaml"):
         "model": model,
         "data": data,
         "trainer": {"accelerator": "cpu", "devices": 1},
-        "tune": {"steps": 8, "seeds": 1, "output": str(tmp_path / "out"), **tune},
+        "tune": {"steps": 8, "seeds": 1, "search": "tpe", "output": str(tmp_path / "out"), **tune},
     }
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))
@@ -119,7 +120,7 @@ def test_diverged_trials_recorded_and_ranked_last(tmp_path):
     }
     path = _write(
         tmp_path,
-        {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4, "prescreen": False},
+        {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "search": "grid", "n_trials": 4, "prescreen": False},
         model=model,
     )
     _code, text = _run(path)
@@ -193,7 +194,7 @@ def _relu_30_layers(tmp_path):
         {
             "schemes": ["xavier_uniform", "kaiming_normal", "orthogonal", "lsuv"],
             "gain": 1.0,
-            "sampler": "grid",
+            "search": "grid",
             "n_trials": 5,
             "prescreen": False,
             "steps": 100,
@@ -225,7 +226,7 @@ def test_every_sampler_and_pruner_runs(tmp_path, sampler, pruner):
         {
             "schemes": ["kaiming_normal", "orthogonal"],
             "n_trials": 5,
-            "sampler": sampler,
+            "search": sampler,
             "pruner": pruner,
             "lr_scale": {"low": 0.5, "high": 2.0},
         },
@@ -238,13 +239,50 @@ def test_every_sampler_and_pruner_runs(tmp_path, sampler, pruner):
     assert "lr_scale" in best
 
 
+def test_halving_search_screens_the_ladder_then_trains_the_best_within_its_budget(tmp_path):
+    path = _write(
+        tmp_path,
+        {"schemes": ["kaiming_normal", "orthogonal", "xavier_uniform"], "search": "halving", "steps": 20, "seeds": 2},
+    )
+    code, text = _run(path)
+    assert code == 0
+    words = r"halving search: 28 points \(4 schemes × 7 gains\) screened at (\d+) steps × 1 seed"
+    prefix = re.search(words.replace(" ", r"\s+"), text)
+    assert prefix is not None, text
+    rows = _csv(tmp_path)
+    assert all(r["round"] != "" for r in rows)
+    screen = [r for r in rows if r["round"] == "0" and r["steps"] == prefix.group(1)]
+    assert len(screen) == 28 and {r["state"] for r in screen} <= {"screened", "prescreened", "diverged"}
+    assert next(r for r in rows if r["round"] == "0" and r["steps"] == "20")["scheme"] == "default"  # baseline
+    assert {r["round"] for r in rows} >= {"0", "2"}
+    spent = sum(int(r["steps"]) * int(r["seeds"]) for r in rows if r["state"] in ("screened", "complete"))
+    assert spent <= 0.25 * 4 * 5 * 2 * 20  # the budget: a quarter of the grid's member-steps
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    winner = next(r for r in rows if int(r["number"]) == best["trial"])
+    assert winner["state"] == "complete" and (winner["steps"], winner["seeds"]) == ("20", "2")
+    complete = [float(r["score_mean"]) for r in rows if r["state"] == "complete"]
+    assert best["score"] == pytest.approx(min(complete), rel=1e-5)  # trials.csv holds 6 digits
+    # a resume has nothing left to run and picks the same
+    code, _ = _run(path)
+    assert code == 0 and yaml.safe_load((tmp_path / "out" / "best.yaml").read_text()) == best
+    assert len(_csv(tmp_path)) == len(rows)
+
+
+def test_a_halving_budget_below_round_zero_is_one_line_before_any_training(tmp_path):
+    path = _write(tmp_path, {"schemes": ["kaiming_normal"], "search": "halving", "budget": 0.05, "steps": 12})
+    with pytest.raises(AutoInitError) as err:
+        _run(path)
+    assert "tune.budget 0.05" in str(err.value) and "round 0" in str(err.value) and "\n" not in str(err.value)
+    assert not (tmp_path / "out" / "study.journal").exists()
+
+
 def test_prescreen_keeps_hopeless_points_out_of_training(tmp_path):
     model = {
         "class_path": "autoinit.templates.DeepMLP",
         "init_args": {"depth": 8, "width": 16, "in_features": 32, "classes": 4, "activation": "linear", "lr": 0.5},
     }
     path = _write(
-        tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "sampler": "grid", "n_trials": 4}, model=model
+        tmp_path, {"schemes": ["orthogonal"], "gain": [1.0, 30.0], "search": "grid", "n_trials": 4}, model=model
     )
     assert _run(path)[0] == 0
     states = {(r["scheme"], r["gain"]): r for r in _csv(tmp_path)}

@@ -40,7 +40,7 @@ def _pruned(study, n, **attrs):
 
 @pytest.mark.parametrize("kind", ["median", "hyperband"])
 def test_an_anchor_or_its_retry_is_never_pruned(kind):
-    settings = TuneSettings(pruner=kind, steps=30, seeds=1, report_every=10)
+    settings = TuneSettings(search="tpe", pruner=kind, steps=30, seeds=1, report_every=10)
     study = _study_with_good_trials(make_pruner(settings, n_anchors=3))
     assert _pruned(study, 10) > 0  # the same curve without the flag is pruned
     assert _pruned(study, 10, anchor=True) == 0
@@ -51,7 +51,7 @@ def test_a_heartbeat_retry_of_an_anchor_is_spared(tmp_path):
     url = f"sqlite:///{tmp_path / 's.db'}"
     retry = optuna.storages.RetryHeartbeatStaleTrialCallback()
     storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, heartbeat_stale_trial_callback=retry)
-    rdb = _study_with_good_trials(make_pruner(TuneSettings(steps=30, seeds=1), n_anchors=3), storage)
+    rdb = _study_with_good_trials(make_pruner(TuneSettings(search="tpe", steps=30, seeds=1), n_anchors=3), storage)
     stale = rdb.ask()
     TrialRecord.write(stale, anchor=True)
     retry(rdb, rdb.get_trials(deepcopy=False)[-1])  # what a stale heartbeat does
@@ -73,7 +73,7 @@ def _propose(sampler, measured):
 
 
 def test_proposals_depend_on_the_measured_trials_not_on_the_process():
-    settings = TuneSettings(sampler_seed=3)
+    settings = TuneSettings(search="tpe", sampler_seed=3)
     measured = [(0.5, 2.0), (1.0, 1.0), (2.0, 1.5), (0.8, 1.2)]
     fresh = _propose(make_sampler(settings, SCHEMES), measured)
     used = make_sampler(settings, SCHEMES)

@@ -106,7 +106,7 @@ def _config(tmp_path, **tune):
     path = tmp_path / "c.yaml"
     model = {"class_path": "autoinit.templates.DeepMLP", "init_args": {"depth": 3, "width": 8, "in_features": 8}}
     data = {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 64, "features": 8}}
-    tune = {"schemes": ["kaiming_normal", "orthogonal"], "output": str(tmp_path / "out"), **tune}
+    tune = {"schemes": ["kaiming_normal", "orthogonal"], "search": "tpe", "output": str(tmp_path / "out"), **tune}
     path.write_text(yaml.safe_dump({"model": model, "data": data, "tune": tune}))
     return TuneConfig(path, [])
 

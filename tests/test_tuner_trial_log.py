@@ -17,7 +17,7 @@ KEYS = {
     "n_trials": 3,
     "schemes": ["kaiming_normal"],
     "gain": [0.5, 1.0],
-    "sampler": "grid",
+    "search": "grid",
     "pruner": "none",
 }
 

@@ -85,7 +85,21 @@ def add_import_paths(config_path: Path) -> None:
         sys.path.append(folder)
 
 
-def _read_yaml(path: Path) -> None:
+# Tune keys renamed: the old name, and what the error says to use instead.
+RENAMED_TUNE_KEYS = {"sampler": "tune.search: halving (the default), tpe, gp, random or grid"}
+
+
+def _check_renamed(path: Path, content: dict, overrides: list[str]) -> None:
+    """One line for a renamed tune key (on the command line argparse would take a prefix of another key:
+    ``--tune.sampler`` for ``--tune.sampler_seed``)."""
+    tune = content.get("tune") if isinstance(content.get("tune"), dict) else {}
+    given = set(tune) | {o[len("--tune.") :].split("=")[0] for o in overrides if o.startswith("--tune.")}
+    for old, new in RENAMED_TUNE_KEYS.items():
+        if old in given:
+            raise AutoInitError(f"config error in {path.name}: tune.{old} was renamed {new}")
+
+
+def _read_yaml(path: Path) -> dict:
     """One-line errors for a file that is no usable YAML mapping, before jsonargparse reads it (its own
     messages lose the line of a syntax error and say "Unexpected config" for an empty file)."""
     try:
@@ -107,6 +121,7 @@ def _read_yaml(path: Path) -> None:
             f"{path.name} holds a {type(content).__name__}, not a mapping of sections: a tune config has "
             "model, data, trainer and tune keys at the top level (see configs/quickstart.yaml)"
         )
+    return content
 
 
 def _user_exception(exc: BaseException) -> BaseException | None:
@@ -156,7 +171,7 @@ class TuneConfig:
         self.overrides = list(overrides or [])
         if not self.path.is_file():
             raise AutoInitError(f"no config file at '{self.path}': pass the path of a tune YAML (see configs/)")
-        _read_yaml(self.path)
+        _check_renamed(self.path, _read_yaml(self.path), self.overrides)
         add_import_paths(self.path)
         # Each data hook host kind ("model", "datamodule") whose prepare_data ran in this process: the
         # download runs once per process, as in one fit, however many trials build fresh objects.

@@ -48,6 +48,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _fidelity_overrides(point: Point) -> list[str]:
+    """A halving round's trial trains its fidelity's steps × seeds on every rank."""
+    f = point.fidelity
+    return [] if f is None else [f"--tune.steps={f.steps}", f"--tune.seeds={f.seeds}"]
+
+
 def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_size: int) -> TrialResult:
     """Run one trial as ``world_size`` rank processes and return rank 0's result."""
     port = _free_port()
@@ -71,7 +77,7 @@ def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_
                 "--config",
                 str(config.path),
                 "--overrides",
-                json.dumps(config.overrides),
+                json.dumps([*config.overrides, *_fidelity_overrides(point)]),
                 "--scheme",
                 point.scheme,
                 "--gain",

@@ -162,7 +162,9 @@ def launch(
                 lost = _fail_and_requeue(lock, study, w.name, f"worker {w.name} died (exit {rc})")
                 why = "asked to be replaced (memory)" if rc == WorkerExit.REPLACE_ME else f"died (exit {rc})"
                 console.print(f"[yellow]worker {i} {why}" + (f"; trial {lost} queued again" if lost else ""))
-                if good >= settings.n_trials or replacements >= max_replacements:
+                # (a halving study's rounds are not counted in n_trials: a replaced worker that finds the
+                # search done exits at once)
+                if (settings.sampled and good >= settings.n_trials) or replacements >= max_replacements:
                     finished[i] = rc
                     continue
                 replacements += 1

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import optuna
 
@@ -20,7 +21,7 @@ from autoinit.tuner.settings import TuneSettings
 from autoinit.tuner.stop_rule import Action, StopReason, next_action
 from autoinit.tuner.study import fail_lost_trials, progress
 
-__all__ = ["ClaimLock", "OnTrial", "claim_lock", "optimize", "worker_id"]
+__all__ = ["ClaimLock", "OnTrial", "Search", "claim_lock", "optimize", "worker_id"]
 
 # Stop a process whose first trials all fail: the config or the model is broken, not the init.
 FAILS_BEFORE_GIVING_UP = 3
@@ -31,6 +32,13 @@ OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 # run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
 # release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population_study)
 RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
+
+
+class Search(Protocol):
+    """A search that queues its own trials (:class:`autoinit.tuner.halving.HalvingSearch`): called under the
+    claim lock, it says what this process does next and how many queued trials it may take."""
+
+    def next_action(self, study: optuna.Study) -> tuple[Action, int]: ...
 
 
 class ClaimLock:
@@ -76,9 +84,11 @@ def optimize(
     on_trial: OnTrial | None = None,
     should_exit: Callable[[], bool] = lambda: False,
     run_batch: RunBatch | None = None,
+    search: Search | None = None,
 ) -> StopReason:
-    """Run trials one at a time until the study is done; returns why it stopped (EXIT: ``should_exit``
-    asked this process to make way for a fresh one)."""
+    """Run trials one at a time (or a batch at a time with ``run_batch``) until the study is done: it holds
+    ``settings.n_trials`` good trials, or ``search`` has no round left. Returns why it stopped (EXIT:
+    ``should_exit`` asked this process to make way for a fresh one)."""
     start = time.monotonic()
     ran = failed_in_a_row = 0
     me, my_start = worker_id(), process_start()
@@ -109,8 +119,12 @@ def optimize(
                 # A trial whose process died never finishes: fail it and queue its point again, before the
                 # stop rule counts it as running (a study never waits on a dead process).
                 fail_lost_trials(study, lease_seconds=lease_seconds)
-            p = progress(study)
-            action = next_action(p.good, p.running, p.waiting, settings.n_trials)
+            if search is not None:
+                action, room = search.next_action(study)
+            else:
+                p = progress(study)
+                action = next_action(p.good, p.running, p.waiting, settings.n_trials)
+                room = settings.n_trials - p.good - p.running
             if action == Action.STOP:
                 return StopReason.DONE
             if action == Action.WAIT:
@@ -120,7 +134,7 @@ def optimize(
                     storage.fail_stale_trials(study)
             elif run_batch is not None:
                 with _batch_claims(study, me, my_start, settings.heartbeat_interval, lease=not heartbeat) as claim:
-                    run_batch(study, settings.n_trials - p.good - p.running, claim, lock.release)
+                    run_batch(study, room, claim, lock.release)
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
         finally:

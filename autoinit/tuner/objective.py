@@ -3,7 +3,10 @@ record what happened on the trial, and return its score."""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+import warnings
 from collections.abc import Callable
 
 import optuna
@@ -14,7 +17,7 @@ from autoinit.tuner.ddp_trial import run_ddp_trial, trial_devices
 from autoinit.tuner.records import TrialRecord, TrialStatus
 from autoinit.tuner.scores import downsample, is_stalled, mean_curve, trial_score
 from autoinit.tuner.screening import screened_out
-from autoinit.tuner.search_space import Point, suggest
+from autoinit.tuner.search_space import Fidelity, Point, suggest
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.trial import TrialResult, run_trial
 from autoinit.tuner.trial_log import trial_logger
@@ -37,6 +40,17 @@ def _one_line_trial_failures() -> None:
     logger = logging.getLogger("optuna.study._optimize")
     if not any(isinstance(f, _OneLineTrialFailures) for f in logger.filters):
         logger.addFilter(_OneLineTrialFailures())
+
+
+def config_at(config: TrialSource, fidelity: Fidelity | None) -> TrialSource:
+    """``config`` training ``fidelity``'s steps × seeds (itself when None or already the full fidelity); the
+    copy shares what was built once (``prepare_data`` ran)."""
+    s = config.settings
+    if fidelity is None or fidelity.is_full(s):
+        return config
+    at = copy.copy(config)
+    at.settings = dataclasses.replace(s, steps=fidelity.steps, seeds=fidelity.seeds)
+    return at
 
 
 def make_objective(config: TrialSource, schemes: list[str]) -> Callable[[optuna.Trial], float]:
@@ -71,18 +85,25 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
             trial.report(value, step)
             return trial.should_prune()
 
-        return run_trial(config, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
+        at = config_at(config, point.fidelity)
+        return run_trial(at, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
 
     def start(trial: optuna.Trial) -> Point | float:
-        point = suggest(trial, s, schemes)
-        if not TrialRecord.of(trial).anchor and (why := screened_out(config, point.scheme, point.gain)):
+        record = TrialRecord.of(trial)
+        point = dataclasses.replace(suggest(trial, s, schemes), fidelity=Fidelity.from_attr(record.fidelity))
+        # The halving search's short round 0 is its screen (in a population, cheaper than a pre-screen pass).
+        if s.sampled and not record.anchor and (why := screened_out(config, point.scheme, point.gain)):
             TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
             raise optuna.TrialPruned("pre-screened")
 
         # A point already measured (TPE re-proposes categorical points) costs nothing: same config, same
-        # seeds, same result.
+        # seeds, same fidelity, same result.
         for done in trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            if done.params == trial.params and done.number != trial.number:
+            if (
+                done.params == trial.params
+                and done.number != trial.number
+                and TrialRecord.of(done).fidelity == record.fidelity
+            ):
                 TrialRecord.write(trial, **TrialRecord.of(done).measured(), seconds=0.0, duplicate_of=done.number)
                 return float(done.value)
         return point
@@ -109,7 +130,17 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
         if result.status == TrialStatus.PRUNED:
             raise optuna.TrialPruned()
         score, std = trial_score(result.curves, s.objective, s.threshold)
-        TrialRecord.write(trial, score_std=std, stalled=is_stalled(result.curves))
+        seed_scores = [trial_score([c], s.objective, s.threshold)[0] for c in result.curves]
+        TrialRecord.write(trial, score_std=std, stalled=is_stalled(result.curves), seed_scores=seed_scores)
+        fidelity = point.fidelity
+        if fidelity is not None and not fidelity.is_full(s):
+            # A halving round's screening trial: its score is not comparable with full-fidelity ones, so for
+            # Optuna it is pruned at its last step (the best trial stays a fully trained one).
+            TrialRecord.write(trial, score=score, status=TrialStatus.SCREENED)
+            with warnings.catch_warnings():  # the live report of the last step may hold it already
+                warnings.filterwarnings("ignore", message=".*is already reported")
+                trial.report(score, fidelity.member_steps())
+            raise optuna.TrialPruned("screened")
         return score
 
     return start, finish, train

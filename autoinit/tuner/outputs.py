@@ -18,7 +18,7 @@ import yaml
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError, one_line
-from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
 
@@ -106,6 +106,7 @@ class Row:
     stalled: bool
     error: str
     curve: list[float]
+    fidelity: dict[str, int] | None = None  # a halving round's {"round", "steps", "seeds"}; None: full
     full: bool = True
 
 
@@ -122,16 +123,31 @@ def rows(study: optuna.Study) -> list[Row]:
                 scheme=t.params.get("scheme", ""),
                 gain=float(t.params.get("gain", fixed_gain)),
                 lr_scale=float(t.params.get("lr_scale", 1.0)),
-                score=t.value if t.state == TrialState.COMPLETE else None,
+                score=t.value if t.state == TrialState.COMPLETE else record.score,
                 score_std=record.score_std,
                 seconds=record.seconds or (t.duration.total_seconds() if t.duration else None),
                 stalled=record.stalled,
                 error=record.error,
                 curve=list(record.curve),
-                full=True,
+                fidelity=record.fidelity,
+                full=_is_full(record.fidelity, study),
             )
         )
     return out
+
+
+def _is_full(fidelity: dict[str, int] | None, study: optuna.Study) -> bool:
+    """Whether a trial trained the study's full steps × seeds (every trial of a sampled search does)."""
+    if fidelity is None:
+        return True
+    config = study.user_attrs.get(STUDY_ATTR_CONFIG) or {}
+    steps, seeds = config.get("tune.steps"), config.get("tune.seeds")
+    if steps is None or seeds is None:
+        # the study's settings are not recorded under these keys: the largest fidelity is the full one
+        trained = [TrialRecord.of(t).fidelity for t in study.get_trials(deepcopy=False)]
+        widest = max((f["steps"] * f["seeds"] for f in trained if f), default=0)
+        return fidelity["steps"] * fidelity["seeds"] >= widest
+    return (fidelity["steps"], fidelity["seeds"]) == (steps, seeds)
 
 
 def ranking(all_rows: list[Row]) -> list[Row]:
@@ -170,6 +186,9 @@ def _trials_csv(f: TextIO, all_rows: list[Row], seeds: int) -> None:
             "stalled",
             "duration_s",
             "error",
+            "round",
+            "steps",
+            "seeds",
         ]
     )
     for r in sorted(all_rows, key=lambda r: r.number):
@@ -187,6 +206,11 @@ def _trials_csv(f: TextIO, all_rows: list[Row], seeds: int) -> None:
                 r.stalled,
                 "" if r.seconds is None else f"{r.seconds:.2f}",
                 r.error,
+                *(
+                    ("", "", "")
+                    if r.fidelity is None
+                    else (r.fidelity["round"], r.fidelity["steps"], r.fidelity["seeds"])
+                ),
             ]
         )
 

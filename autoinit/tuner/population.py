@@ -38,7 +38,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit import _compat, data
 from autoinit.errors import AutoInitError, one_line
-from autoinit.initialize import init_model
+from autoinit.initialize import ParamWriter, init_model
 from autoinit.schemes.registry import get_scheme
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.functional import (
@@ -250,7 +250,26 @@ def _to_device(batch: Any, model: pl.LightningModule, datamodule: Any, device: t
     return _hook_host("on_after_batch_transfer", model, datamodule).on_after_batch_transfer(batch, 0)
 
 
-def _initialize(model: pl.LightningModule, member: Member, batch: Any, batch_to_input: Any = None) -> None:
+class _TracedOnce(ParamWriter):
+    """The members are copies of one model, with the same weights before their init: the layer graph
+    traced for the first serves them all (the trace is most of a small model's init time)."""
+
+    def __init__(self) -> None:
+        self.graph: Any = None
+
+    def trace(self, model: torch.nn.Module, sample_input: Any) -> Any:
+        if self.graph is None:
+            self.graph = super().trace(model, sample_input)
+        return self.graph
+
+
+def _initialize(
+    model: pl.LightningModule,
+    member: Member,
+    batch: Any,
+    batch_to_input: Any = None,
+    writer: ParamWriter | None = None,
+) -> None:
     """What ``AutoInit(scheme, gain, seed=seed, batch_to_input=...)`` does at ``on_fit_start`` of a
     sequential trial."""
     info = get_scheme(member.scheme)
@@ -264,7 +283,7 @@ def _initialize(model: pl.LightningModule, member: Member, batch: Any, batch_to_
             sample = None
     kwargs = dict(member.options)
     try:
-        init_model(model, member.scheme, member.gain, sample_input=sample, seed=member.seed, **kwargs)
+        init_model(model, member.scheme, member.gain, sample_input=sample, seed=member.seed, writer=writer, **kwargs)
     except AutoInitError:
         if sample is None or info.needs_data:
             raise
@@ -353,6 +372,7 @@ def train_population(
     sample_batch = _to_device(batch0, carrier, datamodule, device)
     models: list[pl.LightningModule] = []
     alive: list[int] = []
+    writer = _TracedOnce()
     for i, member in enumerate(members):
         try:
             model = copy.deepcopy(carrier)
@@ -360,7 +380,7 @@ def train_population(
             raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
         try:
             with isolate_rng():
-                _initialize(model, member, sample_batch, config.batch_to_input)
+                _initialize(model, member, sample_batch, config.batch_to_input, writer)
         except Exception as exc:
             outcomes[i].error = one_line(exc) if not isinstance(exc, AutoInitError) else str(exc)
             continue

@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.objective import objective_parts
+from autoinit.tuner.objective import config_at, objective_parts
 from autoinit.tuner.population import PopulationFailed
 from autoinit.tuner.population_trials import population_size, probe, run_population_trials
 from autoinit.tuner.search_space import Point
@@ -87,24 +87,36 @@ class PopulationBatch:
                 release()
             if not todo:
                 return
-            reports = [_reporter(trial) for trial, _ in todo]
-            try:
-                with heartbeats(study, [t for t, _ in todo]):
-                    results = run_population_trials(
-                        self.config, [p for _, p in todo], reports, max_members=self.max_members
-                    )
-            except PopulationFailed as exc:
-                self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
-                for trial, point in todo:
-                    tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))
-                return
-            for (trial, point), result in zip(todo, results, strict=True):
-                tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
+            # Trials of one fidelity (steps × seeds: a halving round) train as one population.
+            groups: dict[object, list[tuple[optuna.Trial, Point]]] = {}
+            for trial, point in todo:
+                groups.setdefault(point.fidelity, []).append((trial, point))
+            with heartbeats(study, [t for t, _ in todo]):
+                for group in groups.values():
+                    self._train(study, group, tell)
         except BaseException:
             for trial in trials:
                 if trial.number not in told:
                     _tell(study, trial, state=TrialState.FAIL)
             raise
+
+    def _train(
+        self,
+        study: optuna.Study,
+        todo: list[tuple[optuna.Trial, Point]],
+        tell: Callable[[optuna.Trial, Callable[[], float | Point]], Point | None],
+    ) -> None:
+        config = config_at(self.config, todo[0][1].fidelity)
+        reports = [_reporter(trial) for trial, _ in todo]
+        try:
+            results = run_population_trials(config, [p for _, p in todo], reports, max_members=self.max_members)
+        except PopulationFailed as exc:
+            self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
+            for trial, point in todo:
+                tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))
+            return
+        for (trial, point), result in zip(todo, results, strict=True):
+            tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kw: object) -> None:

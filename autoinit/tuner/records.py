@@ -30,6 +30,9 @@ ATTR_STEPS_TRAINED = "steps_trained"
 ATTR_SCORE_STD = "score_std"
 ATTR_STALLED = "stalled"
 ATTR_DUPLICATE_OF = "duplicate_of"
+ATTR_FIDELITY = "fidelity"
+ATTR_SCORE = "score"
+ATTR_SEED_SCORES = "seed_scores"
 
 # The study's own user_attrs.
 STUDY_ATTR_CONFIG_SHA256 = "config_sha256"
@@ -37,6 +40,7 @@ STUDY_ATTR_SCHEMES = "schemes"
 STUDY_ATTR_POINT_KEYS = "point_keys"  # the parameters a point is made of (a retry needs all of them)
 STUDY_ATTR_ANCHORS = "anchors"  # the anchor points, set once they are queued: a resume never queues them again
 STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to name what changed on resume
+STUDY_ATTR_HALVING = "halving"  # the halving search's rounds as queued: {round: number of points}
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -45,6 +49,7 @@ class TrialStatus(str, enum.Enum):
     """How a trial ended (or that it has not), as the outputs show it; ordered best first."""
 
     COMPLETE = "complete"
+    SCREENED = "screened"  # trained at a lower fidelity by the halving search (its score is that fidelity's)
     PRUNED = "pruned"
     PRESCREENED = "prescreened"
     DIVERGED = "diverged"
@@ -57,17 +62,23 @@ class TrialStatus(str, enum.Enum):
 
     @property
     def rank(self) -> int:
-        """Position in the ranking: complete trials first, then pruned, prescreened, diverged."""
+        """Position in the ranking: complete trials first, then screened, pruned, prescreened, diverged."""
         return list(TrialStatus).index(self)
 
     @property
     def ranked(self) -> bool:
         """Whether the trial was measured (it has a place in the ranking)."""
-        return self in (TrialStatus.COMPLETE, TrialStatus.PRUNED, TrialStatus.PRESCREENED, TrialStatus.DIVERGED)
+        return self in (
+            TrialStatus.COMPLETE,
+            TrialStatus.SCREENED,
+            TrialStatus.PRUNED,
+            TrialStatus.PRESCREENED,
+            TrialStatus.DIVERGED,
+        )
 
 
 # The statuses recorded as Optuna's PRUNED state (with a huge last value for diverged: TPE learns they are bad).
-_PRUNED_AS = (TrialStatus.PRUNED, TrialStatus.PRESCREENED, TrialStatus.DIVERGED)
+_PRUNED_AS = (TrialStatus.SCREENED, TrialStatus.PRUNED, TrialStatus.PRESCREENED, TrialStatus.DIVERGED)
 
 _KEYS = {
     "worker": ATTR_WORKER,
@@ -85,10 +96,13 @@ _KEYS = {
     "score_std": ATTR_SCORE_STD,
     "stalled": ATTR_STALLED,
     "duplicate_of": ATTR_DUPLICATE_OF,
+    "fidelity": ATTR_FIDELITY,
+    "score": ATTR_SCORE,
+    "seed_scores": ATTR_SEED_SCORES,
 }
 
 # What a trial measured: copied from an earlier trial at the same point instead of measuring it again.
-MEASURED_FIELDS = ("fixed_gain", "status", "curve", "steps_trained", "score_std", "stalled")
+MEASURED_FIELDS = ("fixed_gain", "status", "curve", "steps_trained", "score_std", "stalled", "score", "seed_scores")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +127,10 @@ class TrialRecord:
         score_std: the score's std over seeds.
         stalled: complete, but the loss never left its start.
         duplicate_of: the earlier trial at the same point whose result it copies.
+        fidelity: ``{"round", "steps", "seeds"}`` of a halving search's trial (None: the study's full steps ×
+            seeds).
+        score: the score at the trial's fidelity (a screening trial is PRUNED for Optuna, so has no value).
+        seed_scores: the score of each seed.
     """
 
     worker: str | None = None
@@ -130,6 +148,9 @@ class TrialRecord:
     score_std: float | None = None
     stalled: bool = False
     duplicate_of: int | None = None
+    fidelity: dict[str, int] | None = None
+    score: float | None = None
+    seed_scores: list[float] | None = None
 
     @classmethod
     def of(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner import storage
+from autoinit.tuner.halving import make_search
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
@@ -43,8 +44,13 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
     check_output(config)  # before any work: a folder that cannot be written, or another study's
     note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
     schemes = applicable_schemes(config, note)
+    search = make_search(s, schemes)
+    if search is not None:
+        search.plan.check_budget()  # before any training: a budget that cannot pay for round 0
     check_training(config)
-    if s.prescreen:
+    if s.prescreen and search is None:
+        # (the halving search screens each point of its gain ladder instead: a scheme hopeless at gain 1
+        # may train well at another gain)
         schemes = prescreen_schemes(config, schemes, note)
     study = create_study(config, schemes)
     claim_output(config)
@@ -52,14 +58,17 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
     settings = dataclasses.replace(s, n_trials=n_trials)
     where = storage.describe(s, out)
     done = good_trials(study)
-    console.print(
-        f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "
-        f"{len(schemes)} schemes, {s.steps} steps × {s.seeds} seeds per trial"
-        + (f", {s.workers} workers" if s.workers > 1 else "")
-    )
+    workers = f", {s.workers} workers" if s.workers > 1 else ""
+    if search is not None:
+        console.print(f"study '{config.study_name}' ({where}): {done} trials done — {search.describe()}{workers}")
+    else:
+        console.print(
+            f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "
+            f"{len(schemes)} schemes, {s.steps} steps × {s.seeds} seeds per trial{workers}"
+        )
     interrupted = False
     reason = StopReason.DONE
-    if done < n_trials:
+    if search is not None or done < n_trials:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -68,12 +77,14 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
             console=console,
             transient=False,
         ) as progress:
-            task = progress.add_task("starting", total=n_trials, completed=done)
+            total = (lambda: len(study.get_trials(deepcopy=False))) if search is not None else (lambda: n_trials)
+            task = progress.add_task("starting", total=total(), completed=done)
 
             def on_trial(study, trial) -> None:
                 progress.update(
                     task,
                     completed=good_trials(study),
+                    total=total(),
                     description=best_description(study),
                 )
 
@@ -87,7 +98,13 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
                     objective = make_objective(config, schemes)
                     batch = population_runner(config, schemes, note)
                     reason = optimize(
-                        study, objective, settings, lock=claim_lock(out), on_trial=on_trial, run_batch=batch
+                        study,
+                        objective,
+                        settings,
+                        lock=claim_lock(out),
+                        on_trial=on_trial,
+                        run_batch=batch,
+                        search=search,
                     )
             except KeyboardInterrupt:
                 interrupted = True

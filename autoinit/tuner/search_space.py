@@ -20,12 +20,36 @@ from autoinit.tuner.settings import Range, TuneSettings
 
 
 @dataclass(frozen=True)
+class Fidelity:
+    """How much training a trial gets: ``steps`` per seed over ``seeds`` init seeds, in round ``round`` of
+    the halving search. A trial without one trains at the study's full ``tune.steps`` × ``tune.seeds``."""
+
+    round: int
+    steps: int
+    seeds: int
+
+    def member_steps(self) -> int:
+        return self.steps * self.seeds
+
+    def is_full(self, settings: TuneSettings) -> bool:
+        return (self.steps, self.seeds) == (settings.steps, settings.seeds)
+
+    def to_attr(self) -> dict[str, int]:
+        return {"round": self.round, "steps": self.steps, "seeds": self.seeds}
+
+    @classmethod
+    def from_attr(cls, value: dict[str, int] | None) -> Fidelity | None:
+        return None if value is None else cls(int(value["round"]), int(value["steps"]), int(value["seeds"]))
+
+
+@dataclass(frozen=True)
 class Point:
-    """One point of the search space: what a trial trains."""
+    """One point of the search space: what a trial trains (at ``fidelity``, or the study's full one)."""
 
     scheme: str
     gain: float
     lr_scale: float = 1.0
+    fidelity: Fidelity | None = None
 
 
 def anchors(settings: TuneSettings, schemes: list[str]) -> list[dict[str, Any]]:
@@ -65,7 +89,10 @@ def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0)
     """
     seed = settings.sampler_seed
     n_anchors = len(schemes)
-    if settings.sampler == "grid":
+    if settings.search == "halving":
+        # Every trial of a halving study is queued with its point; the sampler never proposes one.
+        return optuna.samplers.RandomSampler(seed=seed)
+    if settings.search == "grid":
         space: dict[str, list[Any]] = {"scheme": schemes}
         if settings.gain_is_searched:
             space["gain"] = settings.grid_gains()
@@ -75,9 +102,9 @@ def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0)
 
     def sampler(trial_seed: int) -> optuna.samplers.BaseSampler:
         with quiet_optuna_experimental():
-            if settings.sampler == "random":
+            if settings.search == "random":
                 return optuna.samplers.RandomSampler(seed=trial_seed)
-            if settings.sampler == "gp":
+            if settings.search == "gp":
                 return optuna.samplers.GPSampler(seed=trial_seed, n_startup_trials=n_anchors)
             # constant_liar: trials asked together (a population, parallel workers) spread out instead of
             # all landing on the same promising point.
@@ -152,7 +179,7 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
 
 def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
     """``n_trials``, or the grid's size when a grid search has fewer points."""
-    if settings.sampler != "grid":
+    if settings.search != "grid":
         return settings.n_trials
     size = len(schemes) * len(settings.grid_gains()) * len(settings.grid_lr_scales())
     return min(settings.n_trials, size)
@@ -161,7 +188,7 @@ def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
 def make_pruner(settings: TuneSettings, n_anchors: int) -> optuna.pruners.BasePruner:
     """The configured pruner; it never prunes an anchor (nor an anchor's retry, which is one too)."""
     total = settings.steps * settings.seeds
-    if settings.pruner == "none":
+    if settings.pruner == "none" or settings.search == "halving":  # halving prunes by its rounds
         return optuna.pruners.NopPruner()
     if settings.pruner == "hyperband":
         return AnchorSparingHyperbandPruner(

@@ -14,6 +14,13 @@ from typing import Any, Literal, Union
 from autoinit.errors import AutoInitError
 from autoinit.schemes.registry import builtin_scheme_names, get_scheme
 
+# The halving search's budget when none is given: a quarter of the grid's member-steps (raised for a small
+# study whose round 0 and two fully trained points would not fit).
+DEFAULT_BUDGET = 0.25
+
+# Gains on the halving search's ladder over a range (the issue asks for at least 7 over 0.5–2).
+LADDER_POINTS = 7
+
 _POSITIVE_KEYS = ("steps", "seeds", "n_trials", "report_every", "workers", "devices_per_trial", "heartbeat_interval")
 
 
@@ -53,8 +60,13 @@ class TuneSettings:
             ``AutoInit``; default: a tensor batch, a tuple's first element, a dict's entries forward takes.
         n_trials: good (complete or pruned) trials the study should hold.
         timeout: seconds after which no new trial starts.
-        sampler: "tpe", "grid", "random" or "gp".
-        pruner: "median", "hyperband" or "none".
+        search: "halving" (the default: every scheme on a gain ladder screened briefly, the best kept and
+            trained longer over more seeds, then their gains refined, within ``budget``), or an Optuna
+            sampler over ``n_trials`` trials: "tpe", "gp", "random", "grid".
+        budget: the halving search's training budget, as a share of the full grid's member-steps (grid:
+            schemes × 5 gains × seeds × steps); the study stops when it is spent. Default: 0.25, or the
+            least that pays for round 0 and two fully trained points when a small study needs more.
+        pruner: "median", "hyperband" or "none" (sampled searches; halving prunes by its rounds).
         report_every: optimizer steps between intermediate values sent to the pruner.
         storage: an Optuna RDB URL (postgresql://…, sqlite:///…) or a journal file path; default: a journal
             file in the output folder.
@@ -62,7 +74,7 @@ class TuneSettings:
         output: default: autoinit-out/<study_name>.
         lr_scale: a range over which the optimizer's learning rate is scaled per trial (off by default).
         data_seed: seed of the data order and of everything but the init.
-        sampler_seed: seed of the sampler.
+        sampler_seed: seed of the sampler (and of the halving search's tie-breaks).
         workers: trial processes on this machine (at most one per GPU group, or per CPU core).
         oversubscribe: allow more workers than this machine has CPU cores (``--force``).
         devices_per_trial: GPUs per worker process.
@@ -91,7 +103,8 @@ class TuneSettings:
     batch_to_input: str | None = None
     n_trials: int = _resumable(20)
     timeout: float | None = _resumable(None)
-    sampler: Literal["tpe", "grid", "random", "gp"] = "tpe"
+    search: Literal["halving", "tpe", "grid", "random", "gp"] = "halving"
+    budget: float | None = _resumable(None)
     pruner: Literal["median", "hyperband", "none"] = "median"
     report_every: int = 10
     storage: str | None = _resumable(None)
@@ -118,6 +131,13 @@ class TuneSettings:
             raise AutoInitError(f"tune.max_worker_growth_mb must be >= 0, got {self.max_worker_growth_mb}")
         if self.timeout is not None:
             _positive("timeout", self.timeout)
+        if self.budget is not None and not (
+            isinstance(self.budget, (int, float)) and math.isfinite(self.budget) and self.budget > 0
+        ):
+            raise AutoInitError(
+                "tune.budget must be a positive share of the grid's member-steps (0.25: a quarter), "
+                f"got {self.budget!r}"
+            )
         if isinstance(self.population, bool) or (isinstance(self.population, int) and self.population < 1):
             raise AutoInitError(
                 f"tune.population must be 'auto', 'off' or a number of members >= 1, got {self.population!r}"
@@ -141,6 +161,13 @@ class TuneSettings:
         for g in gains:
             if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and g > 0):
                 raise AutoInitError(f"tune.gain values must be positive numbers, got {g!r}")
+        if self.search == "halving" and isinstance(self.gain, Range):
+            ladder = self.gain_ladder()
+            if len(set(ladder)) < LADDER_POINTS:
+                raise AutoInitError(
+                    f"tune.gain range {self.gain.low}–{self.gain.high} is too narrow for the halving search's "
+                    f"{LADDER_POINTS}-point gain ladder ({ladder}): widen it, give a list of gains, or one fixed gain"
+                )
 
     @classmethod
     def resumable_keys(cls) -> tuple[str, ...]:
@@ -153,6 +180,11 @@ class TuneSettings:
             return builtin_scheme_names()
         names = list(dict.fromkeys(self.schemes))
         return names if "default" in names else ["default", *names]
+
+    @property
+    def sampled(self) -> bool:
+        """True for the searches an Optuna sampler drives over ``n_trials`` trials (not ``halving``)."""
+        return self.search != "halving"
 
     @property
     def gain_is_searched(self) -> bool:
@@ -181,6 +213,18 @@ class TuneSettings:
         if self.gain.log:
             return [round(lo * (hi / lo) ** (i / 4), 4) for i in range(5)]
         return [round(lo + (hi - lo) * i / 4, 4) for i in range(5)]
+
+    def gain_ladder(self) -> list[float]:
+        """The gains the halving search screens: ``LADDER_POINTS`` points over the range, its ends included
+        (log-spaced on a log range), the list as given, or the fixed gain alone."""
+        if isinstance(self.gain, list):
+            return sorted(float(g) for g in dict.fromkeys(self.gain))
+        if not isinstance(self.gain, Range):
+            return [float(self.gain)]
+        lo, hi, n = self.gain.low, self.gain.high, LADDER_POINTS - 1
+        if self.gain.log:
+            return [float(f"{lo * (hi / lo) ** (i / n):.4g}") for i in range(n + 1)]
+        return [float(f"{lo + (hi - lo) * i / n:.4g}") for i in range(n + 1)]
 
     def grid_lr_scales(self) -> list[float]:
         """The learning-rate scales a grid search walks: the range's ends and its point nearest 1.0."""

@@ -88,7 +88,7 @@ def create_study(config: TrialSource, schemes: list[str]) -> optuna.Study:
     if not storage.has_heartbeat(study):  # an RDB's heartbeat fails a dead process's trial itself
         fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
     retry_interrupted(study)
-    if s.sampler != "grid" and STUDY_ATTR_ANCHORS not in study.user_attrs:
+    if s.search not in ("grid", "halving") and STUDY_ATTR_ANCHORS not in study.user_attrs:
         points = anchors(s, schemes)
         # A study made by an earlier autoinit queued its anchors without recording it.
         if not any(TrialRecord.of(t).anchor for t in study.get_trials(deepcopy=False)):
@@ -124,7 +124,10 @@ def queue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> int | N
     keys = study.user_attrs.get(STUDY_ATTR_POINT_KEYS)
     if keys is not None and not set(keys) <= set(params):
         return None
-    attrs = TrialRecord.attrs(retry_of=trial.number, anchor=TrialRecord.of(trial).anchor)
+    record = TrialRecord.of(trial)
+    attrs = TrialRecord.attrs(retry_of=trial.number, anchor=record.anchor)
+    if record.fidelity is not None:  # a halving round's point: its retry trains at the same fidelity
+        attrs.update(TrialRecord.attrs(fidelity=record.fidelity))
     study.enqueue_trial(params, user_attrs=attrs)
     return max(t.number for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 

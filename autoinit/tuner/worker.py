@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     import dataclasses
 
     from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.halving import make_search
     from autoinit.tuner.loop import claim_lock, optimize
     from autoinit.tuner.objective import make_objective
     from autoinit.tuner.population_study import population_runner
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         on_trial=watch.after_trial,
         should_exit=watch.should_exit,
         run_batch=population_runner(config, schemes, lambda line: print(line, flush=True)),
+        search=make_search(config.settings, schemes),
     )
     return int(WorkerExit.for_reason(reason))
 

@@ -1,0 +1,257 @@
+"""The halving search: its rounds (pure), and its driver over an Optuna study (trials told by hand here; the
+tuner tests run it end to end)."""
+
+import dataclasses
+import itertools
+import math
+
+import optuna
+import pytest
+
+from autoinit.errors import AutoInitError
+from autoinit.tuner.halving import (
+    ROUND_FULL,
+    ROUND_LONGER,
+    ROUND_SCREEN,
+    HalvingPlan,
+    HalvingSearch,
+    Measured,
+    grid_member_steps,
+    is_baseline,
+    queued_rounds,
+    spent_member_steps,
+)
+from autoinit.tuner.records import TrialRecord, TrialStatus
+from autoinit.tuner.search_space import Fidelity, Point, suggest
+from autoinit.tuner.settings import Range, TuneSettings
+from autoinit.tuner.stop_rule import Action
+
+SCHEMES = ["default", "kaiming_normal", "xavier_uniform", "orthogonal", "lsuv", "lecun_normal"]
+# The synthetic landscape: each scheme's best gain and its score there (lower is better).
+BEST = {
+    "default": (1.0, 2.0),
+    "kaiming_normal": (1.2, 1.5),
+    "xavier_uniform": (1.8, 1.6),
+    "orthogonal": (0.9, 1.7),
+    "lsuv": (0.55, 1.2),  # the tanh case: the best point sits at a small gain of one scheme
+    "lecun_normal": (1.0, 1.9),
+}
+
+
+def synthetic_score(point: Point) -> float:
+    """A smooth landscape in log gain, plus a fidelity-dependent offset (a prefix scores higher)."""
+    best_gain, best = BEST[point.scheme]
+    steps = point.fidelity.steps if point.fidelity else 100
+    return best + 2.0 * math.log(point.gain / best_gain) ** 2 + 10.0 / steps
+
+
+def test_the_gain_ladder_covers_the_range_with_its_ends():
+    ladder = TuneSettings().gain_ladder()
+    assert len(ladder) == 7 and ladder[0] == 0.5 and ladder[-1] == 2.0
+    ratios = [b / a for a, b in itertools.pairwise(ladder)]
+    assert max(ratios) / min(ratios) < 1.01  # log-spaced
+    assert TuneSettings(gain=Range(0.5, 2.0, log=False)).gain_ladder() == [0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0]
+    assert TuneSettings(gain=[2.0, 1.0, 1.0]).gain_ladder() == [1.0, 2.0]
+    assert TuneSettings(gain=1.3).gain_ladder() == [1.3]
+
+
+def test_round_zero_is_the_baseline_and_every_scheme_on_the_ladder_for_a_prefix():
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    points = plan.round_points(ROUND_SCREEN, [])
+    baseline, *screen = points
+    assert (baseline.scheme, baseline.gain, baseline.fidelity) == ("default", 1.0, Fidelity(0, 100, 3))
+    assert is_baseline(baseline, s)
+    assert len(screen) == len(SCHEMES) * 7
+    assert {p.fidelity for p in screen} == {Fidelity(ROUND_SCREEN, plan.prefix, 1)}
+    assert 10 <= plan.prefix <= 25
+    assert plan.budget == int(0.25 * len(SCHEMES) * 5 * 3 * 100) == 2250
+    # round 0 costs about 30% of the budget (its prefix is cut to fit, not below S/10)
+    assert len(screen) * plan.prefix <= 0.3 * plan.budget + len(screen)
+
+
+def test_a_budget_smaller_than_round_zero_is_one_line_naming_a_budget_that_works():
+    s = TuneSettings(steps=20, seeds=3, budget=0.05)
+    with pytest.raises(AutoInitError) as err:
+        HalvingPlan(s, SCHEMES).check_budget()
+    msg = str(err.value)
+    assert "\n" not in msg and "tune.budget" in msg and "round 0" in msg
+    enough = float(msg.split("tune.budget >= ")[1].split(",")[0])
+    HalvingPlan(TuneSettings(steps=20, seeds=3, budget=enough), SCHEMES).check_budget()  # the value named works
+    with pytest.raises(AutoInitError):
+        HalvingPlan(TuneSettings(steps=20, seeds=3, budget=enough * 0.9), SCHEMES).check_budget()
+
+
+def test_the_default_budget_is_a_quarter_of_the_grid_or_what_a_small_study_needs():
+    assert HalvingPlan(TuneSettings(steps=100, seeds=3), SCHEMES).share == 0.25
+    small = HalvingPlan(TuneSettings(steps=100, seeds=1), ["default", "kaiming_normal"])
+    assert small.share > 0.25 and small.budget >= small.minimum
+    small.check_budget()
+    assert _simulate(small)  # and it runs to the end
+
+
+def test_settings_refuse_what_halving_cannot_use():
+    with pytest.raises(AutoInitError, match=r"tune\.budget must be a positive share"):
+        TuneSettings(budget=0)
+    with pytest.raises(AutoInitError, match=r"too narrow for the halving search's 7-point gain ladder"):
+        TuneSettings(gain=Range(1.0, 1.001))
+    TuneSettings(gain=Range(1.0, 1.001), search="tpe")  # a sampled search has no ladder
+
+
+def _measure(points, cost_of=None):
+    return [Measured(p, synthetic_score(p), p.fidelity.member_steps()) for p in points]
+
+
+def test_each_round_keeps_the_best_third_by_score_at_that_fidelity():
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    r0 = _measure(plan.round_points(ROUND_SCREEN, []))
+    r1 = plan.round_points(ROUND_LONGER, r0)
+    screened = sorted((m for m in r0 if not is_baseline(m.point, s)), key=lambda m: m.score)
+    assert len(r1) == math.ceil(len(screened) / 3) or len(r1) * 50 <= 0.4 * (plan.budget - sum(m.cost for m in r0))
+    assert [(p.scheme, p.gain) for p in r1] == [(m.point.scheme, m.point.gain) for m in screened[: len(r1)]]
+    assert {p.fidelity for p in r1} == {Fidelity(ROUND_LONGER, 50, 1)}
+    r2 = plan.round_points(ROUND_FULL, r0 + _measure(r1))
+    assert 2 <= len(r2) <= math.ceil(len(r1) / 3)
+    assert {p.fidelity for p in r2} == {Fidelity(ROUND_FULL, 100, 3)}
+    assert (r2[0].scheme, r2[0].gain) == ("lsuv", 0.5)  # the ladder point nearest lsuv's best gain 0.55
+
+
+def test_equal_scores_are_ordered_by_the_seeded_hash_not_by_trial_order():
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    fid = Fidelity(ROUND_SCREEN, plan.prefix, 1)
+    pool = [Measured(Point(sc, g, 1.0, fid), 1.0, 10) for sc in SCHEMES for g in plan.ladder]
+    picks = plan.round_points(ROUND_LONGER, pool)
+    assert plan.round_points(ROUND_LONGER, pool[::-1]) == picks
+    order = [(p.scheme, p.gain) for p in picks]
+    assert order != [(m.point.scheme, m.point.gain) for m in pool[: len(picks)]]  # not the trials' order
+    other = HalvingPlan(TuneSettings(steps=100, seeds=3, sampler_seed=1), SCHEMES).round_points(ROUND_LONGER, pool)
+    assert other != picks
+
+
+def _simulate(plan: HalvingPlan) -> list[Measured]:
+    measured: list[Measured] = []
+    index = 0
+    while (points := plan.round_points(index, measured)) is not None:
+        measured += _measure(points)
+        index += 1
+        assert index < 20
+    return measured
+
+
+@pytest.mark.parametrize("budget", [0.15, 0.25, 0.5])
+def test_a_whole_search_stays_within_its_budget_and_finds_the_best_gain_of_the_best_scheme(budget):
+    s = TuneSettings(steps=100, seeds=3, budget=budget)
+    plan = HalvingPlan(s, SCHEMES)
+    measured = _simulate(plan)
+    spent = sum(m.cost for m in measured)
+    assert spent <= plan.budget <= budget * grid_member_steps(s, SCHEMES)
+    full = [m for m in measured if m.point.fidelity.is_full(s)]
+    best = min(full, key=lambda m: m.score)
+    assert best.point.scheme == "lsuv"
+    if budget >= 0.5:  # room for refinement: between the ladder's 0.5 and 0.63, near the true best 0.55
+        assert abs(math.log(best.point.gain / 0.55)) <= math.log(2.0 / 0.5) / 6 / 4 + 1e-9
+    grid_best = min(synthetic_score(Point(sc, g, 1.0, plan.full)) for sc in SCHEMES for g in s.grid_gains())
+    assert best.score <= grid_best * 1.02  # regret against the 5-gain grid: at most 2%
+
+
+def test_refinement_is_skipped_when_the_gains_are_a_list():
+    s = TuneSettings(steps=100, seeds=3, gain=[0.5, 1.0, 2.0])
+    measured = _simulate(HalvingPlan(s, SCHEMES))
+    assert {m.point.gain for m in measured} <= {0.5, 1.0, 2.0}
+    assert max(m.point.fidelity.round for m in measured) <= ROUND_FULL
+
+
+# ---- the driver, over a real (in-memory) Optuna study -------------------------------------------------
+
+
+def _run_queued(study: optuna.Study, settings: TuneSettings, limit: int | None = None) -> int:
+    """Take and tell queued trials as the objective would (synthetic scores); returns how many."""
+    done = 0
+    while limit is None or done < limit:
+        if not any(t.state == optuna.trial.TrialState.WAITING for t in study.get_trials(deepcopy=False)):
+            break
+        trial = study.ask()
+        record = TrialRecord.of(trial)
+        fid = Fidelity.from_attr(record.fidelity)
+        point = dataclasses.replace(suggest(trial, settings, SCHEMES), fidelity=fid)
+        score = synthetic_score(point)
+        TrialRecord.write(trial, steps_trained=fid.member_steps())
+        if fid.is_full(settings):
+            study.tell(trial, score)
+        else:
+            TrialRecord.write(trial, score=score, status=TrialStatus.SCREENED)
+            trial.report(score, fid.member_steps())
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        done += 1
+    return done
+
+
+def _study(settings):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def test_the_driver_queues_round_after_round_and_stops_within_the_budget():
+    s = TuneSettings(steps=100, seeds=3)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    actions = []
+    while True:
+        action, room = search.next_action(study)
+        actions.append(action)
+        if action == Action.STOP:
+            break
+        assert action == Action.RUN and room > 0
+        _run_queued(study, s)
+    rounds = queued_rounds(study)
+    assert rounds[0] == 1 + len(SCHEMES) * 7 and len(rounds) >= 3
+    assert spent_member_steps(study) <= search.plan.budget
+    assert study.best_trial.params["scheme"] == "lsuv"  # the best trial is a fully trained one
+    assert TrialRecord.of(study.best_trial).fidelity["steps"] == 100
+    # what it measured equals the pure plan's simulation
+    assert sorted((t.params["scheme"], t.params["gain"]) for t in study.trials) == sorted(
+        (m.point.scheme, m.point.gain) for m in _simulate(search.plan)
+    )
+
+
+def test_the_driver_waits_while_a_round_still_runs_elsewhere():
+    s = TuneSettings(steps=100, seeds=3)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    search.next_action(study)
+    _run_queued(study, s, limit=len(SCHEMES) * 7)  # all but one
+    running = study.ask()  # the last one, taken by another process
+    assert search.next_action(study) == (Action.WAIT, 0)
+    study.tell(running, state=optuna.trial.TrialState.FAIL)
+    action, room = search.next_action(study)
+    assert action == Action.RUN and queued_rounds(study)[1] == room  # a failed point is simply not promoted
+
+
+def test_a_half_queued_round_is_completed_not_queued_twice():
+    s = TuneSettings(steps=100, seeds=3)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    points = search.plan.round_points(ROUND_SCREEN, [])
+    for p in points[:10]:  # a process died while queuing round 0
+        study.enqueue_trial({"scheme": p.scheme, "gain": p.gain}, user_attrs={"fidelity": p.fidelity.to_attr()})
+    _run_queued(study, s)
+    action, room = search.next_action(study)
+    assert (action, room) == (Action.RUN, len(points) - 10)
+    assert queued_rounds(study) == [len(points)]
+    assert len(study.trials) == len(points)
+
+
+def test_resuming_with_another_budget_keeps_the_rounds_done_and_plans_the_rest_with_the_new_one():
+    s = TuneSettings(steps=100, seeds=3, budget=0.25)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    for _ in range(2):  # rounds 0 and 1
+        search.next_action(study)
+        _run_queued(study, s)
+    before = [(t.number, t.params, t.state) for t in study.trials]
+    bigger = TuneSettings(steps=100, seeds=3, budget=0.5)
+    resumed = HalvingSearch(bigger, SCHEMES)
+    while resumed.next_action(study)[0] != Action.STOP:
+        _run_queued(study, bigger)
+    assert [(t.number, t.params, t.state) for t in study.trials][: len(before)] == before
+    assert queued_rounds(study)[:2] == [1 + len(SCHEMES) * 7, queued_rounds(study)[1]]
+    assert spent_member_steps(study) <= resumed.plan.budget
+    assert spent_member_steps(study) > search.plan.budget  # the larger budget was spent
