@@ -310,7 +310,9 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for i, r in enumerate(ranking(all_rows)[:limit], 1):
         status = "stalled" if r.stalled and r.status == TrialStatus.COMPLETE else r.status.value
-        if not r.full:
+        if not r.full and r.fidelity is not None:  # a lower-fidelity trial: its steps × seeds
+            status += f" {r.fidelity['steps']}×{r.fidelity['seeds']}"
+        elif not r.full:
             status += " (screening)"
         se = standard_error(r, seeds)
         table.add_row(
