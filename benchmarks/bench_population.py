@@ -16,19 +16,65 @@ quick start, with the same pick (or one statistically tied with it).
 
 from __future__ import annotations
 
-import argparse
-import os
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
+
+_T0 = time.perf_counter()  # the driver's own clock starts before any heavy import
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+# Where the whole command's time goes, in the order it is spent: (phase, function in autoinit.tuner.run).
+PHASES = [
+    ("applicability", "applicable_schemes"),
+    ("check_training", "check_training"),
+    ("pre-screen", "prescreen_schemes"),
+    ("study creation", "create_study"),
+    ("population probe and sizing", "population_runner"),
+    ("trials (optimize)", "optimize"),
+    ("outputs", "collect"),
+    ("outputs", "ranking_table"),
+    ("outputs", "write_outputs"),
+]
+
+
+def drive(phases_path: str, argv: list[str]) -> int:
+    """``autoinit <argv>`` in this process, timing each phase of ``tune`` (written to ``phases_path``)."""
+    import autoinit.cli
+    import autoinit.tuner.config
+    import autoinit.tuner.run as run
+
+    seconds: dict[str, float] = {"imports": time.perf_counter() - _T0}
+
+    def timed(phase: str, fn):
+        def wrapper(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - start
+
+        return wrapper
+
+    for phase, name in PHASES:
+        setattr(run, name, timed(phase, getattr(run, name)))
+    run.tune = timed("tune", run.tune)
+    try:
+        return autoinit.cli.main(argv)
+    finally:
+        seconds["in-process total"] = time.perf_counter() - _T0
+        Path(phases_path).write_text(json.dumps(seconds))
 
 
 def run_command(config: str, overrides: list[str], population: str, threads: int, out: Path) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    cmd = [sys.executable, "-m", "autoinit", "tune", config, *overrides, f"--tune.population={population}"]
-    cmd.append(f"--tune.output={out}")
+    phases = out.parent / f"{out.name}.phases.json"
+    cmd = [sys.executable, __file__, "--drive", str(phases), "--", "tune", config, *overrides]
+    cmd += [f"--tune.population={population}", f"--tune.output={out}"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - start
@@ -44,9 +90,17 @@ def run_command(config: str, overrides: list[str], population: str, threads: int
     note = next(
         (ln for ln in proc.stdout.splitlines() if ("trials:" in ln and "population" in ln) or "sequential" in ln), ""
     )
+    breakdown = json.loads(phases.read_text())
+    tune = breakdown.pop("tune")
+    breakdown["config parsing (CLI)"] = breakdown.pop("in-process total") - breakdown["imports"] - tune
+    breakdown["other, in tune()"] = tune - sum(
+        v for k, v in breakdown.items() if k not in ("imports", "config parsing (CLI)")
+    )
+    breakdown["interpreter start and exit"] = wall - tune - breakdown["imports"] - breakdown["config parsing (CLI)"]
     return {
         "wall": wall,
         "span": span,
+        "phases": breakdown,
         "pick": f"{best.params.get('scheme')} gain={best.params.get('gain', 1.0):.3g} score={best.value:.4g}",
         "note": note.strip(),
     }
@@ -82,8 +136,11 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=60)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--engine-only", action="store_true")
+    parser.add_argument("--drive", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
+    if args.drive:
+        sys.exit(drive(args.drive, args.overrides))
     if not args.engine_only:
         with tempfile.TemporaryDirectory() as tmp:
             rows = {
@@ -99,6 +156,15 @@ def main() -> None:
             f"speed-up: command {rows['off']['wall'] / rows['auto']['wall']:.1f}×, "
             f"training span {rows['off']['span'] / rows['auto']['span']:.1f}×   ({rows['auto']['note']})"
         )
+        print("\n| where the command's time goes, s | population | sequential |")
+        print("|---|---|---|")
+        fixed = ["interpreter start and exit", "imports", "config parsing (CLI)"]
+        order = [*fixed, *dict.fromkeys(p for p, _ in PHASES)]
+        for phase in [*order, "other, in tune()"]:
+            pop, seq = (rows[m]["phases"].get(phase, 0.0) for m in ("auto", "off"))
+            print(f"| {phase} | {pop:.2f} | {seq:.2f} |")
+        print(f"| of trials: training span | {rows['auto']['span']:.2f} | {rows['off']['span']:.2f} |")
+        print(f"| whole command | {rows['auto']['wall']:.2f} | {rows['off']['wall']:.2f} |")
     seq, pop = engine(args.config, args.overrides, args.members, args.steps, args.threads)
     print(f"member-steps/s: sequential trial {seq:.0f}, population of {args.members} {pop:.0f} ({pop / seq:.1f}×)")
 

@@ -111,7 +111,10 @@ def test_kill_9_of_a_worker_mid_trial_and_the_study_completes(tmp_path):
 
 
 def test_worker_that_asks_to_be_replaced_gets_a_fresh_process(tmp_path):
-    proc = _tune(_config(tmp_path, n_trials=3, max_worker_growth_mb=0), "--workers", "2")
+    # sequential trials: a worker is replaced after each *trial*; a population's worker (one batch holding
+    # all three trials here) is replaced after its batch, so this count is a sequential-trial specific
+    config = _config(tmp_path, n_trials=3, max_worker_growth_mb=0, population="off")
+    proc = _tune(config, "--workers", "2")
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "asked to be replaced" in out

@@ -34,6 +34,9 @@ TUNE = {
     "n_trials": N_TRIALS,
     "search": "tpe",
     "report_every": 10,
+    # tests/scripts/tune_dying.py kills the run inside a sequential trial (run_trial, LossCurve's batch
+    # hook); a worker killed mid-population is test_tuner_launcher's kill -9 test (population: the default)
+    "population": "off",
 }
 RESIDUAL = {"class_path": "helpers.ResidualMLP", "init_args": {"lr": 0.02}}
 DICT_DATA = {"class_path": "helpers.DictBlobsData", "init_args": {"n": 256, "batch_size": 16}}

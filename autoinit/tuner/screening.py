@@ -85,23 +85,106 @@ def check_training(config: TrialSource) -> None:
             return
 
 
+class _Screen:
+    """What every pre-screen pass of one config shares, built once per process: a pristine copy of the
+    model as built under the data seed, its first batch, the input a scheme traces, and the RNG state right
+    after (so each pass starts where a freshly built model's pass did); and each (scheme, gain)'s stats."""
+
+    def __init__(self, config: TrialSource) -> None:
+        import copy
+
+        import lightning.pytorch as pl
+
+        from autoinit import data
+
+        self.data_seed = config.settings.data_seed
+        self.stats: dict[tuple[str, float], SignalStats | None] = {}
+        self.pristine: Any = None
+        with isolate_rng():
+            pl.seed_everything(self.data_seed, verbose=False)
+            try:
+                model, datamodule = config.build()
+                self.batch = data.first_batch(model, datamodule)
+                self.model_input = sample_input(config, model, self.batch)
+                self.rng = _rng_state()
+                self.pristine = copy.deepcopy(model)
+            except Exception:  # each pass then fails as a fresh build would: the trial reports it in full
+                self.pristine = None
+
+    def measure(self, scheme: str, gain: float) -> SignalStats | None:
+        key = (scheme, float(gain))
+        if key not in self.stats:
+            self.stats[key] = self._measure(scheme, float(gain))
+        return self.stats[key]
+
+    def _measure(self, scheme: str, gain: float) -> SignalStats | None:
+        import copy
+
+        import lightning.pytorch as pl
+
+        from autoinit.inspection import measure
+
+        if self.pristine is None:
+            return None
+        with isolate_rng():
+            pl.seed_everything(self.data_seed, verbose=False)
+            _set_rng_state(self.rng)
+            try:
+                # copies: a training_step or a scheme that changes its batch in place spoils no later pass
+                model, batch, model_input = copy.deepcopy((self.pristine, self.batch, self.model_input))
+                return measure(model, batch, model_input, scheme, gain, seed=0, jacobian_samples=0)
+            except Exception:
+                return None
+
+
+# One _Screen per live config object (keyed by id, dropped when the config is collected).
+_SCREENS: dict[int, _Screen] = {}
+
+
+def _screen(config: TrialSource) -> _Screen:
+    import weakref
+
+    key = id(config)
+    screen = _SCREENS.get(key)
+    if screen is None or screen.data_seed != config.settings.data_seed:
+        screen = _Screen(config)
+        try:
+            weakref.finalize(config, _SCREENS.pop, key, None)
+        except TypeError:  # an object that takes no weak reference: build per call, as before
+            return screen
+        _SCREENS[key] = screen
+    return screen
+
+
+def _rng_state() -> tuple[Any, ...]:
+    import random
+
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def _set_rng_state(state: tuple[Any, ...]) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    py, np_state, cpu, cuda = state
+    random.setstate(py)
+    np.random.set_state(np_state)
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)
+
+
 def prescreen(config: TrialSource, scheme: str, gain: float) -> SignalStats | None:
     """One forward/backward pass of a fresh model under (scheme, gain); None when the pass itself fails —
-    then the trial runs and reports the error in full."""
-    import lightning.pytorch as pl
-
-    from autoinit import data
-    from autoinit.inspection import measure
-
-    with isolate_rng():
-        pl.seed_everything(config.settings.data_seed, verbose=False)
-        try:
-            model, datamodule = config.build()
-            batch = data.first_batch(model, datamodule)
-            model_input = sample_input(config, model, batch)
-            return measure(model, batch, model_input, scheme, gain, seed=0, jacobian_samples=0)
-        except Exception:
-            return None
+    then the trial runs and reports the error in full. The model and its data are built once per process
+    and copied per pass, and each (scheme, gain) is measured once."""
+    return _screen(config).measure(scheme, gain)
 
 
 def prescreen_schemes(config: TrialSource, schemes: list[str], log: Callable[[str], None]) -> list[str]:
@@ -128,3 +211,9 @@ def screened_out(config: TrialSource, scheme: str, gain: float) -> str | None:
     if stats is None or not stats.hopeless:
         return None
     return f"forward ×{stats.forward_ratio:.2g}, backward ×{stats.backward_ratio:.2g}"
+
+
+def screen_points(config: TrialSource, points: list[tuple[str, float]]) -> list[str | None]:
+    """:func:`screened_out` for many (scheme, gain) points, in order (a search screening a whole ladder
+    before its first round): one model build for all of them, one pass per distinct point."""
+    return [screened_out(config, scheme, gain) for scheme, gain in points]

@@ -88,7 +88,7 @@ class TuneSettings:
         log_trials: log each trial's loss curve (and its scheme, gain, status, score) to the trainer's
             logger, one run per trial, so TensorBoard shows them beside the fits.
         population: "auto" (train many trials at once as one stacked model where the config allows it, else
-            sequential trials with a one-line reason), "off" (the default for now: sequential trials), or the
+            sequential trials with a one-line reason; the default), "off" (sequential trials), or the
             most members (trials × seeds) at once.
         population_memory_fraction: the share of free memory (GPU, or RAM on CPU) a population may use.
     """
@@ -120,7 +120,7 @@ class TuneSettings:
     max_worker_growth_mb: int = _resumable(2048)
     heartbeat_interval: int = _resumable(10)
     log_trials: bool = _resumable(False)
-    population: Union[Literal["auto", "off"], int] = _resumable("off")  # noqa: UP007
+    population: Union[Literal["auto", "off"], int] = _resumable("auto")  # noqa: UP007
     population_memory_fraction: float = _resumable(0.5)
 
     def __post_init__(self) -> None:
