@@ -119,6 +119,24 @@ def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, in
     return trial_score(result.curves, "auc")[0], sum(len(c) for c in result.curves)
 
 
+def grid_scores(config: TuneConfig, points: list[tuple[str, float]]) -> list[tuple[float, int]]:
+    """The grid's (score, steps trained) per point, trained as the tuner's trials are: as populations where
+    the config allows it (the tuner's default), else one sequential trial each."""
+    from autoinit.tuner.population_trials import probe, run_population_trials
+    from autoinit.tuner.search_space import Point
+
+    if probe(config) is not None:
+        return [score(config, scheme, g) for scheme, g in points]
+    results = run_population_trials(config, [Point(sc, g) for sc, g in points], [None] * len(points), max_members=240)
+    out = []
+    for r in results:
+        if isinstance(r, Exception) or r.status != "complete":
+            out.append((math.inf, 0 if isinstance(r, Exception) else sum(len(c) for c in r.curves)))
+        else:
+            out.append((trial_score(r.curves, "auc")[0], sum(len(c) for c in r.curves)))
+    return out
+
+
 def long_run(config: TuneConfig, res: Result, factor: int) -> None:
     """Train the pick, the grid's best and PyTorch's default ``factor``× the tuning steps, same seeds, through
     the tuner's own trial code (a copy of the config whose ``steps`` are longer, as the training check
@@ -157,11 +175,10 @@ def bench_model(
     path = write_config(folder, name, model, data, steps, seeds)
     config = TuneConfig(path)
     names = schemes or applicable_schemes(config, lambda msg: None)
-    for scheme in names:
-        for g in gains:
-            s, n = score(config, scheme, g)
-            res.grid[(scheme, g)] = s
-            res.grid_steps += n if math.isfinite(s) else seeds * steps
+    points = [(scheme, g) for scheme in names for g in gains]
+    for (scheme, g), (s, n) in zip(points, grid_scores(config, points), strict=True):
+        res.grid[(scheme, g)] = s
+        res.grid_steps += n if math.isfinite(s) else seeds * steps
     best = min(res.grid, key=res.grid.get)
     res.oracle = (*best, res.grid[best])
     res.default = res.grid.get(("default", 1.0), math.nan)
