@@ -304,11 +304,15 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
     from rich.table import Table
 
     table = Table(title="ranking (lower score is better; stalled: complete, but the loss never left its start)")
+    shown = ranking(all_rows)[:limit]
+    with_lr = any(r.lr_scale != 1.0 for r in shown)  # an 80-column terminal has no room for a column of 1s
     # mean and SE in two columns: one "1.886 ± 0.082" cell wraps on an 80-column terminal
     for col in ("#", "trial", "scheme", "gain", "lr×", "score", "± SE", "status", "s"):
+        if col == "lr×" and not with_lr:
+            continue
         left = col in ("scheme", "status")
-        table.add_column(col, justify="left" if left else "right", no_wrap=left)
-    for i, r in enumerate(ranking(all_rows)[:limit], 1):
+        table.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for i, r in enumerate(shown, 1):
         status = "stalled" if r.stalled and r.status == TrialStatus.COMPLETE else r.status.value
         if not r.full and r.fidelity is not None:  # a lower-fidelity trial: its steps × seeds
             status += f" {r.fidelity['steps']}×{r.fidelity['seeds']}"
@@ -320,7 +324,7 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
             str(r.number),
             r.scheme,
             f"{r.gain:.3g}",
-            f"{r.lr_scale:.3g}",
+            *([f"{r.lr_scale:.3g}"] if with_lr else []),
             "" if r.score is None else f"{r.score:.4g}",
             "" if se is None or r.score is None else f"{se:.2g}",
             status,
