@@ -72,7 +72,6 @@ result = autoinit.tune(
     schemes=["kaiming_normal", "xavier_uniform", "orthogonal"],
     steps=40,
     seeds=2,
-    n_trials=6,
     output="autoinit-out/tune-in-python",
 )
 print(result)
