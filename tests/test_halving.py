@@ -215,6 +215,20 @@ def test_the_driver_queues_round_after_round_and_stops_within_the_budget():
     )
 
 
+def test_a_study_is_finished_only_once_no_round_is_left():
+    s = TuneSettings(steps=100, seeds=3)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    assert not search.finished(study)  # nothing measured yet
+    search.next_action(study)
+    _run_queued(study, s, limit=5)
+    assert not search.finished(study)  # round 0 still queued
+    _run_queued(study, s)
+    assert not search.finished(study)  # rounds left to queue
+    while search.next_action(study)[0] != Action.STOP:
+        _run_queued(study, s)
+    assert search.finished(study)
+
+
 def test_the_driver_waits_while_a_round_still_runs_elsewhere():
     s = TuneSettings(steps=100, seeds=3)
     search, study = HalvingSearch(s, SCHEMES), _study(s)

@@ -266,6 +266,9 @@ def test_halving_search_screens_the_ladder_then_trains_the_best_within_its_budge
     code, _ = _run(path)
     assert code == 0 and yaml.safe_load((tmp_path / "out" / "best.yaml").read_text()) == best
     assert len(_csv(tmp_path)) == len(rows)
+    from autoinit.tuner.reuse import finished_study
+
+    assert finished_study(TuneConfig(path)) is not None  # `autoinit fit` and autoinit.tune() reuse it
 
 
 def test_a_halving_budget_below_round_zero_is_one_line_before_any_training(tmp_path):

@@ -251,6 +251,22 @@ class HalvingSearch:
         study.set_user_attr(STUDY_ATTR_HALVING, [*queued, len(points)])
         return (Action.RUN, len(missing)) if missing else self.next_action(study)
 
+    def finished(self, study: optuna.Study) -> bool:
+        """Whether the search is over: nothing queued or running, and no round left to queue."""
+        trials = study.get_trials(deepcopy=False)
+        if not trials or any(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials):
+            return False
+        measured = [m for t in trials if (m := measured_of(t)) is not None]
+        index = len(queued_rounds(study))
+        while True:
+            earlier = [m for m in measured if m.point.fidelity is None or m.point.fidelity.round < index]
+            points = self.plan.round_points(index, earlier)
+            if points is None:
+                return True
+            if points:
+                return False
+            index += 1  # a round that would be skipped
+
     def describe(self) -> str:
         p = self.plan
         s = p.settings

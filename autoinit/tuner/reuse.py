@@ -8,6 +8,7 @@ import logging
 import optuna
 
 from autoinit.tuner import storage
+from autoinit.tuner.halving import make_search
 from autoinit.tuner.records import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.source import TrialSource
@@ -45,4 +46,9 @@ def finished_study(source: TrialSource) -> optuna.Study | None:
     if study.user_attrs.get(STUDY_ATTR_CONFIG_SHA256) != source.sha256():
         return None
     schemes = list(study.user_attrs.get(STUDY_ATTR_SCHEMES) or [])
-    return study if schemes and good_trials(study) >= target_trials(source.settings, schemes) else None
+    if not schemes:
+        return None
+    search = make_search(source.settings, schemes)
+    if search is not None:
+        return study if search.finished(study) else None
+    return study if good_trials(study) >= target_trials(source.settings, schemes) else None
