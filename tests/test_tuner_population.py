@@ -4,6 +4,7 @@ control (divergence, lr_scale, pruning), memory halving, and the Optuna integrat
 from __future__ import annotations
 
 import math
+import warnings
 
 import lightning.pytorch as pl
 import optuna
@@ -210,6 +211,15 @@ def test_probe_names_why_a_config_runs_sequentially(tmp_path, model, tune, train
 def test_probe_accepts_a_vectorizable_user_model(tmp_path):
     assert probe(_user_config(tmp_path, "LoggedMetric")) is None
     assert member_bytes(_user_config(tmp_path, "LoggedMetric")) > 5 * 4 * 16 * 16
+
+
+def test_member_bytes_measures_a_logging_step_without_lightnings_no_trainer_warning(tmp_path):
+    # the step runs with no trainer attached: Lightning's "self.trainer reference is not registered"
+    # warning about every self.log reached the user's console on each tune
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert member_bytes(_user_config(tmp_path, "LoggedMetric")) > 5 * 4 * 16 * 16
+    assert [str(w.message) for w in caught if "self.log" in str(w.message)] == []
 
 
 def test_out_of_memory_halves_the_population_and_loses_nothing(monkeypatch):
