@@ -361,7 +361,7 @@ def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):
 
 
 def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
-    from autoinit.tuner import population
+    from autoinit.tuner import population, threads
 
     seen = []
     real = population._TrainingStep.forward
@@ -377,8 +377,8 @@ def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_re
     population.train_population(cfg, [population.Member(scheme="kaiming_normal", gain=1.0, seed=0)], steps=2)
     assert seen and set(seen) == {1}  # 6 × ~5k parameters × 64 rows: far below ONE_THREAD_BELOW_FLOPS
     assert torch.get_num_threads() == 2
-    assert population.step_flops({"w": torch.zeros(1000)}, {"x": torch.zeros(64, 8), "y": torch.zeros(64)}) == 6e3 * 64
-    monkeypatch.setattr(population, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads
+    assert threads.step_flops({"w": torch.zeros(1000)}, {"x": torch.zeros(64, 8), "y": torch.zeros(64)}) == 6e3 * 64
+    monkeypatch.setattr(threads, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads
     seen.clear()
     population.train_population(cfg, [population.Member(scheme="kaiming_normal", gain=1.0, seed=0)], steps=2)
     assert set(seen) == {2}
