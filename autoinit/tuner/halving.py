@@ -130,7 +130,9 @@ class HalvingPlan:
         if steps <= self.prefix:
             return []  # nothing between round 0's prefix and the full steps: round 2 comes next
         fidelity = Fidelity(ROUND_LONGER, steps, 1)
-        points = self._promote(screened, fidelity, left, share=_LONGER_SHARE, at_least=0)
+        # never into round 2's two fully trained points: the budget check promised them
+        room = min(int(_LONGER_SHARE * left), left - _FULL_POINTS_AT_LEAST * self.full.member_steps())
+        points = self._promote(screened, fidelity, room, share=1.0, at_least=0)
         return points if len(points) > _KEEP else []
 
     def _promote(
