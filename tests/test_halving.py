@@ -130,6 +130,13 @@ def test_round_one_leaves_round_two_its_two_fully_trained_points(schemes, steps)
     assert sum(m.cost for m in r0 + r1) + sum(p.fidelity.member_steps() for p in r2) <= plan.budget
 
 
+def test_the_first_line_counts_the_lr_scale_grid_in_the_screen():
+    tuned = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0], lr_scale=Range(0.5, 2.0, log=True))
+    assert "36 points (4 schemes × 3 gains × 3 lr scales) screened" in HalvingSearch(tuned, SCHEMES[:4]).describe()
+    plain = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0])
+    assert "12 points (4 schemes × 3 gains) screened" in HalvingSearch(plain, SCHEMES[:4]).describe()
+
+
 def test_equal_scores_are_ordered_by_the_seeded_hash_not_by_trial_order():
     s = TuneSettings(steps=100, seeds=3)
     plan = HalvingPlan(s, SCHEMES)

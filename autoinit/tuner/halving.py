@@ -257,7 +257,9 @@ class HalvingSearch:
         p = self.plan
         s = p.settings
         return (
-            f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains) "
+            f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains"
+            + (f" × {len(p.lr_scales)} lr scales" if len(p.lr_scales) > 1 else "")
+            + ") "
             f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
             f"seeds; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
