@@ -117,6 +117,26 @@ def test_each_round_keeps_the_best_third_by_score_at_that_fidelity():
     assert (r2[0].scheme, r2[0].gain) == ("lsuv", 0.5)  # the ladder point nearest lsuv's best gain 0.55
 
 
+@pytest.mark.parametrize(("schemes", "steps"), [(SCHEMES[:4], 40), (SCHEMES[:4], 25)])
+def test_round_one_leaves_round_two_its_two_fully_trained_points(schemes, steps):
+    # A user's 4-scheme study (40 steps × 2 seeds, the default budget of 400 member-steps): round 1 took 80
+    # of the 208 left after round 0, and round 2 could afford one full point (80 each) instead of two.
+    s = TuneSettings(steps=steps, seeds=2)
+    plan = HalvingPlan(s, schemes)
+    r0 = _measure(plan.round_points(ROUND_SCREEN, []))
+    r1 = _measure(plan.round_points(ROUND_LONGER, r0))
+    r2 = plan.round_points(ROUND_FULL, r0 + r1)
+    assert len(r2) >= 2
+    assert sum(m.cost for m in r0 + r1) + sum(p.fidelity.member_steps() for p in r2) <= plan.budget
+
+
+def test_the_first_line_counts_the_lr_scale_grid_in_the_screen():
+    tuned = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0], lr_scale=Range(0.5, 2.0, log=True))
+    assert "36 points (4 schemes × 3 gains × 3 lr scales) screened" in HalvingSearch(tuned, SCHEMES[:4]).describe()
+    plain = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0])
+    assert "12 points (4 schemes × 3 gains) screened" in HalvingSearch(plain, SCHEMES[:4]).describe()
+
+
 def test_equal_scores_are_ordered_by_the_seeded_hash_not_by_trial_order():
     s = TuneSettings(steps=100, seeds=3)
     plan = HalvingPlan(s, SCHEMES)

@@ -4,6 +4,7 @@ control (divergence, lr_scale, pruning), memory halving, and the Optuna integrat
 from __future__ import annotations
 
 import math
+import warnings
 
 import lightning.pytorch as pl
 import optuna
@@ -212,6 +213,15 @@ def test_probe_accepts_a_vectorizable_user_model(tmp_path):
     assert member_bytes(_user_config(tmp_path, "LoggedMetric")) > 5 * 4 * 16 * 16
 
 
+def test_member_bytes_measures_a_logging_step_without_lightnings_no_trainer_warning(tmp_path):
+    # the step runs with no trainer attached: Lightning's "self.trainer reference is not registered"
+    # warning about every self.log reached the user's console on each tune
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert member_bytes(_user_config(tmp_path, "LoggedMetric")) > 5 * 4 * 16 * 16
+    assert [str(w.message) for w in caught if "self.log" in str(w.message)] == []
+
+
 def test_out_of_memory_halves_the_population_and_loses_nothing(monkeypatch):
     cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=2")
     real = population_trials.train_population
@@ -351,7 +361,7 @@ def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):
 
 
 def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
-    from autoinit.tuner import population
+    from autoinit.tuner import population, threads
 
     seen = []
     real = population._TrainingStep.forward
@@ -367,8 +377,8 @@ def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_re
     population.train_population(cfg, [population.Member(scheme="kaiming_normal", gain=1.0, seed=0)], steps=2)
     assert seen and set(seen) == {1}  # 6 × ~5k parameters × 64 rows: far below ONE_THREAD_BELOW_FLOPS
     assert torch.get_num_threads() == 2
-    assert population.step_flops({"w": torch.zeros(1000)}, {"x": torch.zeros(64, 8), "y": torch.zeros(64)}) == 6e3 * 64
-    monkeypatch.setattr(population, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads
+    assert threads.step_flops({"w": torch.zeros(1000)}, {"x": torch.zeros(64, 8), "y": torch.zeros(64)}) == 6e3 * 64
+    monkeypatch.setattr(threads, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads
     seen.clear()
     population.train_population(cfg, [population.Member(scheme="kaiming_normal", gain=1.0, seed=0)], steps=2)
     assert set(seen) == {2}

@@ -185,3 +185,36 @@ def test_no_batch_at_all_is_one_line(tmp_path):
     )
     with pytest.raises(AutoInitError, match="yields no batch"):
         run_trial(cfg, "default", 1.0)
+
+
+def test_a_small_sequential_step_trains_on_one_thread_and_the_thread_count_is_restored(tmp_path, monkeypatch):
+    # a small GRU's sequential trial ran 50x slower on 2 threads than on 1 on a busy 2-core machine
+    import torch
+
+    from autoinit import templates
+    from autoinit.tuner import threads
+
+    seen = []
+    real = templates.DeepMLP.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(templates.DeepMLP, "forward", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = _config(tmp_path, tune={"steps": 3, "seeds": 2})
+        small = run_trial(cfg, "kaiming_normal", 1.0)
+        assert seen[-3:] == [1, 1, 1] and seen.count(1) == 6  # 3 steps × 2 seeds; AutoInit's trace before them
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(threads, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads
+        seen.clear()
+        large = run_trial(cfg, "kaiming_normal", 1.0)
+        assert set(seen) == {2} and torch.get_num_threads() == 2
+        # the rule changes the thread count, not what is measured
+        for a, b in zip(small.curves, large.curves, strict=True):
+            assert a == pytest.approx(b, rel=1e-5)
+    finally:
+        torch.set_num_threads(before)

@@ -130,7 +130,9 @@ class HalvingPlan:
         if steps <= self.prefix:
             return []  # nothing between round 0's prefix and the full steps: round 2 comes next
         fidelity = Fidelity(ROUND_LONGER, steps, 1)
-        points = self._promote(screened, fidelity, left, share=_LONGER_SHARE, at_least=0)
+        # never into round 2's two fully trained points: the budget check promised them
+        room = min(int(_LONGER_SHARE * left), left - _FULL_POINTS_AT_LEAST * self.full.member_steps())
+        points = self._promote(screened, fidelity, room, share=1.0, at_least=0)
         return points if len(points) > _KEEP else []
 
     def _promote(
@@ -271,7 +273,9 @@ class HalvingSearch:
         p = self.plan
         s = p.settings
         return (
-            f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains) "
+            f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains"
+            + (f" × {len(p.lr_scales)} lr scales" if len(p.lr_scales) > 1 else "")
+            + ") "
             f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
             f"seeds; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")

@@ -17,6 +17,7 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
+from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
@@ -116,13 +117,14 @@ def rows(study: optuna.Study) -> list[Row]:
     for t in study.get_trials(deepcopy=False):
         record = TrialRecord.of(t)
         fixed_gain = record.fixed_gain if record.fixed_gain is not None else 1.0
+        params = _compat.queued_params(t)  # a waiting trial's point is its queued parameters
         out.append(
             Row(
                 number=t.number,
                 status=trial_status(t),
-                scheme=t.params.get("scheme", ""),
-                gain=float(t.params.get("gain", fixed_gain)),
-                lr_scale=float(t.params.get("lr_scale", 1.0)),
+                scheme=params.get("scheme", ""),
+                gain=float(params.get("gain", fixed_gain)),
+                lr_scale=float(params.get("lr_scale", 1.0)),
                 score=t.value if t.state == TrialState.COMPLETE else record.score,
                 score_std=record.score_std,
                 seconds=record.seconds or (t.duration.total_seconds() if t.duration else None),

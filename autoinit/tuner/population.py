@@ -51,6 +51,7 @@ from autoinit.tuner.functional import (
     stack_into,
 )
 from autoinit.tuner.noise import quiet_lightning
+from autoinit.tuner.threads import one_thread_for
 
 # (step, {member index: its loss curve so far}) -> the members to stop now
 Watch = Callable[[int, Mapping[int, list[float]]], Collection[int]]
@@ -340,34 +341,6 @@ def _epochs(loader: Any) -> Any:
         nxt, idx = following, idx + 1
 
 
-# On CPU, a population step below this many floating-point operations trains on one thread: its ops are too
-# small to split, and split ops wait on each other when the machine is busy (the quick start's population
-# trained 10× slower on 2 threads than on 1 at a load average of 3.5 on 2 cores; the same on an idle one).
-# A rule on the work, not on the load: the thread count changes float rounding, and a study's scores must
-# not depend on how busy the machine was.
-ONE_THREAD_BELOW_FLOPS = 5e9
-
-
-def step_flops(params: Mapping[str, torch.Tensor], batch: Any) -> float:
-    """A population step's floating-point operations, roughly: 6 × stacked parameters × rows of the batch
-    (forward and backward of a dense layer per row; a row is the batch tensor's leading dims but its last)."""
-    leaves: list[torch.Tensor] = []
-
-    def collect(value: Any) -> None:
-        if isinstance(value, torch.Tensor):
-            leaves.append(value)
-        elif isinstance(value, Mapping):
-            for v in value.values():
-                collect(v)
-        elif isinstance(value, (list, tuple)):
-            for v in value:
-                collect(v)
-
-    collect(batch)
-    rows = max((t.numel() // max(1, t.shape[-1]) if t.dim() > 1 else t.numel() for t in leaves), default=1)
-    return 6.0 * sum(p.numel() for p in params.values()) * rows
-
-
 def train_population(
     config: TuneConfig,
     members: Sequence[Member],
@@ -459,7 +432,7 @@ def train_population(
 
     carrier.train()
     threads = torch.get_num_threads()
-    if device.type == "cpu" and threads > 1 and step_flops(params, sample_batch) < ONE_THREAD_BELOW_FLOPS:
+    if one_thread_for(device, params, sample_batch):  # stacked parameters: the whole population's step
         torch.set_num_threads(1)
     curves: dict[int, list[float]] = {i: [] for i in alive}
     pending = torch.zeros(len(alive), device=device)

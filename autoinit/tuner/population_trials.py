@@ -25,6 +25,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit.errors import one_line
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.population import (
     Member,
     PopulationFailed,
@@ -84,8 +85,13 @@ def member_bytes(config: TuneConfig) -> int:
             return t
 
         model.train()
-        # a failing step is the probe's to report; count what was saved so far
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), contextlib.suppress(Exception):
+        # a failing step is the probe's to report; count what was saved so far. No trainer is attached
+        # here, so Lightning would warn about every self.log: noise, not the user's to act on.
+        with (
+            torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t),
+            contextlib.suppress(Exception),
+            quiet_lightning(),
+        ):
             model.training_step(batch, 0)
     return _STATE_COPIES * state + sum(saved.values())
 

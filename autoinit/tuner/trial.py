@@ -19,6 +19,7 @@ from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.source import TrialSource
+from autoinit.tuner.threads import one_thread_for
 
 # report(step, value) -> True when the pruner says stop
 Reporter = Callable[[int, float], bool]
@@ -137,6 +138,27 @@ class LearningRateScale(pl.Callback):
                 sched.base_lrs = [lr * self.scale for lr in sched.base_lrs]
 
 
+class SmallStepThreads(pl.Callback):
+    """Trains a small step on one CPU thread, as a population does (:mod:`autoinit.tuner.threads`): decided
+    on the first batch, undone by :meth:`restore`."""
+
+    def __init__(self) -> None:
+        self.threads: int | None = None
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        if self.threads is None:
+            self.threads = torch.get_num_threads()
+            if one_thread_for(pl_module.device, dict(pl_module.named_parameters()), batch):
+                torch.set_num_threads(1)
+
+    def restore(self) -> None:
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+            self.threads = None
+
+
 @dataclass(kw_only=True)
 class TrialResult:
     """What training one point gave: a loss curve per seed, how it ended, and how long it took."""
@@ -181,6 +203,8 @@ def run_trial(
         ]
         if lr_scale != 1.0:
             callbacks.append(LearningRateScale(lr_scale))
+        threads = SmallStepThreads()
+        callbacks.append(threads)  # after AutoInit: a data-dependent init runs as in a population
         kwargs.update(
             callbacks=callbacks,
             max_steps=s.steps,
@@ -210,6 +234,7 @@ def run_trial(
                     raise KeyboardInterrupt from None
                 raise
             finally:
+                threads.restore()
                 del model, datamodule
         del trainer
         if not curve.values:

@@ -1,0 +1,21 @@
+"""The study's rows as trials.csv and the ranking read them."""
+
+import optuna
+
+from autoinit.tuner.outputs import rows
+
+
+def test_a_waiting_trial_shows_the_point_it_was_queued_with():
+    # after Ctrl-C, trials.csv listed the queued halving rounds as scheme "" and gain 1
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.enqueue_trial({"scheme": "lsuv", "gain": 0.63, "lr_scale": 2.0})
+    trial = study.ask()
+    trial.suggest_categorical("scheme", ["lsuv", "orthogonal"])
+    trial.suggest_float("gain", 0.5, 2.0, log=True)
+    trial.suggest_float("lr_scale", 0.5, 2.0, log=True)
+    study.tell(trial, 1.5)
+    study.enqueue_trial({"scheme": "orthogonal", "gain": 1.26, "lr_scale": 0.5})
+    done, waiting = rows(study)
+    assert (done.status, done.scheme, done.gain, done.lr_scale) == ("complete", "lsuv", 0.63, 2.0)
+    assert (waiting.status, waiting.scheme, waiting.gain, waiting.lr_scale) == ("waiting", "orthogonal", 1.26, 0.5)
