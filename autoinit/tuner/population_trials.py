@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -59,12 +60,20 @@ def probe(config: TuneConfig) -> str | None:
         try:
             outcomes = train_population(config, members, steps=1)
         except (PopulationUnsupported, PopulationFailed) as exc:
-            return str(exc)
+            return _in_words(str(exc))
         except Exception as exc:  # building the model or data: the sequential trial reports it in full
             return f"the probe step failed: {one_line(exc)}"
     if any(o.error for o in outcomes):
         return f"initialization failed in the probe: {next(o.error for o in outcomes if o.error)}"
     return None
+
+
+def _in_words(reason: str) -> str:
+    """torch's message for an op vmap cannot batch, said as what it means for the user."""
+    op = re.search(r"Batching rule not implemented for (aten::\w+(?:\.\w+)*)", reason)
+    if op is None:
+        return reason
+    return f"{op.group(1)} (in the model's forward) cannot be vectorized over members — torch.vmap has no rule for it"
 
 
 def member_bytes(config: TuneConfig) -> int:
