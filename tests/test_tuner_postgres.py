@@ -50,6 +50,9 @@ def _config(tmp_path, name, **tune):
                 "tune": {
                     "seeds": 1,
                     "search": "tpe",  # counts n_trials
+                    # sequential trials: one machine's population could finish every trial before the
+                    # other starts (population trials on an RDB are covered in test_tuner_population)
+                    "population": "off",
                     "schemes": ["kaiming_normal", "orthogonal"],
                     "heartbeat_interval": 1,
                     "study_name": name,
