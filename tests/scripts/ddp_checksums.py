@@ -36,3 +36,9 @@ if __name__ == "__main__":
         default_root_dir=sys.argv[1],
     )
     trainer.fit(model)
+    # End cleanly: Lightning destroys the process group at exit only for NCCL, and a gloo group left alive at
+    # interpreter exit can abort the process on a loaded machine ("terminate called without an active
+    # exception", exit -6; as in sharded_fits.py).
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
