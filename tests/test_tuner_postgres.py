@@ -70,7 +70,9 @@ def _machine(path, url, out):
 
 
 def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path):
-    path = _config(tmp_path, "shared", n_trials=6, steps=300)
+    # trials long enough that the second machine (a fresh process: imports, checks) joins while the first
+    # still has trials to run, on a slow or loaded machine too
+    path = _config(tmp_path, "shared", n_trials=6, steps=1500)
     a = _machine(path, postgres.url, tmp_path / "a")
     time.sleep(3)  # let the first machine create the study
     b = _machine(path, postgres.url, tmp_path / "b")
