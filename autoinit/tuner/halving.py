@@ -237,7 +237,7 @@ class HalvingSearch:
         queued = queued_rounds(study)
         index = len(queued)
         measured = [m for t in trials if (m := measured_of(t)) is not None]
-        earlier = [m for m in measured if m.point.fidelity is None or m.point.fidelity.round < index]
+        earlier = _before_round(measured, index)
         points = self.plan.round_points(index, earlier)
         if points is None:
             return Action.STOP, 0
@@ -261,7 +261,7 @@ class HalvingSearch:
         measured = [m for t in trials if (m := measured_of(t)) is not None]
         index = len(queued_rounds(study))
         while True:
-            earlier = [m for m in measured if m.point.fidelity is None or m.point.fidelity.round < index]
+            earlier = _before_round(measured, index)
             points = self.plan.round_points(index, earlier)
             if points is None:
                 return True
@@ -285,6 +285,11 @@ class HalvingSearch:
 def make_search(settings: TuneSettings, schemes: Sequence[str]) -> HalvingSearch | None:
     """The search that queues its own rounds (``tune.search: halving``), or None for a sampled search."""
     return HalvingSearch(settings, schemes) if settings.search == "halving" else None
+
+
+def _before_round(measured: Sequence[Measured], index: int) -> list[Measured]:
+    """The measured trials of the rounds before ``index`` (what round ``index`` is planned from)."""
+    return [m for m in measured if m.point.fidelity is None or m.point.fidelity.round < index]
 
 
 def queued_rounds(study: optuna.Study) -> list[int]:
