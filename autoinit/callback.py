@@ -185,6 +185,7 @@ class AutoInit(pl.Callback):
             "gain": self.gain,
             "seed": seed,
             "initialized": len(report.initialized),
+            "kept": len(report.kept),
             "left_alone": len(report.left_alone),
             "activation_source": report.activation_source,
         }

@@ -13,12 +13,12 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from autoinit import activations
+from autoinit import activations, own_init
 from autoinit.detect import LayerGraph, eval_mode, from_module_order, move_to, run_model, trace
 from autoinit.errors import AutoInitError, one_line
 from autoinit.layers import Block, layer_blocks
-from autoinit.report import InitReport, Ledger, ReportRow
-from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, PassContext, Scheme
+from autoinit.report import KEPT, InitReport, Ledger, ReportRow
+from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, OwnValue, PassContext, Scheme
 from autoinit.schemes.registry import check_options, get_scheme
 from autoinit.schemes.variance import normal
 
@@ -115,6 +115,11 @@ class ParamWriter:
         """The generator ``block`` draws from (``default``: the seeded one for its device)."""
         return default
 
+    def reads_values(self) -> bool:
+        """Whether parameter values can be read before init (False for meta stand-ins): a ``keep`` hook that
+        asks whether a value is its author's gets None where they cannot."""
+        return True
+
     def accept(self, scheme: Scheme, block: Block) -> None:
         """Called with the scheme that will fill ``block`` (after picks); raises if it cannot here."""
 
@@ -158,6 +163,7 @@ class _Initializer:
         self.params: dict[str, nn.Parameter] = dict(model.named_parameters())
         self.layer_of: dict[str, nn.Module] = {}
         self.tied: dict[str, str] = {}  # parameter name -> how its tying was resolved (the report's note)
+        self._default_draws: dict[nn.Module, nn.Module | None] = {}  # module -> its PyTorch-default copy
 
     # ---- planning -------------------------------------------------------------------------------
     def owners(self) -> dict[int, str]:
@@ -192,18 +198,38 @@ class _Initializer:
                 self.layer_of[name] = module
                 if id(p) in owners:
                     self.tied[name] = self.tie_note(mname, module, p, modules)
+                    with_head = self.graph.head is not None and any(
+                        q is p for q in modules[self.graph.head].parameters(recurse=False)
+                    )
                     for b in covered.get(f"{mname}.{pname}" if mname else pname, []):
                         b.head = False  # a weight shared with the head keeps its owner's rule: never zeroed
+                        b.tied_head = with_head and b.role == "embedding"
                 why = self.selection.why_not(name, p)
                 full = f"{mname}.{pname}" if mname else pname
                 if why is not None:
                     self.ledger.left_alone[name] = why
+                elif (kept := self.keeps(name, module, pname)) is not None:
+                    self.ledger.kept[name] = kept
                 elif full not in covered:
-                    self.ledger.left_alone[name] = f"no rule for {type(module).__name__}.{pname}: left alone"
+                    self.ledger.kept[name] = f"no rule for {type(module).__name__}.{pname}: the model's own init kept"
                 else:
                     for b in covered[full]:
                         b.param_name = name
                     self.blocks[name] = covered[full]
+
+    def keeps(self, name: str, module: nn.Module, pname: str) -> str | None:
+        """The scheme's ``keep`` hook on one parameter as built: why it is kept, or None."""
+        if self.scheme.keep is None:
+            return None
+
+        def authored() -> str | None:
+            if not self.writer.reads_values():
+                return None
+            if module not in self._default_draws:
+                self._default_draws[module] = own_init.default_draw(module)
+            return own_init.authored(module, pname, self._default_draws[module])
+
+        return self.scheme.keep(OwnValue(name, module, pname, self.options, authored))
 
     def tie_note(self, owner: str, module: nn.Module, p: nn.Parameter, modules: dict[str, nn.Module]) -> str:
         others = [n for n, m in modules.items() if n != owner and any(q is p for q in m.parameters(recurse=False))]
@@ -286,7 +312,12 @@ class _Initializer:
                 b.tensor.fill_(1.0 if b.role == "norm_weight" else 0.0)
             self.record(b, "ones" if b.role == "norm_weight" else "zeros")
         elif b.role == "embedding":
-            if self.scheme.embeddings is EmbeddingRule.NORMAL:
+            if self.scheme.embeddings is EmbeddingRule.NORMAL and b.tied_head:
+                # The head computes h·Eᵀ over d = fan_out features: std g/√d gives logits of variance g²·Var(h)
+                # (LeCun on the head), where PyTorch's N(0, 1) starts a d-wide LM at logits of std √d.
+                normal(b.tensor, self.gain / math.sqrt(b.fan_out), self.generator(b))
+                self.record(b, "normal", "embedding tied to the output head: N(0, g²/d), unit-variance logits")
+            elif self.scheme.embeddings is EmbeddingRule.NORMAL:
                 normal(b.tensor, self.gain, self.generator(b))
                 self.record(b, "normal", f"embedding: N(0, g²) under {self.scheme.name}")
             else:
@@ -351,6 +382,12 @@ class _Initializer:
             if name in self.ledger.left_alone:
                 report.rows.append(
                     ReportRow(name, layer_type, None, None, "", None, None, None, self.ledger.left_alone[name])
+                )
+                continue
+            if name in self.ledger.kept:
+                notes = [self.ledger.kept[name], *([self.tied[name]] if name in self.tied else [])]
+                report.rows.append(
+                    ReportRow(name, layer_type, None, None, "", KEPT, None, self.writer.std(name, p), "; ".join(notes))
                 )
                 continue
             notes = [*self.ledger.notes.get(name, []), *([self.tied[name]] if name in self.tied else [])]
@@ -513,6 +550,7 @@ def init_model(
     init.plan()
     with torch.no_grad():
         init.run(sample_input)
+    own_init.mark_written(init.params[n] for n in init.blocks)
     return init.report(seed)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+KEPT = "as built"  # the scheme column of a parameter kept as the model built it
+
 
 @dataclass
 class ReportRow:
@@ -23,7 +25,13 @@ class ReportRow:
 
     @property
     def initialized(self) -> bool:
-        return self.scheme is not None
+        """Written by the scheme (not kept as built, not left alone)."""
+        return self.scheme is not None and self.scheme != KEPT
+
+    @property
+    def kept(self) -> bool:
+        """Kept as the model built it: its own init (the note says why)."""
+        return self.scheme == KEPT
 
 
 @dataclass
@@ -54,8 +62,14 @@ class InitReport:
         return [r for r in self.rows if r.initialized]
 
     @property
+    def kept(self) -> list[ReportRow]:
+        """Parameters kept as the model built them (its own init), each with the reason."""
+        return [r for r in self.rows if r.kept]
+
+    @property
     def left_alone(self) -> list[ReportRow]:
-        return [r for r in self.rows if not r.initialized]
+        """Parameters not selected (include/exclude, frozen): never written, never judged."""
+        return [r for r in self.rows if r.scheme is None]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,7 +84,8 @@ class InitReport:
     def summary(self) -> str:
         text = (
             f"autoinit: scheme={self.scheme} gain={self.gain:g} — {len(self.initialized)} parameters "
-            f"initialized, {len(self.left_alone)} left alone (activations: {self.activation_source})"
+            f"initialized, {len(self.kept)} kept as built, {len(self.left_alone)} left alone "
+            f"(activations: {self.activation_source})"
         )
         return f"{text}; {self.structure}" if self.structure else text
 
@@ -105,6 +120,7 @@ class Ledger:
     labels: dict[str, list[str]] = field(default_factory=dict)
     notes: dict[str, list[str]] = field(default_factory=dict)
     left_alone: dict[str, str] = field(default_factory=dict)
+    kept: dict[str, str] = field(default_factory=dict)  # kept as the model built it, and why
 
     def record(self, param: str, label: str, note: str = "") -> None:
         self.labels.setdefault(param, []).append(label)

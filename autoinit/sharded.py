@@ -119,6 +119,9 @@ class ShardedWriter(ParamWriter):
         self._stds: dict[str, float] = {}
         self._local: dict[int, torch.Generator] = {}  # id(block) -> its shard's generator, while open
 
+    def reads_values(self) -> bool:
+        return False  # stand-ins of global shape, often never initialized (a meta-device build)
+
     # ---- planning on global shapes ---------------------------------------------------------------------
     def blocks_of(self, name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[Block]] | None:
         sharded = {k: p for k, p in module.named_parameters(recurse=False) if isinstance(p, DTensor)}

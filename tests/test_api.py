@@ -69,8 +69,8 @@ def test_python_tune_is_the_cli_study_and_returns_the_pick(tmp_path):
 
     best = yaml.safe_load((tmp_path / "py" / "best.yaml").read_text())
     assert (result.scheme, result.gain, result.score) == (best["scheme"], best["gain"], best["score"])
-    assert result.default_score == best["default_score"] and result.improvement == best["improvement"]
-    assert result.improvement == pytest.approx((result.default_score - result.score) / result.default_score)
+    assert result.baseline_score == best["baseline_score"] and result.improvement == best["improvement"]
+    assert result.improvement == pytest.approx((result.baseline_score - result.score) / result.baseline_score)
     scores = [r.score for r in result.ranking]
     assert scores == sorted(scores) and scores[0] == result.score and len(result.trials) == 4
     assert result.study_name == "DeepMLP" and result.output == tmp_path / "py" and not result.interrupted

@@ -26,9 +26,11 @@ from autoinit.tuner.search_space import Fidelity, Point, suggest
 from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.stop_rule import Action
 
-SCHEMES = ["default", "kaiming_normal", "xavier_uniform", "orthogonal", "lsuv", "lecun_normal"]
+# As TuneSettings.scheme_names() gives them: the baseline (the model's own init, which takes no gain) first.
+SCHEMES = ["as_built", "default", "kaiming_normal", "xavier_uniform", "orthogonal", "lsuv", "lecun_normal"]
 # The synthetic landscape: each scheme's best gain and its score there (lower is better).
 BEST = {
+    "as_built": (1.0, 2.05),
     "default": (1.0, 2.0),
     "kaiming_normal": (1.2, 1.5),
     "xavier_uniform": (1.8, 1.6),
@@ -60,12 +62,12 @@ def test_round_zero_is_the_baseline_and_every_scheme_on_the_ladder_for_a_prefix(
     plan = HalvingPlan(s, SCHEMES)
     points = plan.round_points(ROUND_SCREEN, [])
     baseline, *screen = points
-    assert (baseline.scheme, baseline.gain, baseline.fidelity) == ("default", 1.0, Fidelity(0, 100, 3))
+    assert (baseline.scheme, baseline.gain, baseline.fidelity) == ("as_built", 1.0, Fidelity(0, 100, 3))
     assert is_baseline(baseline, s)
-    assert len(screen) == len(SCHEMES) * 7
+    assert len(screen) == (len(SCHEMES) - 1) * 7  # the baseline is measured in full, and takes no gain
     assert {p.fidelity for p in screen} == {Fidelity(ROUND_SCREEN, plan.prefix, 1)}
     assert 10 <= plan.prefix <= 25
-    assert plan.budget == int(0.25 * len(SCHEMES) * 5 * 3 * 100) == 2250
+    assert plan.budget == int(0.25 * ((len(SCHEMES) - 1) * 5 + 1) * 3 * 100) == 2325
     # round 0 costs about 30% of the budget (its prefix is cut to fit, not below S/10)
     assert len(screen) * plan.prefix <= 0.3 * plan.budget + len(screen)
 
@@ -84,7 +86,7 @@ def test_a_budget_smaller_than_round_zero_is_one_line_naming_a_budget_that_works
 
 def test_the_default_budget_is_a_quarter_of_the_grid_or_what_a_small_study_needs():
     assert HalvingPlan(TuneSettings(steps=100, seeds=3), SCHEMES).share == 0.25
-    small = HalvingPlan(TuneSettings(steps=100, seeds=1), ["default", "kaiming_normal"])
+    small = HalvingPlan(TuneSettings(steps=100, seeds=1), ["as_built", "default", "kaiming_normal"])
     assert small.share > 0.25 and small.budget >= small.minimum
     small.check_budget()
     assert _simulate(small)  # and it runs to the end
@@ -132,9 +134,9 @@ def test_round_one_leaves_round_two_its_two_fully_trained_points(schemes, steps)
 
 def test_the_first_line_counts_the_lr_scale_grid_in_the_screen():
     tuned = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0], lr_scale=Range(0.5, 2.0, log=True))
-    assert "36 points (4 schemes × 3 gains × 3 lr scales) screened" in HalvingSearch(tuned, SCHEMES[:4]).describe()
+    assert "27 points (3 schemes × 3 gains × 3 lr scales) screened" in HalvingSearch(tuned, SCHEMES[:4]).describe()
     plain = TuneSettings(steps=30, seeds=2, gain=[0.5, 1.0, 2.0])
-    assert "12 points (4 schemes × 3 gains) screened" in HalvingSearch(plain, SCHEMES[:4]).describe()
+    assert "9 points (3 schemes × 3 gains) screened" in HalvingSearch(plain, SCHEMES[:4]).describe()
 
 
 def test_equal_scores_are_ordered_by_the_seeded_hash_not_by_trial_order():
@@ -225,7 +227,7 @@ def test_the_driver_queues_round_after_round_and_stops_within_the_budget():
         assert action == Action.RUN and room > 0
         _run_queued(study, s)
     rounds = queued_rounds(study)
-    assert rounds[0] == 1 + len(SCHEMES) * 7 and len(rounds) >= 3
+    assert rounds[0] == 1 + (len(SCHEMES) - 1) * 7 and len(rounds) >= 3
     assert spent_member_steps(study) <= search.plan.budget
     assert study.best_trial.params["scheme"] == "lsuv"  # the best trial is a fully trained one
     assert TrialRecord.of(study.best_trial).fidelity["steps"] == 100
@@ -286,6 +288,6 @@ def test_resuming_with_another_budget_keeps_the_rounds_done_and_plans_the_rest_w
     while resumed.next_action(study)[0] != Action.STOP:
         _run_queued(study, bigger)
     assert [(t.number, t.params, t.state) for t in study.trials][: len(before)] == before
-    assert queued_rounds(study)[:2] == [1 + len(SCHEMES) * 7, queued_rounds(study)[1]]
+    assert queued_rounds(study)[:2] == [1 + (len(SCHEMES) - 1) * 7, queued_rounds(study)[1]]
     assert spent_member_steps(study) <= resumed.plan.budget
     assert spent_member_steps(study) > search.plan.budget  # the larger budget was spent

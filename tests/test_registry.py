@@ -11,6 +11,7 @@ from autoinit.schemes.docs import markdown_table
 from autoinit.schemes.registry import builtin_scheme_names, check_options
 
 BUILTIN_ORDER = [
+    "as_built",
     "default",
     "auto",
     "kaiming_normal",
@@ -34,7 +35,7 @@ def test_builtin_scheme_names_in_registration_order():
 
 def test_data_use_and_embedding_rule():
     assert [n for n in BUILTIN_ORDER if get_scheme(n).needs_data] == ["lsuv", "yam_chow"]
-    assert [n for n in BUILTIN_ORDER if not get_scheme(n).uses_sample] == ["default"]
+    assert [n for n in BUILTIN_ORDER if not get_scheme(n).uses_sample] == ["as_built", "default"]
     assert get_scheme("default").data is DataUse.NONE and get_scheme("auto").data is DataUse.OPTIONAL
     normal = [n for n in BUILTIN_ORDER if get_scheme(n).embeddings is EmbeddingRule.NORMAL]
     assert normal == ["auto", "orthogonal", "delta_orthogonal", "looks_linear", "lsuv", "yam_chow"]
@@ -44,7 +45,7 @@ def test_data_use_and_embedding_rule():
 def test_every_builtin_documents_formula_paper_and_example(name):
     scheme = get_scheme(name)
     assert scheme.formula and scheme.paper and re.fullmatch(rf'init_model\(\w+, "{name}".*\)', scheme.example)
-    hook = scheme.fn or scheme.model_pass
+    hook = scheme.fn or scheme.model_pass or scheme.keep
     assert hook is not None and scheme.example in hook.__doc__  # the docstring, as torch.nn.init's
     assert scheme.formula in scheme.doc and scheme.paper in scheme.doc and scheme.example in scheme.doc
 
@@ -205,7 +206,7 @@ def test_model_only_scheme_runs_alone_and_is_no_fallback():
 
 
 def test_scheme_object_is_frozen_and_validated():
-    with pytest.raises(AutoInitError, match="no fn, pick or model_pass"):
+    with pytest.raises(AutoInitError, match="no fn, pick, model_pass or keep"):
         Scheme(name="empty_test", formula="")
     with pytest.raises(AutoInitError, match="identifier"):
         Scheme(name="has space", formula="", fn=get_scheme("orthogonal").fn)

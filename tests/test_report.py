@@ -10,7 +10,9 @@ def test_report_table_and_dict():
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
     report = init_model(model, "auto", sample_input=torch.randn(4, 8), seed=1)
     text = str(report)
-    assert text.splitlines()[0].startswith("autoinit: scheme=auto gain=1 — 4 parameters initialized, 0 left alone")
+    assert text.splitlines()[0].startswith(
+        "autoinit: scheme=auto gain=1 — 4 parameters initialized, 0 kept as built, 0 left alone"
+    )
     assert "auto→kaiming_normal" in text and "relu (a=1.41)" in text
     data = report.to_dict()
     json.dumps(data)  # plain structure

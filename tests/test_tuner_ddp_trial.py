@@ -100,13 +100,14 @@ def test_model_parallel_trials_run_one_process_per_rank_with_sharded_init(tmp_pa
     )
     trials = _tune_on_two_ranks(path, "mp")
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE]
-    assert [t.params["scheme"] for t in trials] == ["default", "kaiming_normal"]
+    assert [t.params["scheme"] for t in trials] == ["as_built", "kaiming_normal"]
     curves = [t.user_attrs["curve"] for t in trials]
     assert all(len(c) == 3 and all(math.isfinite(v) for v in c) for c in curves)
     assert curves[0] != curves[1]  # the init differed, so the training did
     for rank in (0, 1):
         fits = [json.loads(line) for line in (record / f"rank{rank}.jsonl").read_text().splitlines()]
-        assert [f["scheme"] for f in fits] == ["default", "kaiming_normal"]
+        assert [f["scheme"] for f in fits] == ["as_built", "kaiming_normal"]
         for f in fits:  # 16 rows of the first weight, 8 on each rank
             assert f == {**f, "world_size": 2, "strategy": "ModelParallelStrategy", "sharded": True, "local_rows": 8}
-            assert f["initialized"] == 8  # 4 Linear layers' weights and biases
+            # 4 Linear layers' weights and biases; the model's own init writes none
+            assert f["initialized"] == (0 if f["scheme"] == "as_built" else 8)

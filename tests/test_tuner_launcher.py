@@ -70,7 +70,7 @@ def test_two_workers_account_for_every_trial_once(tmp_path):
     assert len(workers) == 2  # both processes took trials
     anchors = [(t.params["scheme"], t.params["gain"]) for t in trials if t.params["gain"] == 1.0]
     assert sorted(anchors[:4]) == sorted(
-        [("default", 1.0), ("kaiming_normal", 1.0), ("orthogonal", 1.0), ("lecun_normal", 1.0)]
+        [("as_built", 1.0), ("kaiming_normal", 1.0), ("orthogonal", 1.0), ("lecun_normal", 1.0)]
     )
 
 

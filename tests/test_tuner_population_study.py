@@ -46,7 +46,7 @@ def test_a_tpe_study_learns_between_batches_and_prunes_its_sampled_trials(tmp_pa
             "--tune.seeds=1",
             "--tune.report_every=4",
             "--tune.gain={low: 0.2, high: 5.0, log: true}",
-            "--tune.schemes=[default,kaiming_normal,xavier_normal,orthogonal]",
+            "--tune.schemes=[kaiming_normal,xavier_normal,orthogonal]",
             "--tune.population=auto",
             "--tune.prescreen=false",
             f"--tune.output={out}",

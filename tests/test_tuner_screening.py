@@ -70,7 +70,7 @@ def test_a_model_with_its_own_dataloader_gets_the_data_dependent_schemes(tmp_pat
         tune={"schemes": ["lsuv", "yam_chow"]},
     )
     notes = []
-    assert applicable_schemes(cfg, notes.append) == ["default", "lsuv", "yam_chow"] and notes == []
+    assert applicable_schemes(cfg, notes.append) == (["as_built", "lsuv", "yam_chow"], 0) and notes == []
     stats = prescreen(cfg, "lsuv", 1.0)
     assert stats is not None and len(stats.layers) == 2
 
@@ -84,7 +84,7 @@ def test_dict_batches_need_tune_batch_to_input_and_then_get_every_path(tmp_path)
     ):
         applicable_schemes(cfg, print)
     cfg = _config(tmp_path, model, data, tune={"schemes": ["lsuv"], "batch_to_input": "userland.to_input"})
-    assert applicable_schemes(cfg, print) == ["default", "lsuv"]
+    assert applicable_schemes(cfg, print) == (["as_built", "lsuv"], 0)
     stats = prescreen(cfg, "lsuv", 1.0)
     assert stats is not None and stats.layers and not stats.hopeless
     check_training(cfg)  # one step of the trial path: no error
@@ -121,7 +121,7 @@ def _fresh_prescreen(config, scheme, gain):
 def test_screen_points_gives_todays_verdicts_from_one_build(tmp_path, monkeypatch, model):
     data_section = {"class_path": "helpers.BlobsData"} if "DeepMLP" in model["class_path"] else None
     cfg = _config(tmp_path, model, data_section, tune={"data_seed": 3})
-    points = [("xavier_normal", 0.5), ("kaiming_normal", 1.0), ("lsuv", 1.0), ("orthogonal", 3.0), ("default", 9.0)]
+    points = [("xavier_normal", 0.5), ("kaiming_normal", 1.0), ("lsuv", 1.0), ("orthogonal", 3.0), ("as_built", 9.0)]
     expected = [_fresh_prescreen(cfg, s, g) for s, g in points]
     builds = []
     real_build = cfg.build

@@ -1,4 +1,5 @@
-"""Verdicts over seeds: standard errors, Welch's test against PyTorch's default, statistical ties — on
+"""Verdicts over seeds: standard errors, Welch's test against the baseline (the model's own init), statistical
+ties — on
 hand-built rows whose per-seed scores are known, with p-values computed independently from the raw
 samples."""
 
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_ind
 
-from autoinit.tuner.outputs import Row, best_summary, default_row, ranking, summary_line
+from autoinit.tuner.outputs import Row, baseline_row, best_summary, ranking, summary_line
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.verdicts import comparable, significant, standard_error, tied_with, verdict_text, welch_p
 
@@ -95,14 +96,14 @@ def _samples(r):
     }[r.scheme]
 
 
-def test_screening_rows_never_pick_nor_serve_as_the_default():
+def test_screening_rows_never_pick_nor_serve_as_the_baseline():
     low = row("lsuv", [0.1, 0.1, 0.1], full=False)
-    default_low = row("default", [0.2, 0.2, 0.2], full=False)
+    default_low = row("as_built", [0.2, 0.2, 0.2], full=False)
     best = row("orthogonal", [1.0, 1.1, 0.9])
-    default = row("default", [2.3, 2.3, 2.3])
+    default = row("as_built", [2.3, 2.3, 2.3])
     rows = [low, default_low, best, default]
     assert ranking(rows)[:2] == [best, default] and ranking(rows)[2:] == [low, default_low]
-    assert default_row(rows) is default
+    assert baseline_row(rows) is default
     assert comparable(rows) == [best, default]
 
 
@@ -118,9 +119,9 @@ class _Source:
         return "0" * 64
 
 
-def test_best_summary_and_summary_line_when_the_best_beats_the_default():
+def test_best_summary_and_summary_line_when_the_best_beats_the_baseline():
     rows = [
-        row("default", [2.30, 2.31, 2.29]),
+        row("as_built", [2.30, 2.31, 2.29]),
         row("kaiming_normal", [1.90, 1.95, 1.85]),
         row("orthogonal", [1.91, 1.97, 1.86], gain=1.41),
         row("xavier_normal", [2.2, 2.21, 2.19]),
@@ -131,14 +132,14 @@ def test_best_summary_and_summary_line_when_the_best_beats_the_default():
     assert summary["tied_with"] == [{"scheme": "orthogonal", "gain": 1.41, "score": pytest.approx(1.913333333)}]
     line = summary_line(summary, "auc")
     assert line == (
-        "best: kaiming_normal gain=1 — early-loss AUC 1.9 vs 2.3 with PyTorch default (-17%), "
+        "best: kaiming_normal gain=1 — early-loss AUC 1.9 vs 2.3 with the model's own init (-17%), "
         "beyond noise (Welch, 3 seeds); tied: orthogonal·1.41 (1.91)"
     )
 
 
-def test_summary_line_when_nothing_beats_the_default_says_keep_it():
+def test_summary_line_when_nothing_beats_the_baseline_says_keep_it():
     rows = [
-        row("default", [2.30, 2.31, 2.29]),
+        row("as_built", [2.30, 2.31, 2.29]),
         row("xavier_uniform", [2.0, 2.5, 2.2]),
         row("lecun_normal", [2.28, 2.35, 2.29]),
         *[row("orthogonal", [2.1, 2.6, 2.3], gain=g) for g in (0.5, 0.71, 1.41)],
@@ -146,28 +147,53 @@ def test_summary_line_when_nothing_beats_the_default_says_keep_it():
     summary = best_summary(_Source(3), rows)
     assert summary["scheme"] == "xavier_uniform" and summary["significant"] is False
     assert [t["scheme"] for t in summary["tied_with"]] == [
-        "default",
+        "as_built",
         "lecun_normal",
         "orthogonal",
         "orthogonal",
         "orthogonal",
     ]
     assert summary_line(summary, "auc") == (
-        "best: xavier_uniform gain=1 — early-loss AUC 2.23 vs 2.3 with PyTorch default (-3%), no init beats "
-        "PyTorch's default beyond the spread over seeds (Welch, 3 seeds): keep the default; tied: default·1 (2.3), "
+        "best: xavier_uniform gain=1 — early-loss AUC 2.23 vs 2.3 with the model's own init (-3%), no init beats "
+        "the model's own init beyond the spread over seeds (Welch, 3 seeds): keep it; tied: as_built·1 (2.3), "
         "lecun_normal·1 (2.31), orthogonal·0.5 (2.33) and 2 more"
     )
 
 
 def test_one_seed_says_no_test_is_possible():
-    rows = [row("default", [2.3]), row("kaiming_normal", [1.9])]
+    rows = [row("as_built", [2.3]), row("kaiming_normal", [1.9])]
     summary = best_summary(_Source(1), rows)
     assert summary["significant"] is None and summary["tied_with"] is None
     assert summary_line(summary, "auc").endswith("(-17%), one seed: no test over seeds")
 
 
-def test_the_default_itself_best():
-    rows = [row("default", [2.0, 2.01, 1.99]), row("xavier_uniform", [2.3, 2.31, 2.29])]
+def test_the_baseline_itself_best():
+    rows = [row("as_built", [2.0, 2.01, 1.99]), row("xavier_uniform", [2.3, 2.31, 2.29])]
     summary = best_summary(_Source(3), rows)
     assert summary["significant"] is False and summary["tied_with"] == []
-    assert verdict_text(summary) == "PyTorch's default itself scored best: keep the default"
+    assert verdict_text(summary) == "the model's own init itself scored best: keep it"
+
+
+def test_improvement_is_against_the_models_own_init_and_pytorchs_default_is_shown_beside_it():
+    """A library model (GPT-2-like): PyTorch's reset_parameters is far worse than what the model had, so an
+    improvement against it would flatter the pick; the baseline is the model's own init."""
+    rows = [
+        row("as_built", [3.40, 3.38, 3.39]),
+        row("default", [39.0, 39.2, 39.1]),
+        row("xavier_uniform", [3.05, 3.04, 3.06], gain=0.5),
+    ]
+    summary = best_summary(_Source(3), rows, own_init_is_default=False)
+    assert summary["baseline"] == "as_built" and summary["baseline_score"] == pytest.approx(3.39)
+    assert summary["improvement"] == pytest.approx((3.39 - 3.05) / 3.39)
+    assert summary["default_score"] == pytest.approx(39.1)
+    assert summary_line(summary, "auc").startswith(
+        "best: xavier_uniform gain=0.5 — early-loss AUC 3.05 vs 3.39 with the model's own init (-10%); "
+        "PyTorch default 39.1, beyond noise"
+    )
+
+
+def test_a_model_without_an_init_of_its_own_names_the_baseline_once():
+    rows = [row("as_built", [2.30, 2.31, 2.29]), row("default", [2.31, 2.3, 2.3]), row("lsuv", [1.9, 1.95, 1.85])]
+    line = summary_line(best_summary(_Source(3), rows, own_init_is_default=True), "auc")
+    assert "vs 2.3 with the model's own init (PyTorch's default) (-17%), beyond noise" in line
+    assert "PyTorch default 2.3" not in line

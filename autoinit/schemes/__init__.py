@@ -9,7 +9,7 @@ and :func:`register` (a whole :class:`Scheme`) add your own.
 
 from autoinit.schemes import builtins  # noqa: F401  (registers the built-in schemes, in order)
 from autoinit.schemes.auto import AUTO_TABLE, recommend
-from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, PassContext, Pick, Scheme
+from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, OwnValue, PassContext, Pick, Scheme
 from autoinit.schemes.data_dependent import yam_chow_
 from autoinit.schemes.options import Option
 from autoinit.schemes.orthogonal import delta_orthogonal, looks_linear
@@ -32,6 +32,7 @@ __all__ = [
     "EmbeddingRule",
     "InitContext",
     "Option",
+    "OwnValue",
     "PassContext",
     "Pick",
     "Scheme",

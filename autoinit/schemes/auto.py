@@ -9,8 +9,8 @@ import math
 import torch
 from torch import nn
 
-from autoinit.schemes.base import EmbeddingRule, InitContext, Pick, Scheme
-from autoinit.schemes.options import DISTRIBUTION, MODE
+from autoinit.schemes.base import EmbeddingRule, InitContext, OwnValue, Pick, Scheme
+from autoinit.schemes.options import DISTRIBUTION, MODE, Option, one_of
 from autoinit.schemes.registry import get_scheme
 
 # (activations, scheme, reason) — the README's table is generated from this.
@@ -138,14 +138,35 @@ def auto_scheme(tensor: torch.Tensor, ctx: InitContext) -> None:
         tensor.mul_(scale)
 
 
+OWN = Option(
+    name="own",
+    doc="'keep' (default): a parameter whose value the model's author chose (not PyTorch's default) is kept "
+    "as built; 'replace': auto's rule everywhere",
+    check=one_of("keep", "replace"),
+    default="keep",
+)
+
+
+def keep_authored(own: OwnValue) -> str | None:
+    """auto keeps what the model's author chose (Hugging Face's N(0, 0.02) and 1/√(2L) projections, timm's
+    truncated-normal position embeddings, torchvision's fan-out convs and zero-γ): autoinit has no rule
+    known to beat a library's tuned init, and replacing it made every library model we tried train worse."""
+    if own.options.get("own", OWN.default) != "keep":
+        return None
+    why = own.authored()
+    return None if why is None else f"the model's own init kept: {why}"
+
+
 AUTO = Scheme(
     name="auto",
     formula="per layer, by the activation that follows it (table below); in a residual branch without "
-    "normalization, inner layers × L^(−1/(2m−2)), the last layer × 1/√(2L)",
+    "normalization, inner layers × L^(−1/(2m−2)), the last layer × 1/√(2L); a parameter whose author chose its "
+    "init (not PyTorch's default) is kept as built",
     paper="He 2015, Glorot 2010, Saxe 2014, Klambauer 2017, Balduzzi 2017, Xiao 2018, Zhang 2019, Radford 2019",
     example='init_model(model, "auto", sample_input=x)',
     fn=auto_scheme,
     pick=pick,
-    options=(MODE, DISTRIBUTION),
+    keep=keep_authored,
+    options=(MODE, DISTRIBUTION, OWN),
     embeddings=EmbeddingRule.NORMAL,
 )

@@ -8,6 +8,8 @@ The engine (:mod:`autoinit.initialize`) only calls these hooks; it never asks fo
 - ``model_pass(pctx)`` runs after the per-block pass with the whole model (LSUV, Yam–Chow); a scheme with
   neither ``fn`` nor ``pick`` has no per-block pass at all and its model pass does everything (``default``).
 - ``check(pctx)`` refuses a model the scheme cannot initialize, before anything is written.
+- ``keep(own)`` keeps a parameter as the model built it (an :class:`OwnValue`), with the reason for the
+  report: ``as_built`` keeps every one, ``auto`` those whose author chose an init (:mod:`autoinit.own_init`).
 
 A block's place in the residual structure (``ctx.residual``, a :class:`~autoinit.detect.ResidualRole`:
 branch, L, m, whether it writes into the stream) and whether it is the classifier head (``ctx.head``) come
@@ -136,8 +138,8 @@ class PassContext:
 
     @property
     def left_alone(self) -> Mapping[str, str]:
-        """Parameter name -> why it is left alone (not selected, or no rule covers it)."""
-        return MappingProxyType(self._ledger.left_alone)
+        """Parameter name -> why it is not written: not selected, or kept as the model built it."""
+        return MappingProxyType({**self._ledger.left_alone, **self._ledger.kept})
 
     def generator_for(self, tensor: torch.Tensor) -> torch.Generator | None:
         """The seeded generator for ``tensor``'s device (None: the global RNG)."""
@@ -177,13 +179,39 @@ class PassContext:
     def annotate(self, block: Block, note: str) -> None:
         self._ledger.annotate(block.param_name, note)
 
-    def leave_alone(self, param_name: str, why: str) -> None:
-        """Drop a parameter from the blocks: it is reported as left alone, with ``why``."""
+    def keep(self, param_name: str, why: str) -> None:
+        """Drop a parameter from the blocks: it is reported as kept as built, with ``why``."""
         del self.blocks[param_name]
-        self._ledger.left_alone[param_name] = why
+        self._ledger.kept[param_name] = why
 
 
 ModelPass = Callable[[PassContext], None]
+
+
+class OwnValue:
+    """One parameter as the model has it before the scheme writes anything: what a ``keep`` hook sees.
+
+    ``authored()`` says why the value is its author's choice rather than PyTorch's default
+    (:func:`autoinit.own_init.authored`), or None; computed once per module, and always None where the
+    values cannot be read (a meta-device stand-in of a sharded parameter)."""
+
+    def __init__(
+        self,
+        name: str,
+        module: nn.Module,
+        pname: str,
+        options: Mapping[str, Any],
+        authored: Callable[[], str | None],
+    ) -> None:
+        self.name, self.module, self.pname = name, module, pname
+        self.options = MappingProxyType(dict(options))
+        self._authored = authored
+
+    def authored(self) -> str | None:
+        return self._authored()
+
+
+KeepHook = Callable[[OwnValue], "str | None"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,12 +227,15 @@ class Scheme:
     pick: Callable[[InitContext], Pick] | None = None
     model_pass: ModelPass | None = None
     check: ModelPass | None = None
+    keep: KeepHook | None = None
     options: tuple[Option, ...] = ()
     data: DataUse = DataUse.OPTIONAL
     embeddings: EmbeddingRule = EmbeddingRule.SCHEME
     # Every element drawn on its own from one distribution set by the fans, so a shard can be drawn alone
     # (AutoInit's sharded_draw="local"); not so for orthogonal matrices.
     iid: bool = False
+    # The scheme's values depend on the gain g (False: one point per scheme is enough for a search).
+    uses_gain: bool = True
     # The model pass writes parameters only inside PassContext.materialized or through PassContext.rescale,
     # and measures only through PassContext.variance, so it runs on sharded models.
     shardable_pass: bool = False
@@ -212,8 +243,8 @@ class Scheme:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.isidentifier():
             raise AutoInitError(f"a scheme's name must be an identifier such as 'my_scheme', got {self.name!r}")
-        if self.fn is None and self.pick is None and self.model_pass is None:
-            raise AutoInitError(f"scheme '{self.name}' has no fn, pick or model_pass: give it at least one")
+        if self.fn is None and self.pick is None and self.model_pass is None and self.keep is None:
+            raise AutoInitError(f"scheme '{self.name}' has no fn, pick, model_pass or keep: give it at least one")
         if not isinstance(self.data, DataUse) or not isinstance(self.embeddings, EmbeddingRule):
             raise AutoInitError(f"scheme '{self.name}': data must be a DataUse and embeddings an EmbeddingRule")
 

@@ -1,7 +1,9 @@
-"""Registers every built-in scheme, in the order the tuner tries them (``default`` first)."""
+"""Registers every built-in scheme, in the order the tuner tries them (the model's own init, then
+PyTorch's ``default``, first)."""
 
 from __future__ import annotations
 
+from autoinit.schemes.as_built import AS_BUILT
 from autoinit.schemes.auto import AUTO
 from autoinit.schemes.default import DEFAULT
 from autoinit.schemes.lsuv import LSUV
@@ -19,6 +21,7 @@ from autoinit.schemes.variance import (
 from autoinit.schemes.yam_chow import YAM_CHOW
 
 BUILTINS = [
+    AS_BUILT,
     DEFAULT,
     AUTO,
     KAIMING_NORMAL,

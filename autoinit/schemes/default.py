@@ -52,7 +52,7 @@ def default_pass(pctx: PassContext) -> None:
             if not has_reset:
                 for n in own:
                     if n in pctx.blocks:
-                        pctx.leave_alone(n, f"{type(module).__name__} has no reset_parameters(): left alone")
+                        pctx.keep(n, f"{type(module).__name__} has no reset_parameters(): the model's own init kept")
 
 
 DEFAULT = Scheme(

@@ -3,9 +3,10 @@ best and train them longer over more seeds, then refine their gains — within `
 
 The rounds, for ``steps`` S and ``seeds`` K (member-steps: optimizer steps × seeds, the unit of the budget):
 
-- round 0: PyTorch's default at the full S × K (the baseline of ``improvement``, never pruned), and every
-  scheme × the gain ladder (:meth:`~autoinit.tuner.settings.TuneSettings.gain_ladder`, × the ``lr_scale``
-  grid when it is tuned) for a prefix of ``p0`` steps with one seed, ``p0`` between S/10 and S/4 so that
+- round 0: the model's own init (``as_built``) at the full S × K (the baseline of ``improvement``, never
+  pruned), and every other scheme × the gain ladder (one gain for a scheme that takes none;
+  :meth:`~autoinit.tuner.settings.TuneSettings.gain_ladder`, × the ``lr_scale`` grid when it is tuned)
+  for a prefix of ``p0`` steps with one seed, ``p0`` between S/10 and S/4 so that
   the round costs about 30% of the budget. This round is the screen: no pre-screen pass runs (in a
   population a prefix costs less than one), and no scheme is dropped for being hopeless at gain 1;
 - round 1: the best third of round 0 for S/2 steps, one seed (skipped when fewer than 4 points fit);
@@ -36,9 +37,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit.errors import AutoInitError
+from autoinit.schemes import get_scheme
 from autoinit.tuner.records import STUDY_ATTR_HALVING, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.search_space import Fidelity, Point
-from autoinit.tuner.settings import DEFAULT_BUDGET, Range, TuneSettings
+from autoinit.tuner.settings import BASELINE_SCHEME, DEFAULT_BUDGET, Range, TuneSettings
 from autoinit.tuner.stop_rule import Action
 
 ROUND_SCREEN = 0
@@ -62,10 +64,16 @@ class Measured:
     cost: int
 
 
+def gains_of(scheme: str, gains: Sequence[float], anchor: float) -> list[float]:
+    """The gains a search tries for ``scheme``: ``gains``, or the anchor alone for a scheme that takes none."""
+    return list(gains) if get_scheme(scheme).uses_gain else [anchor]
+
+
 def grid_member_steps(settings: TuneSettings, schemes: Sequence[str]) -> int:
-    """The full grid's cost: schemes × 5 gains (× the lr_scale grid) × seeds × steps."""
-    points = len(schemes) * len(settings.grid_gains()) * len(settings.grid_lr_scales())
-    return points * settings.seeds * settings.steps
+    """The full grid's cost: schemes × 5 gains (one for a scheme that takes none) × the lr_scale grid × seeds
+    × steps."""
+    gains = sum(len(gains_of(s, settings.grid_gains(), settings.anchor_gain())) for s in schemes)
+    return gains * len(settings.grid_lr_scales()) * settings.seeds * settings.steps
 
 
 class HalvingPlan:
@@ -77,8 +85,13 @@ class HalvingPlan:
         self.full = Fidelity(ROUND_FULL, s.steps, s.seeds)
         self.ladder = s.gain_ladder()
         self.lr_scales = s.grid_lr_scales()
+        # The baseline is measured in full in round 0: it is no screen point.
         self.screen_points = [
-            (scheme, gain, lr) for scheme in self.schemes for gain in self.ladder for lr in self.lr_scales
+            (scheme, gain, lr)
+            for scheme in self.schemes
+            if scheme != BASELINE_SCHEME
+            for gain in gains_of(scheme, self.ladder, s.anchor_gain())
+            for lr in self.lr_scales
         ]
         self.min_prefix = max(1, s.steps // 10)
         grid = grid_member_steps(s, self.schemes)
@@ -100,7 +113,7 @@ class HalvingPlan:
             share = math.ceil(1000 * need / grid_member_steps(s, self.schemes)) / 1000
             raise AutoInitError(
                 f"tune.budget {s.budget} ({self.budget} member-steps) is smaller than the halving search's round 0 "
-                f"({len(self.screen_points)} points × {self.min_prefix} steps, plus PyTorch's default and 2 points "
+                f"({len(self.screen_points)} points × {self.min_prefix} steps, plus the model's own init and 2 points "
                 f"at {s.steps} steps × {s.seeds} seeds: {need}): give tune.budget >= {share}, or fewer schemes"
             )
 
@@ -121,7 +134,8 @@ class HalvingPlan:
 
     def _screen(self) -> list[Point]:
         s = self.settings
-        baseline = Point("default", s.anchor_gain(), s.anchor_lr_scale(), Fidelity(ROUND_SCREEN, s.steps, s.seeds))
+        full = Fidelity(ROUND_SCREEN, s.steps, s.seeds)
+        baseline = Point(BASELINE_SCHEME, s.anchor_gain(), s.anchor_lr_scale(), full)
         screen = Fidelity(ROUND_SCREEN, self.prefix, 1)
         return [baseline, *(Point(sc, g, lr, screen) for sc, g, lr in self.screen_points)]
 
@@ -186,7 +200,7 @@ class HalvingPlan:
 
 
 def is_baseline(point: Point, settings: TuneSettings) -> bool:
-    """PyTorch's default at full fidelity in round 0: the baseline every improvement is measured against."""
+    """The model's own init at full fidelity in round 0: the baseline every improvement is measured against."""
     f = point.fidelity
     return f is not None and f.round == ROUND_SCREEN and f.is_full(settings)
 
@@ -272,12 +286,13 @@ class HalvingSearch:
     def describe(self) -> str:
         p = self.plan
         s = p.settings
+        screened = len({scheme for scheme, _, _ in p.screen_points})
         return (
-            f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains"
+            f"halving search: {len(p.screen_points)} points ({screened} schemes × {len(p.ladder)} gains"
             + (f" × {len(p.lr_scales)} lr scales" if len(p.lr_scales) > 1 else "")
             + ") "
             f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
-            f"seeds; budget {p.budget} member-steps ({p.share:g} of the grid"
+            f"seeds beside the model's own init; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
         )
 
@@ -314,5 +329,5 @@ def _attrs(point: Point, plan: HalvingPlan) -> dict[str, object]:
     assert point.fidelity is not None
     values: dict[str, object] = {"fidelity": point.fidelity.to_attr()}
     if is_baseline(point, plan.settings):
-        values["anchor"] = True  # PyTorch's default, the baseline: never pre-screened or pruned
+        values["anchor"] = True  # the model's own init, the baseline: never pre-screened or pruned
     return TrialRecord.attrs(**values)

@@ -19,7 +19,8 @@ from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
-from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, own_init_is_default, trial_status
+from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
 
@@ -161,12 +162,24 @@ def ranking(all_rows: list[Row]) -> list[Row]:
     )
 
 
-def default_row(all_rows: list[Row]) -> Row | None:
-    """PyTorch's default init at gain 1 (its anchor), else its best complete trial (full fidelity only)."""
-    defaults = [r for r in comparable(all_rows) if r.scheme == "default"]
-    anchored = [r for r in defaults if r.gain == 1.0 and r.lr_scale == 1.0]
-    pool = anchored or defaults
+def scheme_row(all_rows: list[Row], scheme: str) -> Row | None:
+    """``scheme`` at gain 1 and the unscaled learning rate (its anchor), else its best complete trial (full
+    fidelity only)."""
+    rows_of = [r for r in comparable(all_rows) if r.scheme == scheme]
+    anchored = [r for r in rows_of if r.gain == 1.0 and r.lr_scale == 1.0]
+    pool = anchored or rows_of
     return min(pool, key=lambda r: r.score) if pool else None
+
+
+def baseline_row(all_rows: list[Row]) -> Row | None:
+    """The model's own init (:data:`~autoinit.tuner.settings.BASELINE_SCHEME`): what every pick is measured
+    against."""
+    return scheme_row(all_rows, BASELINE_SCHEME)
+
+
+def default_row(all_rows: list[Row]) -> Row | None:
+    """PyTorch's default init (``reset_parameters``) at gain 1, when the study trained it."""
+    return scheme_row(all_rows, "default")
 
 
 def write_trials_csv(path: Path, all_rows: list[Row], seeds: int) -> None:
@@ -217,13 +230,18 @@ def _trials_csv(f: TextIO, all_rows: list[Row], seeds: int) -> None:
         )
 
 
-def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | None:
+def best_summary(
+    config: TrialSource, all_rows: list[Row], own_init_is_default: bool | None = None
+) -> dict[str, Any] | None:
+    """best.yaml's content: the pick, its score against the baseline (the model's own init) — the improvement,
+    whether it is beyond noise, the points tied with it — and PyTorch's default's score where the model's own
+    init is not PyTorch's default (``own_init_is_default``: from the study, None when not known)."""
     from autoinit import __version__
 
     ranked = comparable(ranking(all_rows))
     if not ranked:
         return None
-    best, default = ranked[0], default_row(all_rows)
+    best, baseline, default = ranked[0], baseline_row(all_rows), default_row(all_rows)
     s = config.settings
     tied = tied_with(best, ranked, s.seeds)
     with_lr = s.lr_scale is not None or any(r.lr_scale != 1.0 for r in ranked)
@@ -235,9 +253,12 @@ def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | N
         "score": best.score,
         "score_std": best.score_std,
         "objective": s.objective,
+        "baseline": BASELINE_SCHEME,
+        "baseline_score": baseline.score if baseline else None,
+        "own_init_is_default": own_init_is_default,
         "default_score": default.score if default else None,
-        "improvement": (default.score - best.score) / default.score if default and default.score else None,
-        "significant": significant(best, default, s.seeds),
+        "improvement": (baseline.score - best.score) / baseline.score if baseline and baseline.score else None,
+        "significant": significant(best, baseline, s.seeds),
         "tied_with": None if tied is None else [point(r, with_lr=with_lr) for r in tied],
         "steps": s.steps,
         "seeds": s.seeds,
@@ -260,22 +281,27 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
     name = {"auc": "early-loss AUC", "final": "final loss", "steps_to": "steps to threshold"}[objective]
     lr = f" lr×{summary['lr_scale']:.3g}" if "lr_scale" in summary else ""
     line = f"best: {summary['scheme']} gain={summary['gain']:.3g}{lr} — {name} {summary['score']:.3g}"
-    if summary["default_score"] is not None:
+    baseline = summary.get("baseline_score")
+    if baseline is not None:
         change = -summary["improvement"] * 100
-        line += f" vs {summary['default_score']:.3g} with PyTorch default ({change:+.0f}%)"
+        # Said once when the model's own init is PyTorch's default; both scores when they differ.
+        own = " (PyTorch's default)" if summary.get("own_init_is_default") else ""
+        line += f" vs {baseline:.3g} with the model's own init{own} ({change:+.0f}%)"
+        if not summary.get("own_init_is_default") and summary.get("default_score") is not None:
+            line += f"; PyTorch default {summary['default_score']:.3g}"
     verdict = verdict_text(summary)
     if verdict:
-        line += (", " if summary["default_score"] is not None else "; ") + verdict
+        line += (", " if baseline is not None else "; ") + verdict
     return line
 
 
 def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
-    """Mean loss against step for PyTorch's default, the best and the next ``top - 1`` complete trials.
+    """Mean loss against step for the model's own init, the best and the next ``top - 1`` complete trials.
     Built without pyplot, so it neither needs nor changes a display backend (a notebook shows it as is)."""
     from matplotlib.figure import Figure
 
     ranked = [r for r in comparable(ranking(all_rows)) if r.curve]
-    default = default_row(all_rows)
+    default = baseline_row(all_rows)
     shown: list[Row] = [default] if default and default.curve else []
     for r in ranked:
         if len(shown) >= top + 1:
@@ -286,11 +312,11 @@ def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
     ax = fig.subplots()
     for r in shown:
         style = "--" if r is default else "-"
-        label = f"#{r.number} {r.scheme} gain={r.gain:.3g}" + (" (PyTorch default)" if r is default else "")
+        label = f"#{r.number} {r.scheme}" + (" (the model's own init)" if r is default else f" gain={r.gain:.3g}")
         ax.plot(range(1, len(r.curve) + 1), r.curve, style, label=label)
     ax.set_xlabel("step (downsampled to 200 points)" if any(len(r.curve) == 200 for r in shown) else "step")
     ax.set_ylabel("training loss (mean over seeds)")
-    ax.set_title("Early loss: PyTorch default vs the best inits found")
+    ax.set_title("Early loss: the model's own init vs the best inits found")
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -347,7 +373,7 @@ class Outputs:
 def collect(config: TrialSource, study: optuna.Study) -> Outputs:
     """The study's rows and best summary, nothing written yet."""
     all_rows = rows(study)
-    return Outputs(summary=best_summary(config, all_rows), rows=all_rows)
+    return Outputs(summary=best_summary(config, all_rows, own_init_is_default(study)), rows=all_rows)
 
 
 def write_outputs(config: TrialSource, outputs: Outputs) -> list[Path]:

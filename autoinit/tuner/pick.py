@@ -16,6 +16,7 @@ LOGGED_KEYS = (
     "improvement",
     "significant",
     "score",
+    "baseline_score",
     "default_score",
     "objective",
     "lr_scale",

@@ -51,6 +51,7 @@ from autoinit.tuner.functional import (
     stack_into,
 )
 from autoinit.tuner.noise import quiet_lightning
+from autoinit.tuner.source import build_for_seed
 from autoinit.tuner.threads import one_thread_for
 
 # (step, {member index: its loss curve so far}) -> the members to stop now
@@ -226,11 +227,11 @@ def _model_reason(
     return None
 
 
-def _run_prepared(config: TuneConfig) -> tuple[pl.LightningModule, Any, Any]:
-    """The config's model and data as a sequential trial has them at ``on_fit_start``: seeded, built, data
-    hooks run, ``configure_model`` called, on the trial's device; and the first training batch."""
-    pl.seed_everything(config.settings.data_seed, verbose=False)
-    model, datamodule = config.build()
+def _run_prepared(config: TuneConfig, seed: int) -> tuple[pl.LightningModule, Any, Any]:
+    """The config's model and data as a sequential trial of init seed ``seed`` has them at ``on_fit_start``:
+    built under that seed, data hooks run, ``configure_model`` called, on the trial's device; and the
+    train loader."""
+    model, datamodule = build_for_seed(config, seed)
     loader = data.train_loader(model, datamodule)  # prepare_data, setup("fit"), as Trainer.fit
     if is_overridden("configure_model", model):
         model.configure_model()
@@ -367,16 +368,21 @@ def train_population(
     outcomes = [MemberOutcome() for _ in members]
 
     with quiet_lightning():
-        carrier, datamodule, loader = _run_prepared(config)
+        carrier, datamodule, loader = _run_prepared(config, members[0].seed if members else 0)
     restore_rng = _rng_state()
     batch0 = data.next_batch(loader)
     sample_batch = _to_device(batch0, carrier, datamodule, device)
     models: list[pl.LightningModule] = []
     alive: list[int] = []
     writer = _TracedOnce()
+    # Each member starts from the model as built under its own init seed (its own init), as its trial would.
+    built = {members[0].seed: carrier} if members else {}
     for i, member in enumerate(members):
         try:
-            model = copy.deepcopy(carrier)
+            if member.seed not in built:
+                with quiet_lightning():
+                    built[member.seed] = _run_prepared(config, member.seed)[0]
+            model = copy.deepcopy(built[member.seed])
         except Exception as exc:
             raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
         try:

@@ -40,6 +40,9 @@ STUDY_ATTR_SCHEMES = "schemes"
 STUDY_ATTR_POINT_KEYS = "point_keys"  # the parameters a point is made of (a retry needs all of them)
 STUDY_ATTR_ANCHORS = "anchors"  # the anchor points, set once they are queued: a resume never queues them again
 STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to name what changed on resume
+# Parameters whose value the model's author chose (not PyTorch's default), counted when the study was made:
+# 0 means the model's own init is PyTorch's default (the summary then names one baseline, not two).
+STUDY_ATTR_OWN_INIT = "own_init_authored"
 STUDY_ATTR_HALVING = "halving"  # the halving search's rounds as queued: {round: number of points}
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -115,7 +118,7 @@ class TrialRecord:
             for the owner.
         lease_until: Unix time until which the owner vouches for the running trial (journal storage: the
             owner renews it; once it passes, a process on another host fails the trial and queues it again).
-        anchor: an anchor point queued by the study (PyTorch's default, each scheme at its textbook gain).
+        anchor: an anchor point queued by the study (the model's own init, each scheme at its textbook gain).
         retry_of: the number of the failed trial whose parameters this one runs again.
         fixed_gain: the gain, when ``tune.gain`` is one number (then it is not an Optuna parameter).
         status: how the objective ended it (see :func:`trial_status` for the status the outputs show).
@@ -195,3 +198,10 @@ def trial_status(trial: FrozenTrial) -> TrialStatus:
     if trial.state == TrialState.RUNNING:
         return TrialStatus.RUNNING
     return TrialStatus.WAITING
+
+
+def own_init_is_default(study: optuna.Study) -> bool | None:
+    """Whether the study's model has no init of its own (every parameter at PyTorch's default); None for a
+    study made before this was recorded."""
+    authored = study.user_attrs.get(STUDY_ATTR_OWN_INIT)
+    return None if authored is None else authored == 0

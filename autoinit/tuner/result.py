@@ -12,6 +12,7 @@ import optuna
 from autoinit.errors import AutoInitError
 from autoinit.tuner import storage
 from autoinit.tuner.outputs import Row, best_summary, curves_figure, ranking, rows, summary_line
+from autoinit.tuner.records import own_init_is_default
 from autoinit.tuner.source import TrialSource
 
 # The Welch test lives in verdicts; re-exported here, where it was public first.
@@ -32,8 +33,9 @@ class TuneResult:
         scheme, gain, options: the best init (``AutoInit(scheme, gain, options=options)``).
         lr_scale: the best learning-rate factor when ``lr_scale`` was tuned, else None.
         score, score_std: its score (lower is better) and the std over init seeds.
-        default_score: PyTorch's default init's score, measured the same way.
-        improvement: ``(default_score - score) / default_score`` (0.24: 24% below PyTorch's default).
+        baseline_score: the model's own init's score (``as_built``), measured the same way: the baseline.
+        default_score: PyTorch's default init's score (``reset_parameters``), when the study trained it.
+        improvement: ``(baseline_score - score) / baseline_score`` (0.24: 24% below the model's own init).
         significant: whether the improvement exceeds the spread over seeds (Welch's t-test on the per-seed
             scores, two-sided, level 0.05); None with one seed.
         tied_with: the complete trials statistically tied with the pick (Welch p ≥ 0.05), best first, as
@@ -51,6 +53,7 @@ class TuneResult:
     lr_scale: float | None
     score: float
     score_std: float | None
+    baseline_score: float | None
     default_score: float | None
     improvement: float | None
     significant: bool | None
@@ -68,7 +71,7 @@ class TuneResult:
     def from_study(cls, source: TrialSource, study: optuna.Study, *, interrupted: bool = False) -> TuneResult:
         """The result held by ``study``; a one-line error when no trial completed."""
         all_rows = rows(study)
-        summary = best_summary(source, all_rows)
+        summary = best_summary(source, all_rows, own_init_is_default(study))
         if summary is None:
             errors = [r.error for r in all_rows if r.error]
             why = f" (last error: {errors[-1]})" if errors else ""
@@ -86,6 +89,7 @@ class TuneResult:
             lr_scale=summary.get("lr_scale"),
             score=summary["score"],
             score_std=summary.get("score_std"),
+            baseline_score=summary.get("baseline_score"),
             default_score=summary.get("default_score"),
             improvement=summary.get("improvement"),
             significant=sig,

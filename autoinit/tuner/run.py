@@ -16,7 +16,7 @@ from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
 from autoinit.tuner.population_study import population_runner
-from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.records import STUDY_ATTR_OWN_INIT, TrialRecord
 from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.source import TrialSource
@@ -43,7 +43,7 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
         check_worker_count(s)  # before any work: more workers than devices is a one-line error
     check_output(config)  # before any work: a folder that cannot be written, or another study's
     note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
-    schemes = applicable_schemes(config, note)
+    schemes, authored = applicable_schemes(config, note)
     search = make_search(s, schemes)
     if search is not None:
         search.plan.check_budget()  # before any training: a budget that cannot pay for round 0
@@ -53,6 +53,8 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
         # may train well at another gain)
         schemes = prescreen_schemes(config, schemes, note)
     study = create_study(config, schemes)
+    if STUDY_ATTR_OWN_INIT not in study.user_attrs:
+        study.set_user_attr(STUDY_ATTR_OWN_INIT, authored)
     claim_output(config)
     n_trials = target_trials(s, schemes)
     settings = dataclasses.replace(s, n_trials=n_trials)

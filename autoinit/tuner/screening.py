@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit.errors import AutoInitError
+from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
 
 if TYPE_CHECKING:
@@ -36,11 +37,13 @@ def sample_input(config: TrialSource, model: Any, batch: Any) -> Any:
         raise AutoInitError(f"{exc.reason}: {_FIX_INPUT}") from None
 
 
-def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> list[str]:
+def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple[list[str], int]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
-    skipped with a note, a scheme named explicitly that cannot apply is an error."""
+    skipped with a note, a scheme named explicitly that cannot apply is an error. Also how many parameters
+    hold an init of the model's own (:func:`autoinit.own_init.authored_parameters`; 0: PyTorch's default)."""
     from autoinit import data
     from autoinit.initialize import init_model
+    from autoinit.own_init import authored_parameters
 
     s = config.settings
     explicit = s.schemes != "all"
@@ -50,19 +53,20 @@ def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> list[
         # prepare_data, setup, the first batch: as Lightning gets it (a model's own loader included); the
         # batch is drawn even with an example_input_array, so empty data is named here, before any trial
         sample = sample_input(config, model, data.first_batch(model, datamodule))
+        authored = len(authored_parameters(model))
         for scheme in s.scheme_names():
             try:
                 init_model(model, scheme, sample_input=sample, seed=0)
                 keep.append(scheme)
             except AutoInitError as exc:
-                if explicit and scheme != "default":
+                if explicit and scheme != BASELINE_SCHEME:
                     raise AutoInitError(f"tune.schemes: '{scheme}' cannot initialize this model: {exc}") from None
                 log(f"skipping {scheme}: {exc}")
-    return keep
+    return keep, authored
 
 
 def check_training(config: TrialSource) -> None:
-    """One optimizer step of the trial path under PyTorch's default, before any study exists: a mistake
+    """One optimizer step of the trial path with the model's own init, before any study exists: a mistake
     every trial would make — a ``training_step`` that returns no loss, a ``tune.metric`` it does not log,
     data that yields no batch — is one line now (AutoInitError), not a failed trial each. An exception in
     the user's own code is left to the trials, which record it per point."""
@@ -78,7 +82,7 @@ def check_training(config: TrialSource) -> None:
     probe.settings = dataclasses.replace(config.settings, steps=1, seeds=1, report_every=1)
     with isolate_rng():
         try:
-            run_trial(probe, "default", 1.0, trainer_overrides=single)
+            run_trial(probe, BASELINE_SCHEME, 1.0, trainer_overrides=single)
         except AutoInitError:
             raise
         except Exception:
@@ -188,12 +192,12 @@ def prescreen(config: TrialSource, scheme: str, gain: float) -> SignalStats | No
 
 
 def prescreen_schemes(config: TrialSource, schemes: list[str], log: Callable[[str], None]) -> list[str]:
-    """Drop the schemes that are hopeless at their textbook gain (PyTorch's default always stays)."""
+    """Drop the schemes that are hopeless at their textbook gain (the baseline always stays)."""
     gain = config.settings.anchor_gain()
     keep = []
     for scheme in schemes:
         stats = prescreen(config, scheme, gain)
-        if scheme != "default" and stats is not None and stats.hopeless:
+        if scheme != BASELINE_SCHEME and stats is not None and stats.hopeless:
             log(
                 f"pre-screen: {scheme} left out — signal ×{stats.forward_ratio:.2g} forward, gradient "
                 f"×{stats.backward_ratio:.2g} backward over depth"
@@ -205,7 +209,7 @@ def prescreen_schemes(config: TrialSource, schemes: list[str], log: Callable[[st
 
 def screened_out(config: TrialSource, scheme: str, gain: float) -> str | None:
     """Why the pre-screen keeps a sampled (scheme, gain) point from training, or None to train it."""
-    if not config.settings.prescreen or scheme == "default":
+    if not config.settings.prescreen or scheme == BASELINE_SCHEME:
         return None
     stats = prescreen(config, scheme, gain)
     if stats is None or not stats.hopeless:

@@ -53,7 +53,7 @@ class Point:
 
 
 def anchors(settings: TuneSettings, schemes: list[str]) -> list[dict[str, Any]]:
-    """PyTorch's default first, then every scheme at its textbook gain: the search's anchor points."""
+    """The model's own init first, then every scheme at its textbook gain: the search's anchor points."""
     params: dict[str, Any] = {}
     if settings.gain_is_searched:
         params["gain"] = settings.anchor_gain()

@@ -14,6 +14,11 @@ from typing import Any, Literal, Union
 from autoinit.errors import AutoInitError
 from autoinit.schemes.registry import builtin_scheme_names, get_scheme
 
+# The model's own init: the baseline of every study — first in it, never pruned, and what ``improvement``,
+# ``significant`` and the verdict are measured against (a user of a model library already has it; PyTorch's
+# ``default`` is a candidate like any other).
+BASELINE_SCHEME = "as_built"
+
 # The halving search's budget when none is given: a quarter of the grid's member-steps (raised for a small
 # study whose round 0 and two fully trained points would not fit).
 DEFAULT_BUDGET = 0.25
@@ -80,7 +85,7 @@ class TuneSettings:
         devices_per_trial: GPUs per worker process.
         prescreen: score every scheme/gain from one forward and backward pass before training it, and keep
             those whose signal vanishes or explodes by four orders of magnitude over depth out of the
-            training budget (PyTorch's default is always trained).
+            training budget (the model's own init, the baseline, is always trained).
         max_worker_growth_mb: a worker whose memory grew more than this since its first trial is replaced
             by a fresh process (0: a fresh process after every trial, for leaky user code).
         heartbeat_interval: seconds between heartbeats of a running trial (RDB storages) or renewals of its
@@ -175,11 +180,9 @@ class TuneSettings:
         return tuple(f.name for f in fields(cls) if f.metadata.get("resumable"))
 
     def scheme_names(self) -> list[str]:
-        """The schemes to tune, PyTorch's default first (everything is measured against it)."""
-        if self.schemes == "all":
-            return builtin_scheme_names()
-        names = list(dict.fromkeys(self.schemes))
-        return names if "default" in names else ["default", *names]
+        """The schemes to tune, the baseline (the model's own init) first: everything is measured against it."""
+        names = builtin_scheme_names() if self.schemes == "all" else list(dict.fromkeys(self.schemes))
+        return [BASELINE_SCHEME, *(n for n in names if n != BASELINE_SCHEME)]
 
     @property
     def sampled(self) -> bool:

@@ -56,6 +56,16 @@ DROPPED_CALLBACKS = (
 )
 
 
+def build_for_seed(source: TrialSource, seed: int) -> tuple[pl.LightningModule, pl.LightningDataModule | None]:
+    """The model and data of init seed ``seed``: built with every RNG seeded with ``seed``, so the model's
+    own init (what its constructor draws) varies by seed as it does for the user; then every RNG is put to
+    ``tune.data_seed``, so the data order is the same for every seed of every trial."""
+    pl.seed_everything(seed, verbose=False)
+    built = source.build()
+    pl.seed_everything(source.settings.data_seed, verbose=False)
+    return built
+
+
 def is_dropped_callback(callback: Any) -> bool:
     """Whether a trial leaves this trainer callback out (by its class or any base class: a subclass of
     ModelCheckpoint is a checkpoint callback too)."""

@@ -18,7 +18,7 @@ from autoinit.callback import AutoInit
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
-from autoinit.tuner.source import TrialSource
+from autoinit.tuner.source import TrialSource, build_for_seed
 from autoinit.tuner.threads import one_thread_for
 
 # report(step, value) -> True when the pruner says stop
@@ -182,16 +182,16 @@ def run_trial(
     """Train every seed of one (scheme, gain, lr_scale) point and return the loss curves.
 
     ``options`` go to the scheme (``bias_std=...``); ``callbacks_after_init`` run after ``AutoInit``.
-    The data order is the same for every trial and seed (``seed_everything(tune.data_seed)`` before the
-    model and data are built); only the init seed changes.
+    Seed ``k`` builds the model under seed ``k`` (:func:`~autoinit.tuner.source.build_for_seed`: the model's
+    own init varies by seed) and initializes it with seed ``k``; the data order is the same for every trial
+    and seed (``tune.data_seed``).
     """
     s = config.settings
     result = TrialResult()
     start = time.perf_counter()
     history: list[float] = []
     for seed in range(s.seeds):
-        pl.seed_everything(s.data_seed, verbose=False)
-        model, datamodule = config.build()
+        model, datamodule = build_for_seed(config, seed)
         curve = LossCurve(s.metric, seed * s.steps, s.report_every, report, history)
         record_training_step(model, curve)
         kwargs = {**config.trainer_kwargs(), **(trainer_overrides or {})}

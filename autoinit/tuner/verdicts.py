@@ -1,5 +1,5 @@
-"""Verdicts over the noise of init seeds: a score's standard error, whether the best beats PyTorch's default
-beyond the spread over seeds, and which points are statistically tied with the best.
+"""Verdicts over the noise of init seeds: a score's standard error, whether the best beats the baseline (the
+model's own init) beyond the spread over seeds, and which points are statistically tied with the best.
 
 Pure functions over trial rows (:class:`autoinit.tuner.outputs.Row`, seen here through :class:`Scored` so
 that ``outputs`` can import this module). The test is Welch's t-test on the per-seed scores, two-sided, at
@@ -38,7 +38,7 @@ R = TypeVar("R", bound=Scored)
 
 
 def comparable(rows: Sequence[R]) -> list[R]:
-    """The complete trials of full fidelity: the only ones a pick, the default baseline or a tie may be."""
+    """The complete trials of full fidelity: the only ones a pick, the baseline or a tie may be."""
     return [r for r in rows if r.full and r.status == TrialStatus.COMPLETE and r.score is not None]
 
 
@@ -72,9 +72,9 @@ def welch_p(a: Scored, b: Scored, seeds: int) -> float | None:
 
 
 def significant(best: Scored | None, default: Scored | None, seeds: int) -> bool | None:
-    """Whether ``best`` scores below PyTorch's ``default`` by more than the spread over init seeds (Welch's
-    t-test, two-sided, level 0.05); False when it does not score below at all; None when no test is possible
-    (one seed, no default measured)."""
+    """Whether ``best`` scores below the baseline ``default`` (the model's own init) by more than the spread
+    over init seeds (Welch's t-test, two-sided, level 0.05); False when it does not score below at all; None
+    when no test is possible (one seed, no baseline measured)."""
     if best is None or default is None or best.score is None or default.score is None:
         return None
     if best is default or best.score >= default.score:
@@ -108,14 +108,14 @@ def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
 
 def verdict_text(summary: dict[str, Any]) -> str:
     """The summary line's verdict, from best.yaml's keys (``significant``, ``tied_with``, ``seeds``,
-    ``default_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
+    ``baseline``, ``baseline_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
     seeds = summary.get("seeds") or 1
     sig = summary.get("significant")
     parts = []
-    if summary.get("default_score") is None:
-        pass  # no baseline measured: nothing to say about the default
-    elif summary.get("scheme") == "default" and summary.get("improvement") == 0:
-        parts.append("PyTorch's default itself scored best: keep the default")
+    if summary.get("baseline_score") is None:
+        pass  # no baseline measured: nothing to say about it
+    elif summary.get("scheme") == summary.get("baseline") and summary.get("improvement") == 0:
+        parts.append("the model's own init itself scored best: keep it")
     elif seeds < 2:
         parts.append("one seed: no test over seeds")
     elif sig is None:
@@ -123,9 +123,7 @@ def verdict_text(summary: dict[str, Any]) -> str:
     elif sig:
         parts.append(f"beyond noise (Welch, {seeds} seeds)")
     else:
-        parts.append(
-            f"no init beats PyTorch's default beyond the spread over seeds (Welch, {seeds} seeds): keep the default"
-        )
+        parts.append(f"no init beats the model's own init beyond the spread over seeds (Welch, {seeds} seeds): keep it")
     tied = summary.get("tied_with")
     if tied:
         names = [_label(t) for t in tied[:SHOWN_TIES]]

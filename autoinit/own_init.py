@@ -1,0 +1,135 @@
+"""The model's own init: is a parameter's value what PyTorch's ``reset_parameters`` draws, or a choice of
+the model's author (Hugging Face's ``_init_weights``, timm's ``trunc_normal_(std=.02)``, torchvision's
+Kaiming fan-out convs and zero-γ BatchNorm, a raw ``nn.Parameter`` made by hand)?
+
+The answer is a distribution test, not a lookup of model or module names: a fresh default draw of the
+parameter's own module (``reset_parameters`` on a copy, under a forked RNG) is compared with the value
+the model has — both constant and equal, or a two-sample Kolmogorov–Smirnov test that cannot tell them
+apart (p ≥ 10⁻³ on up to 2¹⁶ elements each, enough to tell U(−√3σ, √3σ) from N(0, σ²) of the same σ on a
+768×768 matrix) — means PyTorch's default. Anything else is the author's choice.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+
+# Below this p-value the value is not a draw of the module's default init.
+_P_AUTHORED = 1e-3
+_MAX_SAMPLES = 2**16
+
+
+# Parameters autoinit wrote in this process: a value autoinit drew is not the model's own init (a model
+# initialized twice — head="prior", then head="zero" — gets the second scheme's rule, not the first's values).
+# By id, holding weak references (a WeakSet would compare tensors with ==, which is elementwise).
+_WRITTEN: dict[int, weakref.ref[torch.Tensor]] = {}
+
+
+def mark_written(params: Iterable[torch.Tensor]) -> None:
+    """Record that autoinit wrote these parameters: :func:`authored` no longer calls them the model's own."""
+    for p in params:
+        key = id(p)
+        _WRITTEN[key] = weakref.ref(p, lambda _, key=key: _WRITTEN.pop(key, None))
+
+
+def written(t: torch.Tensor) -> bool:
+    """Whether autoinit wrote ``t`` in this process."""
+    ref = _WRITTEN.get(id(t))
+    return ref is not None and ref() is t
+
+
+def default_draw(module: nn.Module) -> nn.Module | None:
+    """A copy of ``module`` with its own parameters redrawn by its ``reset_parameters()`` (PyTorch's default),
+    the global RNG left as it was; None when the module has no reset (its values are its author's)."""
+    if not callable(getattr(module, "reset_parameters", None)) and not callable(
+        getattr(module, "_reset_parameters", None)
+    ):
+        return None
+    from autoinit.schemes.default import reset_default  # the one definition of "the module's own reset"
+
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(0)
+        fresh = copy.deepcopy(module)
+        try:
+            reset_default(fresh)
+        except Exception:  # a reset that needs state the copy lacks: treat the values as the author's
+            return None
+    return fresh
+
+
+def _sample(t: torch.Tensor) -> torch.Tensor:
+    flat = t.detach().reshape(-1).float().cpu()
+    if flat.numel() > _MAX_SAMPLES:
+        step = flat.numel() // _MAX_SAMPLES
+        flat = flat[: step * _MAX_SAMPLES : step]
+    return flat
+
+
+def same_distribution(value: torch.Tensor, reference: torch.Tensor) -> bool:
+    """Whether ``value`` could be a draw of the distribution ``reference`` was drawn from (see the module
+    docstring); exact for constant tensors."""
+    a, b = _sample(value), _sample(reference)
+    if a.numel() == 0:
+        return True
+    const_a, const_b = bool((a == a[0]).all()), bool((b == b[0]).all())
+    if const_a or const_b:
+        return const_a and const_b and bool(a[0] == b[0])
+    if not torch.isfinite(a).all():
+        return False
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(a.numpy(), b.numpy()).pvalue) >= _P_AUTHORED
+
+
+def authored(module: nn.Module, pname: str, fresh: nn.Module | None) -> str | None:
+    """Why ``module.<pname>`` holds its author's init rather than PyTorch's default (``fresh``: the
+    module's :func:`default_draw`); None when it looks like PyTorch's default."""
+    kind = type(module).__name__
+    value = getattr(module, pname, None)
+    if isinstance(value, torch.Tensor) and written(value):
+        return None
+    if fresh is None:
+        return f"{kind} has no reset_parameters(): its values are the model's own"
+    reference = getattr(fresh, pname, None)
+    if not isinstance(value, torch.Tensor) or not isinstance(reference, torch.Tensor):
+        return None
+    if value.is_meta or value.shape != reference.shape:
+        return None
+    if value.dim() >= 2 and not _plausible(value):
+        return None  # memory never initialized (empty_init, to_empty), not a choice: let the scheme draw
+    if same_distribution(value, reference):
+        return None
+    return f"set by the model (std {_std(value):.3g}; {kind}'s reset_parameters() gives std {_std(reference):.3g})"
+
+
+def authored_parameters(model: nn.Module) -> dict[str, str]:
+    """Parameter name -> why it holds the model's own init, for every parameter whose value is not
+    PyTorch's default for its module (empty: the model's own init is PyTorch's default)."""
+    out: dict[str, str] = {}
+    seen: set[int] = set()
+    for mname, module in model.named_modules():
+        own = [(p, t) for p, t in module.named_parameters(recurse=False) if id(t) not in seen]
+        if not own:
+            continue
+        fresh = default_draw(module)
+        for pname, t in own:
+            seen.add(id(t))
+            why = authored(module, pname, fresh)
+            if why is not None:
+                out[f"{mname}.{pname}" if mname else pname] = why
+    return out
+
+
+def _plausible(weight: torch.Tensor) -> bool:
+    """A weight matrix some init could have given: finite, not all zeros, no entry above 10³."""
+    flat = _sample(weight)
+    return bool(torch.isfinite(flat).all()) and bool(flat.any()) and float(flat.abs().max()) <= 1e3
+
+
+def _std(t: torch.Tensor) -> float:
+    flat = _sample(t)
+    return float(flat.std()) if flat.numel() > 1 else float(flat.abs().sum())

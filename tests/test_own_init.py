@@ -1,0 +1,174 @@
+"""The model's own init: telling a library author's init from PyTorch's default by distribution, and what
+``as_built`` and ``auto`` do with it — on modules built here the way model libraries build theirs."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import autoinit
+from autoinit.own_init import authored, authored_parameters, default_draw, same_distribution
+
+
+def _linear(n_in, n_out, seed=0):
+    torch.manual_seed(seed)
+    return nn.Linear(n_in, n_out)
+
+
+def test_pytorch_default_is_recognized_as_such():
+    layer = _linear(256, 256)
+    fresh = default_draw(layer)
+    assert authored(layer, "weight", fresh) is None
+    assert authored(layer, "bias", fresh) is None
+    norm = nn.LayerNorm(16)
+    assert authored(norm, "weight", default_draw(norm)) is None and authored(norm, "bias", default_draw(norm)) is None
+
+
+def test_an_authors_normal_init_of_the_same_std_as_the_default_is_told_apart():
+    # BERT-base width: PyTorch's U(±1/√768) has std 1/√(3·768) = 0.0208, Hugging Face's N(0, 0.02) nearly the
+    # same std; only the shape of the distribution tells them apart.
+    layer = _linear(768, 768)
+    assert 1 / math.sqrt(3 * 768) == pytest.approx(0.02, rel=0.05)
+    with torch.no_grad():
+        layer.weight.normal_(0, 1 / math.sqrt(3 * 768), generator=torch.Generator().manual_seed(1))
+        layer.bias.zero_()
+    fresh = default_draw(layer)
+    assert "set by the model" in authored(layer, "weight", fresh)
+    assert "set by the model" in authored(layer, "bias", fresh)  # zeros, where PyTorch draws U(±1/√n)
+
+
+def test_zero_gamma_batchnorm_and_raw_parameters_are_the_authors():
+    bn = nn.BatchNorm2d(8)
+    nn.init.zeros_(bn.weight)  # torchvision's zero_init_residual
+    assert authored(bn, "weight", default_draw(bn)) is not None
+    assert authored(bn, "bias", default_draw(bn)) is None
+
+    class Embed(nn.Module):  # a ViT-style module: raw parameters, no reset_parameters
+        def __init__(self):
+            super().__init__()
+            self.pos = nn.Parameter(torch.zeros(1, 5, 8))
+
+    m = Embed()
+    assert default_draw(m) is None
+    assert "no reset_parameters" in authored(m, "pos", None)
+
+
+def test_memory_never_initialized_is_not_an_authors_choice():
+    layer = _linear(16, 16)
+    with torch.no_grad():
+        layer.weight.zero_()  # what torch.empty often holds after Lightning's empty_init
+    assert authored(layer, "weight", default_draw(layer)) is None
+    with torch.no_grad():
+        layer.weight.fill_(float("nan"))
+    assert authored(layer, "weight", default_draw(layer)) is None
+
+
+def test_default_draw_leaves_the_global_rng_alone():
+    layer = _linear(32, 32)
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    default_draw(layer)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_same_distribution_on_constants_and_draws():
+    g = torch.Generator().manual_seed(0)
+    assert same_distribution(torch.ones(10), torch.ones(10))
+    assert not same_distribution(torch.zeros(10), torch.ones(10))
+    assert same_distribution(torch.randn(5000, generator=g), torch.randn(5000, generator=g))
+    assert not same_distribution(torch.randn(5000, generator=g), 2 * torch.randn(5000, generator=g))
+
+
+class _HFStyleLM(nn.Module):
+    """A tiny causal LM built the way Hugging Face builds GPT-2: N(0, 0.02) everywhere, zero biases, an
+    output head tied to the token embedding, a learned position table as a raw parameter."""
+
+    def __init__(self, vocab=50, d=32, seq=8, custom=True):
+        super().__init__()
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Parameter(torch.zeros(seq, d))
+        self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+        self.norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.head.weight = self.tok.weight
+        if custom:
+            for m in self.modules():
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(m.weight, 0, 0.02)
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            nn.init.trunc_normal_(self.pos, std=0.02)
+
+    def forward(self, ids):
+        x = self.tok(ids) + self.pos[: ids.shape[1]]
+        return self.head(self.norm(x + self.mlp(x)))
+
+
+def _state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_as_built_writes_nothing_and_reports_every_parameter_kept():
+    torch.manual_seed(0)
+    model = _HFStyleLM()
+    before = _state(model)
+    report = autoinit.init_model(model, "as_built", seed=3)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert len(report.kept) == len(report.rows) == len(dict(model.named_parameters()))
+    assert not report.initialized and not report.left_alone
+
+
+def test_auto_keeps_a_library_models_own_init_and_says_why():
+    torch.manual_seed(0)
+    model = _HFStyleLM()
+    before = _state(model)
+    ids = torch.randint(0, 50, (4, 8))
+    report = autoinit.init_model(model, "auto", sample_input=ids, seed=0)
+    for name in ("tok.weight", "mlp.0.weight", "mlp.0.bias", "mlp.2.weight"):
+        assert torch.equal(model.state_dict()[name], before[name]), name
+        assert report[name].kept and "set by the model" in report[name].note
+    assert report["pos"].kept and "no reset_parameters" in report["pos"].note
+    assert report["norm.weight"].initialized  # LayerNorm's ones are PyTorch's default: auto's rule writes them
+    assert "tied with head" in report["tok.weight"].note
+    # own="replace": auto's rules everywhere
+    autoinit.init_model(model, "auto", sample_input=ids, seed=0, own="replace")
+    assert not torch.equal(model.mlp[0].weight, before["mlp.0.weight"])
+
+
+def test_auto_on_a_tied_lm_at_pytorchs_default_gives_unit_variance_logits():
+    torch.manual_seed(0)
+    d = 64
+    model = _HFStyleLM(vocab=200, d=d, custom=False)  # nn.Embedding's N(0, 1): first logits of std ≈ √d
+    ids = torch.randint(0, 200, (16, 8))
+    with torch.no_grad():
+        wild = float(model(ids).std())
+    report = autoinit.init_model(model, "auto", sample_input=ids, seed=0)
+    assert report["tok.weight"].initialized and "tied to the output head" in report["tok.weight"].note
+    assert float(model.tok.weight.detach().std()) == pytest.approx(1 / math.sqrt(d), rel=0.05)
+    with torch.no_grad():
+        logits = float(model(ids).std())
+    assert wild > 4 and 0.3 < logits < 2.0
+
+
+def test_an_untied_embedding_keeps_the_normal_rule():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(100, 16), nn.Flatten(), nn.Linear(16 * 4, 3))
+    report = autoinit.init_model(model, "auto", sample_input=torch.randint(0, 100, (8, 4)), seed=0)
+    assert float(model[0].weight.detach().std()) == pytest.approx(1.0, rel=0.05)
+    assert "N(0, g²)" in report["0.weight"].note
+
+
+def test_authored_parameters_of_a_plain_net_is_empty():
+    torch.manual_seed(0)
+    plain = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.LayerNorm(64), nn.Linear(64, 10))
+    assert authored_parameters(plain) == {}
+    lm = _HFStyleLM()
+    assert set(authored_parameters(lm)) == {
+        "tok.weight",
+        "pos",
+        "mlp.0.weight",
+        "mlp.0.bias",
+        "mlp.2.weight",
+        "mlp.2.bias",
+    }
