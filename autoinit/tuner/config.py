@@ -23,11 +23,11 @@ from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.source import (
     DROPPED_CALLBACKS,
-    TRIAL_SET_TRAINER_KEYS,
     describe_changes,
     flatten,
     trial_trainer_kwargs,
 )
+from autoinit.tuner.trainer_keys import measured_trainer
 
 
 class _TuneCLI(LightningCLI):
@@ -235,7 +235,7 @@ class TuneConfig:
         data = self.dump()
         resumable = TuneSettings.resumable_keys()
         data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
-        trainer = {k: v for k, v in (data.get("trainer") or {}).items() if k not in TRIAL_SET_TRAINER_KEYS}
+        trainer = measured_trainer(data.get("trainer") or {})
         callbacks = trainer.get("callbacks")
         if isinstance(callbacks, list):
             trainer["callbacks"] = [c for c in callbacks if _class_name(c) not in DROPPED_CALLBACKS]
