@@ -210,6 +210,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, change, args, words):
     assert not (path.parent / "out" / "best.yaml").exists()
 
 
+def test_fit_to_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    path = _project(tmp_path / "proj")
+    err = _one_line_error(capsys, main(["fit", str(path), f"--tune.output={path}/out"]))  # a folder under a file
+    assert "cannot write to the output folder" in err and "set tune.output to a folder you can write" in err
+
+
 def test_inspect_bad_inputs_are_one_line(tmp_path, capsys):
     path = _project(tmp_path / "proj")
     assert words_of(capsys, main(["inspect", str(path), "--schemes=he_normal"])) >= {"kaiming_normal"}

@@ -231,8 +231,10 @@ class TuneConfig:
     def _measured_data(self) -> dict[str, Any]:
         """The resolved config less what changes nothing a trial measures: the resumable tune keys
         (n_trials, storage, workers...), the trainer keys a trial sets itself (max_epochs, logger...) and
-        the callbacks a trial drops."""
+        the callbacks a trial drops; and where the config files are (``config``: their contents are what
+        the rest holds, so the same file by another path or from another folder is the same study)."""
         data = self.dump()
+        data.pop("config", None)
         resumable = TuneSettings.resumable_keys()
         data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
         trainer = measured_trainer(data.get("trainer") or {})

@@ -34,6 +34,17 @@ BEST_YAML, TRIALS_CSV, LOSS_CURVES = "best.yaml", "trials.csv", "loss_curves.png
 def check_output(config: TrialSource) -> None:
     """Before any work: the output folder can be created and written, and no other study owns it."""
     out = config.output
+    check_writable(out)
+    owner = output_owner(out)
+    if owner is not None and owner != config.study_name:
+        raise AutoInitError(
+            f"the output folder '{out}' holds the outputs of study '{owner}', not '{config.study_name}': give this "
+            f"study its own tune.output (or run it with --tune.study_name={owner} to resume that study)"
+        )
+
+
+def check_writable(out: Path) -> None:
+    """The output folder can be created and written (else one line: nothing was run)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".autoinit-write-test-{os.getpid()}"
@@ -44,12 +55,6 @@ def check_output(config: TrialSource) -> None:
             f"cannot write to the output folder '{out}' ({one_line(exc)}): set tune.output to a folder you can "
             "write (nothing was run)"
         ) from None
-    owner = output_owner(out)
-    if owner is not None and owner != config.study_name:
-        raise AutoInitError(
-            f"the output folder '{out}' holds the outputs of study '{owner}', not '{config.study_name}': give this "
-            f"study its own tune.output (or run it with --tune.study_name={owner} to resume that study)"
-        )
 
 
 def output_owner(out: Path) -> str | None:
