@@ -155,7 +155,7 @@ def test_summary_line_when_nothing_beats_the_default_says_keep_it():
     assert summary_line(summary, "auc") == (
         "best: xavier_uniform gain=1 — early-loss AUC 2.23 vs 2.3 with PyTorch default (-3%), no init beats "
         "PyTorch's default beyond the spread over seeds (Welch, 3 seeds): keep the default; tied: default·1 (2.3), "
-        "lecun_normal·1 (2.31), orthogonal·0.5 (2.33) and 2 more"
+        "lecun_normal·1 (2.31), orthogonal·1.41 (2.33) and 2 more"  # equal scores: in tiebreak order
     )
 
 
@@ -171,3 +171,18 @@ def test_the_default_itself_best():
     summary = best_summary(_Source(3), rows)
     assert summary["significant"] is False and summary["tied_with"] == []
     assert verdict_text(summary) == "PyTorch's default itself scored best: keep the default"
+
+
+def test_equal_scores_rank_by_the_point_not_the_trial_number():
+    """A retried or resumed trial gets a new number: the pick among equal scores must not follow it."""
+    picks = set()
+    for numbers in ((0, 1, 2), (2, 1, 0), (5, 9, 3)):
+        rows = [
+            row("orthogonal", [1.0, 1.2], number=numbers[0]),
+            row("delta_orthogonal", [1.0, 1.2], number=numbers[1]),
+            row("kaiming_normal", [1.0, 1.2], gain=1.41, number=numbers[2]),
+        ]
+        ranked = ranking(rows)
+        picks.add(tuple((r.scheme, r.gain) for r in ranked))
+        assert [t.scheme for t in tied_with(ranked[0], rows, 2)] == [r.scheme for r in ranked[1:]]
+    assert len(picks) == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,7 +20,15 @@ from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
-from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
+from autoinit.tuner.verdicts import (
+    comparable,
+    point,
+    score_order,
+    significant,
+    standard_error,
+    tied_with,
+    verdict_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -161,9 +168,7 @@ def ranking(all_rows: list[Row]) -> list[Row]:
     """Trials of full fidelity first — complete by score, then pruned, then diverged — then screening trials
     in the same order (their scores are on another scale); failed and unfinished ones are left out."""
     ranked = [r for r in all_rows if r.status.ranked]
-    return sorted(
-        ranked, key=lambda r: (not r.full, r.status.rank, r.score if r.score is not None else math.inf, r.number)
-    )
+    return sorted(ranked, key=lambda r: (not r.full, r.status.rank, *score_order(r)))
 
 
 def default_row(all_rows: list[Row]) -> Row | None:
@@ -171,7 +176,7 @@ def default_row(all_rows: list[Row]) -> Row | None:
     defaults = [r for r in comparable(all_rows) if r.scheme == "default"]
     anchored = [r for r in defaults if r.gain == 1.0 and r.lr_scale == 1.0]
     pool = anchored or defaults
-    return min(pool, key=lambda r: r.score) if pool else None
+    return min(pool, key=score_order) if pool else None
 
 
 def write_trials_csv(path: Path, all_rows: list[Row], seeds: int) -> None:
