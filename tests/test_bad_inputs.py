@@ -189,6 +189,14 @@ CASES = [
     ("metric never logged", None, ["--tune.metric=train_acc"], "metric 'train_acc' was not logged"),
     ("objective steps_to without threshold", None, ["--tune.objective=steps_to"], "needs tune.threshold"),
     ("missing config file", "<missing>", [], "no config file at"),
+    ("negative sampler seed", None, ["--tune.sampler_seed=-1"], "tune.sampler_seed must be an integer in [0, 2**32"),
+    ("negative data seed", None, ["--tune.data_seed=-1"], "tune.data_seed must be an integer in [0, 2**32 - 1]"),
+    ("data seed past 2**32", None, ["--tune.data_seed=8589934592"], "tune.data_seed must be an integer in [0,"),
+    ("gain nan", None, ["--tune.gain=nan"], "'tune.gain': got nan (not a finite number), expected one of: Range"),
+    ("gain inf", None, ["--tune.gain=inf"], "'tune.gain': got inf (not a finite number)"),
+    ("gain huge", None, ["--tune.gain=1e308"], "tune.gain values must be positive numbers <= 100, got 1e+308"),
+    ("gain range huge", lambda cfg: cfg["tune"].update(gain={"low": 0.5, "high": 1e9}), [], "high must be <= 100"),
+    ("no schemes", None, ["--tune.schemes=[]"], "tune.schemes is empty: name the schemes to compare"),
 ]
 
 

@@ -59,6 +59,14 @@ def _summarize_parse_error(exc: Exception) -> str:
         )
     ]
     reason = reasons[0] if reasons else (lines[0] if lines else text.splitlines()[0])
+    subtypes, given = re.search(r"Subtypes: \[(.*)\]", text), re.search(r"Given value: (.*)", text)
+    if subtypes and given and all(r.startswith("Expected a") for r in reasons):
+        # a value of no type of a union (tune.gain: Range, list or float): each alternative's error would
+        # name one type only
+        names = re.sub(r"<class '(?:[\w.]*\.)?(\w+)'>", r"\1", subtypes.group(1))
+        value = given.group(1).strip()
+        finite = "" if value.lower().lstrip("+-") not in ("nan", "inf", "infinity") else " (not a finite number)"
+        reason = f"got {value}{finite}, expected one of: {names}"
     if "No module named" in text or "does not exist" in reason or "Import path" in text:
         m = re.search(r"No module named '[^']+'", text)
         reason = f"the class cannot be imported ({m.group(0) if m else reason})"
