@@ -57,6 +57,10 @@ USER_CODE = textwrap.dedent(
                 raise ValueError(f"width must be even, got {width}")
             self.mode = mode
             self.net = nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, 3))
+            if mode == "frozen":
+                self.net.requires_grad_(False)
+            if mode == "no_parameters":
+                self.net = nn.Identity()
 
         def forward(self, x):
             return self.net(x)
@@ -71,13 +75,19 @@ USER_CODE = textwrap.dedent(
 
 
     class Files(pl.LightningDataModule):
-        def __init__(self, root: str, n: int = 128, batch_size: int = 16, records: bool = False):
+        def __init__(
+            self, root: str, n: int = 128, batch_size: int = 16, records: bool = False, nan_every: int = 0
+        ):
             super().__init__()
             self.root, self.n, self.batch_size, self.records = Path(root), n, batch_size, records
+            self.nan_every = nan_every
 
         def prepare_data(self):
             self.root.mkdir(parents=True, exist_ok=True)
-            torch.save(samples(self.n), self.root / "data.pt")
+            x, y = samples(self.n)
+            if self.nan_every:
+                x[:: self.nan_every, 0] = float("nan")
+            torch.save((x, y), self.root / "data.pt")
 
         def setup(self, stage):
             x, y = torch.load(self.root / "data.pt")
@@ -197,6 +207,14 @@ CASES = [
     ("gain huge", None, ["--tune.gain=1e308"], "tune.gain values must be positive numbers <= 100, got 1e+308"),
     ("gain range huge", lambda cfg: cfg["tune"].update(gain={"low": 0.5, "high": 1e9}), [], "high must be <= 100"),
     ("no schemes", None, ["--tune.schemes=[]"], "tune.schemes is empty: name the schemes to compare"),
+    ("frozen model", _model_mode("frozen"), [], "every parameter of Net is frozen (requires_grad=False)"),
+    ("model without parameters", _model_mode("no_parameters"), [], "Net has no parameters: there is nothing"),
+    (
+        "NaN inputs",
+        None,
+        ["--data.init_args.nan_every=10"],
+        "the first training batch of Files holds NaN or inf values (1 of 128 values in a (16, 8) tensor)",
+    ),
 ]
 
 
