@@ -76,18 +76,24 @@ USER_CODE = textwrap.dedent(
 
     class Files(pl.LightningDataModule):
         def __init__(
-            self, root: str, n: int = 128, batch_size: int = 16, records: bool = False, nan_every: int = 0
+            self,
+            root: str,
+            n: int = 128,
+            batch_size: int = 16,
+            records: bool = False,
+            nan_every: int = 0,
+            label_offset: int = 0,
         ):
             super().__init__()
             self.root, self.n, self.batch_size, self.records = Path(root), n, batch_size, records
-            self.nan_every = nan_every
+            self.nan_every, self.label_offset = nan_every, label_offset
 
         def prepare_data(self):
             self.root.mkdir(parents=True, exist_ok=True)
             x, y = samples(self.n)
             if self.nan_every:
                 x[:: self.nan_every, 0] = float("nan")
-            torch.save((x, y), self.root / "data.pt")
+            torch.save((x, y + self.label_offset), self.root / "data.pt")
 
         def setup(self, stage):
             x, y = torch.load(self.root / "data.pt")
@@ -214,6 +220,12 @@ CASES = [
         None,
         ["--data.init_args.nan_every=10"],
         "the first training batch of Files holds NaN or inf values (1 of 128 values in a (16, 8) tensor)",
+    ),
+    (
+        "labels out of range",
+        None,
+        ["--data.init_args.label_offset=5"],
+        "the labels of Files are out of range for the model's outputs (IndexError: Target ",
     ),
 ]
 

@@ -3,6 +3,7 @@ finds hopeless from one forward and backward pass (see :mod:`autoinit.inspection
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,7 +11,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 
-from autoinit.errors import AutoInitError
+from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.source import TrialSource
 
@@ -85,8 +86,14 @@ def check_training(config: TrialSource) -> None:
             result = run_trial(probe, "default", 1.0, trainer_overrides=single, callbacks_after_init=[first])
         except AutoInitError:
             raise
-        except Exception:
-            _check_trainable(first)  # the likely cause, named; else the trials record the error per point
+        except Exception as exc:
+            # the likely causes, named; any other error is left to the trials, which record it per point
+            _check_trainable(first)
+            if isinstance(exc, IndexError) and re.match(r"Target -?\d+ is out of bounds", str(exc)):
+                raise AutoInitError(
+                    f"the labels of {first.data} are out of range for the model's outputs ({one_line(exc)}): "
+                    "make the model's number of classes match the data's"
+                ) from None
             return
     if result.status == TrialStatus.DIVERGED and first.nonfinite:
         raise AutoInitError(
