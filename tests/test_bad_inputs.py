@@ -221,6 +221,7 @@ CASES = [
         ["--data.init_args.nan_every=10"],
         "the first training batch of Files holds NaN or inf values (1 of 128 values in a (16, 8) tensor)",
     ),
+    ("study name with a path", None, ["--tune.study_name=../../x"], "tune.study_name must be a plain name"),
     (
         "labels out of range",
         None,
@@ -348,3 +349,21 @@ def test_real_command_line_from_another_folder(tmp_path):
     good = run()
     assert good.returncode == 0, good.stderr
     assert "outputs in" in good.stdout and "Traceback" not in good.stderr
+
+
+def test_from_file_on_a_binary_file_is_one_line(tmp_path):
+    path = tmp_path / "best.yaml"
+    path.write_bytes(b"\xff\xfe\x00scheme: x\x81")
+    with pytest.raises(AutoInitError) as err:
+        AutoInit.from_file(path)
+    assert "is not a UTF-8 text file" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_from_file_applies_a_tuned_lr_scale_or_says_it_does_not(tmp_path):
+    from autoinit.tuner.pick import TunedAutoInit
+
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump({"scheme": "kaiming_normal", "gain": 1.0, "lr_scale": 0.5}))
+    with pytest.warns(UserWarning, match=r"lr_scale=0.5, which AutoInit does not apply"):
+        AutoInit.from_file(path)
+    assert TunedAutoInit.from_file(path).lr_scale == 0.5

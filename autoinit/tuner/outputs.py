@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.owner import process_exists
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.verdicts import (
@@ -42,6 +43,7 @@ def check_output(config: TrialSource) -> None:
     """Before any work: the output folder can be created and written, and no other study owns it."""
     out = config.output
     check_writable(out)
+    remove_stale_temporaries(out)
     owner = output_owner(out)
     if owner is not None and owner != config.study_name:
         raise AutoInitError(
@@ -62,6 +64,15 @@ def check_writable(out: Path) -> None:
             f"cannot write to the output folder '{out}' ({one_line(exc)}): set tune.output to a folder you can "
             "write (nothing was run)"
         ) from None
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) that a killed run's :func:`_atomic_write` left."""
+    for tmp in out.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid), None):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def output_owner(out: Path) -> str | None:

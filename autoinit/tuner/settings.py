@@ -146,6 +146,13 @@ class TuneSettings:
             raise AutoInitError(
                 f"tune.population_memory_fraction must be in (0, 1], got {self.population_memory_fraction}"
             )
+        if self.study_name is not None and (
+            not self.study_name.strip() or self.study_name in (".", "..") or any(c in self.study_name for c in "/\\")
+        ):
+            raise AutoInitError(
+                f"tune.study_name must be a plain name (no '/', '\\', '.' or '..'; it names the output folder), "
+                f"got {self.study_name!r}: use tune.output to choose where the outputs go"
+            )
         for key in ("data_seed", "sampler_seed"):
             _seed(key, getattr(self, key))
         if self.objective == "steps_to" and self.threshold is None:
