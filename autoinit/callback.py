@@ -21,7 +21,9 @@ broadcast), plans on global shapes and keeps its own shard, so no parameter broa
 
 from __future__ import annotations
 
+import inspect
 import logging
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,7 +118,11 @@ class AutoInit(pl.Callback):
         if not path.is_file():
             raise AutoInitError(f"AutoInit.from_file: no file at '{path}': run `autoinit tune` first or fix the path")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise AutoInitError(
+                f"AutoInit.from_file: '{path}' is not a UTF-8 text file: pass the best.yaml written by `autoinit tune`"
+            ) from None
         except yaml.YAMLError as exc:
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" (line {line + 1})" if line is not None else ""
@@ -132,6 +138,18 @@ class AutoInit(pl.Callback):
         kwargs = {"scheme": data["scheme"], "gain": data.get("gain", 1.0), "options": options}
         if data.get("seed") is not None:
             kwargs["seed"] = data["seed"]
+        lr_scale = data.get("lr_scale")
+        if lr_scale is not None and lr_scale != 1.0:
+            if "lr_scale" in inspect.signature(cls).parameters:
+                kwargs["lr_scale"] = lr_scale
+            else:
+                warnings.warn(
+                    f"AutoInit.from_file: '{path}' holds a tuned lr_scale={lr_scale}, which AutoInit does not apply: "
+                    "multiply the optimizer's learning rate by it, or use "
+                    "autoinit.tuner.pick.TunedAutoInit.from_file, which does",
+                    UserWarning,
+                    stacklevel=2,
+                )
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -57,6 +57,10 @@ USER_CODE = textwrap.dedent(
                 raise ValueError(f"width must be even, got {width}")
             self.mode = mode
             self.net = nn.Sequential(nn.Linear(8, width), nn.Tanh(), nn.Linear(width, 3))
+            if mode == "frozen":
+                self.net.requires_grad_(False)
+            if mode == "no_parameters":
+                self.net = nn.Identity()
 
         def forward(self, x):
             return self.net(x)
@@ -71,13 +75,25 @@ USER_CODE = textwrap.dedent(
 
 
     class Files(pl.LightningDataModule):
-        def __init__(self, root: str, n: int = 128, batch_size: int = 16, records: bool = False):
+        def __init__(
+            self,
+            root: str,
+            n: int = 128,
+            batch_size: int = 16,
+            records: bool = False,
+            nan_every: int = 0,
+            label_offset: int = 0,
+        ):
             super().__init__()
             self.root, self.n, self.batch_size, self.records = Path(root), n, batch_size, records
+            self.nan_every, self.label_offset = nan_every, label_offset
 
         def prepare_data(self):
             self.root.mkdir(parents=True, exist_ok=True)
-            torch.save(samples(self.n), self.root / "data.pt")
+            x, y = samples(self.n)
+            if self.nan_every:
+                x[:: self.nan_every, 0] = float("nan")
+            torch.save((x, y + self.label_offset), self.root / "data.pt")
 
         def setup(self, stage):
             x, y = torch.load(self.root / "data.pt")
@@ -189,6 +205,29 @@ CASES = [
     ("metric never logged", None, ["--tune.metric=train_acc"], "metric 'train_acc' was not logged"),
     ("objective steps_to without threshold", None, ["--tune.objective=steps_to"], "needs tune.threshold"),
     ("missing config file", "<missing>", [], "no config file at"),
+    ("negative sampler seed", None, ["--tune.sampler_seed=-1"], "tune.sampler_seed must be an integer in [0, 2**32"),
+    ("negative data seed", None, ["--tune.data_seed=-1"], "tune.data_seed must be an integer in [0, 2**32 - 1]"),
+    ("data seed past 2**32", None, ["--tune.data_seed=8589934592"], "tune.data_seed must be an integer in [0,"),
+    ("gain nan", None, ["--tune.gain=nan"], "'tune.gain': got nan (not a finite number), expected one of: Range"),
+    ("gain inf", None, ["--tune.gain=inf"], "'tune.gain': got inf (not a finite number)"),
+    ("gain huge", None, ["--tune.gain=1e308"], "tune.gain values must be positive numbers <= 100, got 1e+308"),
+    ("gain range huge", lambda cfg: cfg["tune"].update(gain={"low": 0.5, "high": 1e9}), [], "high must be <= 100"),
+    ("no schemes", None, ["--tune.schemes=[]"], "tune.schemes is empty: name the schemes to compare"),
+    ("frozen model", _model_mode("frozen"), [], "every parameter of Net is frozen (requires_grad=False)"),
+    ("model without parameters", _model_mode("no_parameters"), [], "Net has no parameters: there is nothing"),
+    (
+        "NaN inputs",
+        None,
+        ["--data.init_args.nan_every=10"],
+        "the first training batch of Files holds NaN or inf values (",  # how many: which samples come first
+    ),
+    ("study name with a path", None, ["--tune.study_name=../../x"], "tune.study_name must be a plain name"),
+    (
+        "labels out of range",
+        None,
+        ["--data.init_args.label_offset=5"],
+        "the labels of Files are out of range for the model's outputs (IndexError: Target ",
+    ),
 ]
 
 
@@ -208,6 +247,12 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys, change, args, words):
     err = _one_line_error(capsys, main(["tune", str(path), *args]))
     assert words in err
     assert not (path.parent / "out" / "best.yaml").exists()
+
+
+def test_fit_to_an_output_folder_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    path = _project(tmp_path / "proj")
+    err = _one_line_error(capsys, main(["fit", str(path), f"--tune.output={path}/out"]))  # a folder under a file
+    assert "cannot write to the output folder" in err and "set tune.output to a folder you can write" in err
 
 
 def test_inspect_bad_inputs_are_one_line(tmp_path, capsys):
@@ -304,3 +349,21 @@ def test_real_command_line_from_another_folder(tmp_path):
     good = run()
     assert good.returncode == 0, good.stderr
     assert "outputs in" in good.stdout and "Traceback" not in good.stderr
+
+
+def test_from_file_on_a_binary_file_is_one_line(tmp_path):
+    path = tmp_path / "best.yaml"
+    path.write_bytes(b"\xff\xfe\x00scheme: x\x81")
+    with pytest.raises(AutoInitError) as err:
+        AutoInit.from_file(path)
+    assert "is not a UTF-8 text file" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_from_file_applies_a_tuned_lr_scale_or_says_it_does_not(tmp_path):
+    from autoinit.tuner.pick import TunedAutoInit
+
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump({"scheme": "kaiming_normal", "gain": 1.0, "lr_scale": 0.5}))
+    with pytest.warns(UserWarning, match=r"lr_scale=0.5, which AutoInit does not apply"):
+        AutoInit.from_file(path)
+    assert TunedAutoInit.from_file(path).lr_scale == 0.5

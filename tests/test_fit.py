@@ -76,7 +76,7 @@ def test_split_args_separates_fit_options():
     assert split_args(["--ckpt_path=b.ckpt"]) == ([], {"ckpt_path": "b.ckpt"})
 
 
-def test_fit_tunes_fits_with_the_pick_logs_it_then_reuses_the_study(tmp_path, capsys):
+def test_fit_tunes_fits_with_the_pick_logs_it_then_reuses_the_study(tmp_path, capsys, monkeypatch):
     # the config's own AutoInit is replaced by the pick (kaiming_normal or default, never xavier)
     own = {"class_path": "autoinit.AutoInit", "init_args": {"scheme": "xavier_uniform", "verbose": False}}
     path = _config(tmp_path, callbacks=[own])
@@ -93,8 +93,12 @@ def test_fit_tunes_fits_with_the_pick_logs_it_then_reuses_the_study(tmp_path, ca
     trials = (tmp_path / "out" / "trials.csv").read_text()
     capsys.readouterr()
 
-    # Trainer keys a trial sets itself change nothing: the finished study is reused, nothing tuned.
-    assert main(["fit", str(path), "--trainer.max_steps=10", "--trainer.max_epochs=50"]) == 0
+    # Trainer keys a trial sets itself change nothing: the finished study is reused, nothing tuned; nor
+    # does where the config is given from (a relative path from another folder: the hash is its contents).
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert main(["fit", "../cfg.yaml", "--trainer.max_steps=10", "--trainer.max_epochs=50"]) == 0
+    monkeypatch.chdir(tmp_path)
     out = capsys.readouterr().out
     assert "is finished for this config: its pick is reused, nothing tuned" in out
     assert (tmp_path / "out" / "trials.csv").read_text() == trials

@@ -38,6 +38,15 @@ def test_sha256_ignores_run_only_keys(tmp_path):
     assert TuneConfig(path, ["--model.init_args.width=8"]).sha256() != a
 
 
+def test_sha256_is_what_the_config_says_not_where_it_lives(tmp_path, monkeypatch):
+    path = _write(tmp_path, BASE)
+    absolute = TuneConfig(path.resolve()).sha256()
+    monkeypatch.chdir(tmp_path)
+    assert TuneConfig(path.name).sha256() == absolute
+    (tmp_path / "copy").mkdir()
+    assert TuneConfig(_write(tmp_path / "copy", BASE)).sha256() == absolute
+
+
 def test_optimizer_section_is_linked(tmp_path):
     data = {**BASE, "optimizer": {"class_path": "torch.optim.Adam", "init_args": {"lr": 0.123}}}
     model, _ = TuneConfig(_write(tmp_path, data)).build()

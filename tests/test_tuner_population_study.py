@@ -69,3 +69,35 @@ def test_a_tpe_study_learns_between_batches_and_prunes_its_sampled_trials(tmp_pa
     # and the median pruner, with complete trials to compare against, stopped some of them live
     pruned = [t for t in sampled if TrialRecord.of(t).status == "pruned"]
     assert pruned and all(len(t.intermediate_values) < 24 // 4 for t in pruned)
+
+
+def test_ctrl_c_in_a_later_population_keeps_the_trials_an_earlier_one_finished(tmp_path, monkeypatch):
+    from autoinit.tuner import population_trials
+    from autoinit.tuner.population import PopulationFailed
+    from autoinit.tuner.population_study import PopulationBatch
+
+    cfg = TuneConfig(
+        "configs/quickstart.yaml",
+        ["--model.init_args.depth=2", "--tune.steps=4", "--tune.seeds=1", f"--tune.output={tmp_path}"],
+    )
+    real, chunks = population_trials._run_chunk, []
+
+    def one_point_fits_and_ctrl_c_in_the_third(config, points, reports):
+        chunks.append([p.gain for p in points])
+        if len(points) > 1:
+            raise PopulationFailed("CUDA out of memory", out_of_memory=True)
+        if len(chunks) == 5:
+            raise KeyboardInterrupt
+        return real(config, points, reports)
+
+    monkeypatch.setattr(population_trials, "_run_chunk", one_point_fits_and_ctrl_c_in_the_third)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for gain in (0.5, 1.0, 1.5, 2.0):
+        study.enqueue_trial({"scheme": "kaiming_normal", "gain": gain})
+    batch = PopulationBatch(cfg, ["kaiming_normal"], max_members=4, note=lambda msg: None)
+    with pytest.raises(KeyboardInterrupt):
+        batch(study, 4, lambda trial: None, lambda: None)
+    assert chunks == [[0.5, 1.0, 1.5, 2.0], [0.5, 1.0], [0.5], [1.0], [1.5]]
+    complete, failed = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL
+    assert [t.state for t in study.trials] == [complete, complete, failed, failed]
+    assert [TrialRecord.of(t).steps_trained for t in study.trials] == [4, 4, None, None]

@@ -156,7 +156,7 @@ def test_summary_line_when_nothing_beats_the_baseline_says_keep_it():
     assert summary_line(summary, "auc") == (
         "best: xavier_uniform gain=1 — early-loss AUC 2.23 vs 2.3 with the model's own init (-3%), no init beats "
         "the model's own init beyond the spread over seeds (Welch, 3 seeds): keep it; tied: as_built·1 (2.3), "
-        "lecun_normal·1 (2.31), orthogonal·0.5 (2.33) and 2 more"
+        "lecun_normal·1 (2.31), orthogonal·1.41 (2.33) and 2 more"  # equal scores: in tiebreak order
     )
 
 
@@ -197,3 +197,18 @@ def test_a_model_without_an_init_of_its_own_names_the_baseline_once():
     line = summary_line(best_summary(_Source(3), rows, own_init_is_default=True), "auc")
     assert "vs 2.3 with the model's own init (PyTorch's default) (-17%), beyond noise" in line
     assert "PyTorch default 2.3" not in line
+
+
+def test_equal_scores_rank_by_the_point_not_the_trial_number():
+    """A retried or resumed trial gets a new number: the pick among equal scores must not follow it."""
+    picks = set()
+    for numbers in ((0, 1, 2), (2, 1, 0), (5, 9, 3)):
+        rows = [
+            row("orthogonal", [1.0, 1.2], number=numbers[0]),
+            row("delta_orthogonal", [1.0, 1.2], number=numbers[1]),
+            row("kaiming_normal", [1.0, 1.2], gain=1.41, number=numbers[2]),
+        ]
+        ranked = ranking(rows)
+        picks.add(tuple((r.scheme, r.gain) for r in ranked))
+        assert [t.scheme for t in tied_with(ranked[0], rows, 2)] == [r.scheme for r in ranked[1:]]
+    assert len(picks) == 1

@@ -23,11 +23,11 @@ from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.source import (
     DROPPED_CALLBACKS,
-    TRIAL_SET_TRAINER_KEYS,
     describe_changes,
     flatten,
     trial_trainer_kwargs,
 )
+from autoinit.tuner.trainer_keys import measured_trainer
 
 
 class _TuneCLI(LightningCLI):
@@ -59,6 +59,14 @@ def _summarize_parse_error(exc: Exception) -> str:
         )
     ]
     reason = reasons[0] if reasons else (lines[0] if lines else text.splitlines()[0])
+    subtypes, given = re.search(r"Subtypes: \[(.*)\]", text), re.search(r"Given value: (.*)", text)
+    if subtypes and given and all(r.startswith("Expected a") for r in reasons):
+        # a value of no type of a union (tune.gain: Range, list or float): each alternative's error would
+        # name one type only
+        names = re.sub(r"<class '(?:[\w.]*\.)?(\w+)'>", r"\1", subtypes.group(1))
+        value = given.group(1).strip()
+        finite = "" if value.lower().lstrip("+-") not in ("nan", "inf", "infinity") else " (not a finite number)"
+        reason = f"got {value}{finite}, expected one of: {names}"
     if "No module named" in text or "does not exist" in reason or "Import path" in text:
         m = re.search(r"No module named '[^']+'", text)
         reason = f"the class cannot be imported ({m.group(0) if m else reason})"
@@ -231,11 +239,13 @@ class TuneConfig:
     def _measured_data(self) -> dict[str, Any]:
         """The resolved config less what changes nothing a trial measures: the resumable tune keys
         (n_trials, storage, workers...), the trainer keys a trial sets itself (max_epochs, logger...) and
-        the callbacks a trial drops."""
+        the callbacks a trial drops; and where the config files are (``config``: their contents are what
+        the rest holds, so the same file by another path or from another folder is the same study)."""
         data = self.dump()
+        data.pop("config", None)
         resumable = TuneSettings.resumable_keys()
         data["tune"] = {k: v for k, v in data.get("tune", {}).items() if k not in resumable}
-        trainer = {k: v for k, v in (data.get("trainer") or {}).items() if k not in TRIAL_SET_TRAINER_KEYS}
+        trainer = measured_trainer(data.get("trainer") or {})
         callbacks = trainer.get("callbacks")
         if isinstance(callbacks, list):
             trainer["callbacks"] = [c for c in callbacks if _class_name(c) not in DROPPED_CALLBACKS]

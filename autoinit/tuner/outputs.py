@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import math
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,10 +18,19 @@ from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.owner import process_exists
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, own_init_is_default, trial_status
 from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
-from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
+from autoinit.tuner.verdicts import (
+    comparable,
+    point,
+    score_order,
+    significant,
+    standard_error,
+    tied_with,
+    verdict_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -35,6 +43,18 @@ BEST_YAML, TRIALS_CSV, LOSS_CURVES = "best.yaml", "trials.csv", "loss_curves.png
 def check_output(config: TrialSource) -> None:
     """Before any work: the output folder can be created and written, and no other study owns it."""
     out = config.output
+    check_writable(out)
+    remove_stale_temporaries(out)
+    owner = output_owner(out)
+    if owner is not None and owner != config.study_name:
+        raise AutoInitError(
+            f"the output folder '{out}' holds the outputs of study '{owner}', not '{config.study_name}': give this "
+            f"study its own tune.output (or run it with --tune.study_name={owner} to resume that study)"
+        )
+
+
+def check_writable(out: Path) -> None:
+    """The output folder can be created and written (else one line: nothing was run)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".autoinit-write-test-{os.getpid()}"
@@ -45,12 +65,15 @@ def check_output(config: TrialSource) -> None:
             f"cannot write to the output folder '{out}' ({one_line(exc)}): set tune.output to a folder you can "
             "write (nothing was run)"
         ) from None
-    owner = output_owner(out)
-    if owner is not None and owner != config.study_name:
-        raise AutoInitError(
-            f"the output folder '{out}' holds the outputs of study '{owner}', not '{config.study_name}': give this "
-            f"study its own tune.output (or run it with --tune.study_name={owner} to resume that study)"
-        )
+
+
+def remove_stale_temporaries(out: Path) -> None:
+    """Delete the temporary files (``.<name>.<pid>.tmp``) that a killed run's :func:`_atomic_write` left."""
+    for tmp in out.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_exists(int(pid), None):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
 
 def output_owner(out: Path) -> str | None:
@@ -157,9 +180,7 @@ def ranking(all_rows: list[Row]) -> list[Row]:
     """Trials of full fidelity first — complete by score, then pruned, then diverged — then screening trials
     in the same order (their scores are on another scale); failed and unfinished ones are left out."""
     ranked = [r for r in all_rows if r.status.ranked]
-    return sorted(
-        ranked, key=lambda r: (not r.full, r.status.rank, r.score if r.score is not None else math.inf, r.number)
-    )
+    return sorted(ranked, key=lambda r: (not r.full, r.status.rank, *score_order(r)))
 
 
 def scheme_row(all_rows: list[Row], scheme: str) -> Row | None:
@@ -168,7 +189,7 @@ def scheme_row(all_rows: list[Row], scheme: str) -> Row | None:
     rows_of = [r for r in comparable(all_rows) if r.scheme == scheme]
     anchored = [r for r in rows_of if r.gain == 1.0 and r.lr_scale == 1.0]
     pool = anchored or rows_of
-    return min(pool, key=lambda r: r.score) if pool else None
+    return min(pool, key=score_order) if pool else None
 
 
 def baseline_row(all_rows: list[Row]) -> Row | None:

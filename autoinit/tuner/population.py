@@ -53,11 +53,10 @@ from autoinit.tuner.functional import (
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.source import build_for_seed
 from autoinit.tuner.threads import one_thread_for
+from autoinit.tuner.trainer_keys import POPULATION_AUTOCAST, population_accepts
 
 # (step, {member index: its loss curve so far}) -> the members to stop now
 Watch = Callable[[int, Mapping[int, list[float]]], Collection[int]]
-
-_PRECISIONS = {None: None, "32-true": None, "32": None, 32: None, "bf16-mixed": torch.bfloat16}
 
 # LightningModule hooks a sequential trial would call during training; a population does not.
 _TRAINING_HOOKS = (
@@ -78,33 +77,6 @@ _TRAINING_HOOKS = (
     "lr_scheduler_step",
     "configure_callbacks",
 )
-
-# Trainer keys that do not change a short trial's training math (or that the trial overrides itself),
-# with the test a value must pass; any other key set in the config makes the population fall back.
-_NEUTRAL_TRAINER_KEYS: dict[str, Callable[[Any], bool]] = {
-    "accelerator": lambda v: v in (None, "auto", "cpu", "gpu", "cuda"),
-    "devices": lambda v: v in (None, 1, "1", "auto") or (isinstance(v, list) and len(v) == 1),
-    "num_nodes": lambda v: v in (None, 1),
-    "strategy": lambda v: v in (None, "auto", "single_device"),
-    "precision": lambda v: v in _PRECISIONS,
-    "callbacks": lambda v: not v,
-    "gradient_clip_val": lambda v: True,
-    "gradient_clip_algorithm": lambda v: v in (None, "norm", "value"),
-    "accumulate_grad_batches": lambda v: True,
-    "limit_train_batches": lambda v: v in (None, 1.0),
-    "overfit_batches": lambda v: v in (None, 0, 0.0),
-    "reload_dataloaders_every_n_epochs": lambda v: v in (None, 0),
-    "fast_dev_run": lambda v: v in (None, False, 0),
-    "plugins": lambda v: not v,
-    "detect_anomaly": lambda v: not v,
-}
-_IGNORED_TRAINER_KEYS = {
-    "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_val_batches", "limit_test_batches",
-    "limit_predict_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
-    "log_every_n_steps", "enable_checkpointing", "enable_progress_bar", "enable_model_summary",
-    "default_root_dir", "deterministic", "benchmark", "inference_mode", "use_distributed_sampler",
-    "profiler", "barebones", "sync_batchnorm", "enable_autolog_hparams", "model_registry", "logger",
-}  # fmt: skip
 
 
 class PopulationUnsupported(Exception):
@@ -187,12 +159,7 @@ def static_reason(config: TuneConfig) -> str | None:
     if config.settings.devices_per_trial > 1:
         return "trials are DDP runs (tune.devices_per_trial > 1)"
     for key, value in config.trainer_kwargs().items():
-        if key in _IGNORED_TRAINER_KEYS:
-            continue
-        ok = _NEUTRAL_TRAINER_KEYS.get(key)
-        if ok is None and value in (None, False):
-            continue
-        if ok is None or not ok(value):
+        if not population_accepts(key, value):
             if key == "callbacks":
                 names = ", ".join(type(c).__name__ for c in value)
                 return f"trainer callbacks ({names}) must see the module during training"
@@ -423,7 +390,7 @@ def train_population(
         return [p for p in params.values() if p.requires_grad]
 
     scales = torch.tensor([members[i].lr_scale for i in alive], device=device)
-    autocast_dtype = _PRECISIONS.get(precision)
+    autocast_dtype = POPULATION_AUTOCAST.get(precision)
 
     def one_member(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], batch: Any, batch_idx: int) -> Any:
         logged.clear()

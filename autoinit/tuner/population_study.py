@@ -21,7 +21,7 @@ from autoinit import _compat
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.objective import config_at, objective_parts
 from autoinit.tuner.population import PopulationFailed
-from autoinit.tuner.population_trials import population_size, probe, run_population_trials
+from autoinit.tuner.population_trials import iter_population_trials, population_size, probe
 from autoinit.tuner.search_space import Point
 from autoinit.tuner.settings import TuneSettings
 from autoinit.tuner.trial import TrialResult
@@ -130,15 +130,18 @@ class PopulationBatch:
     ) -> None:
         config = config_at(self.config, todo[0][1].fidelity)
         reports = [_reporter(trial) for trial, _ in todo]
+        left = dict(enumerate(todo))
         try:
-            results = run_population_trials(config, [p for _, p in todo], reports, max_members=self.max_members)
+            # each trial is told as its population finishes: a Ctrl-C in a later one fails only the untold
+            for i, result in iter_population_trials(
+                config, [p for _, p in todo], reports, max_members=self.max_members
+            ):
+                trial, point = left.pop(i)
+                tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
         except PopulationFailed as exc:
-            self.note(f"population failed ({exc}): running these {len(todo)} trials sequentially")
-            for trial, point in todo:
+            self.note(f"population failed ({exc}): running these {len(left)} trials sequentially")
+            for trial, point in left.values():
                 tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))
-            return
-        for (trial, point), result in zip(todo, results, strict=True):
-            tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, **kw: object) -> None:

@@ -19,7 +19,7 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from lightning.pytorch.utilities.seed import isolate_rng
@@ -134,20 +134,32 @@ def run_population_trials(
     *,
     max_members: int | None = None,
 ) -> list[TrialResult | Exception]:
-    """Train every point's seeds as populations of at most ``max_members`` members; per point, the
-    ``TrialResult`` of a sequential trial, or the exception that failed it (its initialization).
+    """Every point's result of :func:`iter_population_trials`, in the points' order."""
+    return [result for _, result in iter_population_trials(config, points, reports, max_members=max_members)]
+
+
+def iter_population_trials(
+    config: TuneConfig,
+    points: Sequence[Point],
+    reports: Sequence[Reporter | None],
+    *,
+    max_members: int | None = None,
+) -> Iterator[tuple[int, TrialResult | Exception]]:
+    """Train every point's seeds as populations of at most ``max_members`` members; yields, per point as
+    its population finishes, its index and the ``TrialResult`` of a sequential trial or the exception that
+    failed it (its initialization). A caller records each at once: a Ctrl-C in a later population loses
+    none that finished.
 
     Raises :class:`PopulationFailed` when a population fails in a way no member owns, after halving it
-    on an out-of-memory down to one point; the caller then runs these points sequentially.
+    on an out-of-memory down to one point; the caller then runs the points not yielded sequentially.
     """
     seeds = config.settings.seeds
     per_chunk = max(1, (max_members or len(points) * seeds) // seeds)
-    results: list[TrialResult | Exception] = []
     start = 0
     while start < len(points):
         chunk = range(start, min(len(points), start + per_chunk))
         try:
-            results += _run_chunk(config, [points[i] for i in chunk], [reports[i] for i in chunk])
+            results = _run_chunk(config, [points[i] for i in chunk], [reports[i] for i in chunk])
         except PopulationFailed as exc:
             if not exc.out_of_memory or per_chunk == 1:
                 raise
@@ -156,7 +168,7 @@ def run_population_trials(
             continue
         start = chunk.stop
         release_memory()
-    return results
+        yield from zip(chunk, results, strict=True)
 
 
 def _run_chunk(

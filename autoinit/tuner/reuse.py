@@ -9,16 +9,21 @@ import optuna
 
 from autoinit.tuner import storage
 from autoinit.tuner.halving import make_search
+from autoinit.tuner.outputs import check_writable
 from autoinit.tuner.records import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.study import good_trials
 
 
-def _summaries(source: TrialSource) -> list[optuna.study.StudySummary]:
+def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
+    check_writable(source.output)  # a journal lives there: a folder it cannot be written in is one line
     optuna.logging.set_verbosity(logging.WARNING)
-    study_storage = storage.open_storage(source.settings, source.output)
-    return optuna.get_all_study_summaries(study_storage, include_best_trial=False)
+    return storage.open_storage(source.settings, source.output)
+
+
+def _summaries(source: TrialSource) -> list[optuna.study.StudySummary]:
+    return optuna.get_all_study_summaries(_open_storage(source), include_best_trial=False)
 
 
 def study_name_for(source: TrialSource) -> str:
@@ -36,11 +41,8 @@ def study_name_for(source: TrialSource) -> str:
 def finished_study(source: TrialSource) -> optuna.Study | None:
     """The source's study when it was made from the same config and already holds its target number of
     good trials (then there is nothing to tune); else None."""
-    optuna.logging.set_verbosity(logging.WARNING)
     try:
-        study = optuna.load_study(
-            study_name=source.study_name, storage=storage.open_storage(source.settings, source.output)
-        )
+        study = optuna.load_study(study_name=source.study_name, storage=_open_storage(source))
     except KeyError:
         return None
     if study.user_attrs.get(STUDY_ATTR_CONFIG_SHA256) != source.sha256():

@@ -3,12 +3,16 @@ finds hopeless from one forward and backward pass (see :mod:`autoinit.inspection
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+import lightning.pytorch as pl
+import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 
-from autoinit.errors import AutoInitError
+from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
 
@@ -80,13 +84,75 @@ def check_training(config: TrialSource) -> None:
     single = {"devices": 1, "strategy": "auto"} if trial_devices(config) > 1 else None
     probe = copy.copy(config)  # shares the built-once state (prepare_data ran) with the real config
     probe.settings = dataclasses.replace(config.settings, steps=1, seeds=1, report_every=1)
+    first = _FirstBatch()
     with isolate_rng():
         try:
-            run_trial(probe, BASELINE_SCHEME, 1.0, trainer_overrides=single)
+            result = run_trial(probe, BASELINE_SCHEME, 1.0, trainer_overrides=single, callbacks_after_init=[first])
         except AutoInitError:
             raise
-        except Exception:
+        except Exception as exc:
+            # the likely causes, named; any other error is left to the trials, which record it per point
+            _check_trainable(first)
+            if isinstance(exc, IndexError) and re.match(r"Target -?\d+ is out of bounds", str(exc)):
+                raise AutoInitError(
+                    f"the labels of {first.data} are out of range for the model's outputs ({one_line(exc)}): "
+                    "make the model's number of classes match the data's"
+                ) from None
             return
+    if result.status == TrialStatus.DIVERGED and first.nonfinite:
+        raise AutoInitError(
+            f"the first training batch of {first.data} holds NaN or inf values ({first.nonfinite}): every trial "
+            "would diverge at its first step: clean the data (or drop those samples)"
+        )
+
+
+class _FirstBatch(pl.Callback):
+    """What the probe step saw: the model's parameters and whether its first batch holds non-finite values."""
+
+    def __init__(self) -> None:
+        self.model: pl.LightningModule | None = None
+        self.data = "the data"
+        self.nonfinite = ""
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self.model = pl_module
+        if trainer.datamodule is not None:
+            self.data = type(trainer.datamodule).__name__
+
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        bad = [
+            f"{int((~torch.isfinite(t)).sum())} of {t.numel()} values in a {tuple(t.shape)} tensor"
+            for t in _tensors(batch)
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())
+        ]
+        self.nonfinite = "; ".join(bad)
+
+
+def _tensors(batch: Any) -> list[torch.Tensor]:
+    if isinstance(batch, torch.Tensor):
+        return [batch]
+    if isinstance(batch, Mapping):
+        return [t for v in batch.values() for t in _tensors(v)]
+    if isinstance(batch, (list, tuple)):
+        return [t for v in batch for t in _tensors(v)]
+    return []
+
+
+def _check_trainable(first: _FirstBatch) -> None:
+    """A model with no parameter, or with every parameter frozen, cannot be trained: no init can be compared."""
+    if first.model is None:
+        return
+    params = list(first.model.parameters())
+    name = type(first.model).__name__
+    if not params:
+        raise AutoInitError(f"{name} has no parameters: there is nothing to initialize or train")
+    if not any(p.requires_grad for p in params):
+        raise AutoInitError(
+            f"every parameter of {name} is frozen (requires_grad=False): nothing trains, so no init can be "
+            "compared: unfreeze the layers to tune"
+        )
 
 
 class _Screen:

@@ -151,8 +151,19 @@ class TuneSettings:
             raise AutoInitError(
                 f"tune.population_memory_fraction must be in (0, 1], got {self.population_memory_fraction}"
             )
+        if self.study_name is not None and (
+            not self.study_name.strip() or self.study_name in (".", "..") or any(c in self.study_name for c in "/\\")
+        ):
+            raise AutoInitError(
+                f"tune.study_name must be a plain name (no '/', '\\', '.' or '..'; it names the output folder), "
+                f"got {self.study_name!r}: use tune.output to choose where the outputs go"
+            )
+        for key in ("data_seed", "sampler_seed"):
+            _seed(key, getattr(self, key))
         if self.objective == "steps_to" and self.threshold is None:
             raise AutoInitError("tune.objective 'steps_to' needs tune.threshold: the loss level to reach")
+        if isinstance(self.schemes, list) and not self.schemes:
+            raise AutoInitError("tune.schemes is empty: name the schemes to compare with PyTorch's default, or 'all'")
         if isinstance(self.schemes, str) and self.schemes != "all":
             raise AutoInitError(f"tune.schemes must be a list of scheme names or 'all', got '{self.schemes}'")
         for name in self.scheme_names():
@@ -160,12 +171,14 @@ class TuneSettings:
         for key, rng in (("gain", self.gain), ("lr_scale", self.lr_scale)):
             if isinstance(rng, Range) and (not (0 < rng.low < rng.high) or not math.isfinite(rng.high)):
                 raise AutoInitError(f"tune.{key} range needs 0 < low < high, got low={rng.low}, high={rng.high}")
+        if isinstance(self.gain, Range) and self.gain.high > MAX_GAIN:
+            raise AutoInitError(f"tune.gain range's high must be <= {MAX_GAIN:g}, got {self.gain.high:g}")
         if isinstance(self.gain, list) and not self.gain:
             raise AutoInitError("tune.gain list is empty: give at least one value")
         gains = self.gain if isinstance(self.gain, list) else [] if isinstance(self.gain, Range) else [self.gain]
         for g in gains:
-            if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and g > 0):
-                raise AutoInitError(f"tune.gain values must be positive numbers, got {g!r}")
+            if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and 0 < g <= MAX_GAIN):
+                raise AutoInitError(f"tune.gain values must be positive numbers <= {MAX_GAIN:g}, got {g!r}")
         if self.search == "halving" and isinstance(self.gain, Range):
             ladder = self.gain_ladder()
             if len(set(ladder)) < LADDER_POINTS:
@@ -237,6 +250,20 @@ class TuneSettings:
         return sorted({r.low, r.clamp(1.0), r.high})
 
 
+# The largest gain a study may try: a gain multiplies every layer's weights, so past this every trial
+# overflows or diverges at its first step (a typo, not a search).
+MAX_GAIN = 100.0
+
+
 def _positive(key: str, value: float) -> None:
     if value <= 0:
         raise AutoInitError(f"tune.{key} must be > 0, got {value}")
+
+
+# numpy's RandomState and Lightning's seed_everything take seeds in [0, 2**32).
+_MAX_SEED = 2**32 - 1
+
+
+def _seed(key: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_SEED:
+        raise AutoInitError(f"tune.{key} must be an integer in [0, 2**32 - 1] ({_MAX_SEED}), got {value!r}")

@@ -2,8 +2,7 @@
 and a Python spec (:class:`~autoinit.tuner.spec.PythonSpec`) both satisfy, so ``autoinit tune`` and
 ``autoinit.tune()`` run the same study, storage, loop and outputs code.
 
-Also the one list of trainer keys a trial sets itself (so they change nothing a trial measures and are
-left out of a source's hash), and the callbacks a trial drops.
+Also the callbacks a trial drops (the trainer keys it sets are in :mod:`autoinit.tuner.trainer_keys`).
 """
 
 from __future__ import annotations
@@ -15,31 +14,6 @@ from typing import Any, Protocol, runtime_checkable
 import lightning.pytorch as pl
 
 from autoinit.tuner.settings import TuneSettings
-
-# Trainer keys that run_trial sets itself (or that only act during validation, which a trial skips): a
-# value given for them changes nothing a trial measures.
-TRIAL_SET_TRAINER_KEYS = frozenset(
-    {
-        "max_steps",
-        "max_epochs",
-        "min_steps",
-        "min_epochs",
-        "max_time",
-        "logger",
-        "enable_checkpointing",
-        "enable_progress_bar",
-        "enable_model_summary",
-        "limit_val_batches",
-        "num_sanity_val_steps",
-        "check_val_every_n_epoch",
-        "val_check_interval",
-        "limit_test_batches",
-        "limit_predict_batches",
-        "log_every_n_steps",
-        "default_root_dir",
-        "enable_autolog_hparams",
-    }
-)
 
 # Trainer callbacks a short trial has no use for (it writes no checkpoint, logs nothing, shows no bar).
 DROPPED_CALLBACKS = (
@@ -74,7 +48,7 @@ def is_dropped_callback(callback: Any) -> bool:
 
 def trial_trainer_kwargs(trainer: dict[str, Any]) -> dict[str, Any]:
     """The Trainer arguments a trial starts from: the configured ones, less the logger and the dropped
-    callbacks (``run_trial`` sets the rest of :data:`TRIAL_SET_TRAINER_KEYS` itself)."""
+    callbacks (``run_trial`` sets the keys :mod:`~autoinit.tuner.trainer_keys` names itself)."""
     out = dict(trainer)
     callbacks = out.pop("callbacks", None) or []
     callbacks = callbacks if isinstance(callbacks, list) else [callbacks]

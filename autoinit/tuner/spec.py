@@ -33,12 +33,12 @@ from autoinit import data as data_access
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.source import (
-    TRIAL_SET_TRAINER_KEYS,
     describe_changes,
     flatten,
     is_dropped_callback,
     trial_trainer_kwargs,
 )
+from autoinit.tuner.trainer_keys import measured_trainer
 
 SPEC_FILE = "autoinit_spec.yaml"
 # Batches compared when checking that data used as-is replays in the same order.
@@ -233,7 +233,7 @@ class PythonSpec:
             data = {"factory": _dotted(self.data), "source": _source_sha(self.data)}
         else:
             data = {"type": _dotted(type(self.data)), "batches": self.data_order()}
-        trainer = {k: v for k, v in self.trainer.items() if k not in TRIAL_SET_TRAINER_KEYS}
+        trainer = measured_trainer(self.trainer)
         if isinstance(trainer.get("callbacks"), list):
             trainer["callbacks"] = [c for c in trainer["callbacks"] if not is_dropped_callback(c)]
         resumable = TuneSettings.resumable_keys()

@@ -20,6 +20,7 @@ from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.source import TrialSource, build_for_seed
 from autoinit.tuner.threads import one_thread_for
+from autoinit.tuner.trainer_keys import trial_values
 
 # report(step, value) -> True when the pruner says stop
 Reporter = Callable[[int, float], bool]
@@ -205,18 +206,7 @@ def run_trial(
             callbacks.append(LearningRateScale(lr_scale))
         threads = SmallStepThreads()
         callbacks.append(threads)  # after AutoInit: a data-dependent init runs as in a population
-        kwargs.update(
-            callbacks=callbacks,
-            max_steps=s.steps,
-            max_epochs=-1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            limit_val_batches=0,
-            num_sanity_val_steps=0,
-            enable_autolog_hparams=False,
-        )
+        kwargs.update(trial_values(s.steps), callbacks=callbacks)
         with quiet_lightning():
             try:
                 trainer = pl.Trainer(**kwargs)
@@ -241,6 +231,11 @@ def run_trial(
             raise AutoInitError(
                 "the training data yields no batch (an empty dataset, or fewer samples than batch_size with "
                 "drop_last=True, or limit_train_batches=0): give it at least one full batch"
+            )
+        if not (curve.diverged or curve.pruned) and len(curve.values) < s.steps:
+            raise AutoInitError(
+                f"training stopped after {len(curve.values)} of tune.steps={s.steps} steps (a callback or hook "
+                "set trainer.should_stop, or on_train_batch_start returned -1): a trial's score needs every step"
             )
         result.curves.append(curve.values)
         history.extend(curve.values)

@@ -9,6 +9,7 @@ level :data:`SIGNIFICANCE_LEVEL`; only complete trials of the study's full fidel
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
@@ -35,6 +36,20 @@ class Scored(Protocol):
 
 
 R = TypeVar("R", bound=Scored)
+
+
+def tiebreak(scheme: str, gain: float, lr_scale: float, seed: int = 0) -> int:
+    """Where a point goes among points of equal score: a seeded hash of the point (the halving search's
+    order), never the trial number — a retried or resumed trial must not change the pick."""
+    key = f"{seed}:{scheme}:{gain:.6g}:{lr_scale:.6g}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+
+
+def score_order(row: Scored) -> tuple[float, int, int]:
+    """A row's place by score: lower first, equal scores by :func:`tiebreak` (the trial number last, for
+    the same point measured twice)."""
+    score = row.score if row.score is not None else math.inf
+    return score, tiebreak(row.scheme, row.gain, row.lr_scale), row.number
 
 
 def comparable(rows: Sequence[R]) -> list[R]:
@@ -95,7 +110,7 @@ def tied_with(best: R, rows: Sequence[R], seeds: int) -> list[R] | None:
         p = welch_p(best, r, seeds)
         if p is not None and p >= SIGNIFICANCE_LEVEL:
             tied.append(r)
-    return sorted(tied, key=lambda r: (r.score, r.number))
+    return sorted(tied, key=score_order)
 
 
 def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
