@@ -363,17 +363,22 @@ def _summary_line(text):
     return next(line for line in text.splitlines() if line.startswith("best: "))
 
 
-def test_verdict_beyond_noise_in_best_yaml_summary_and_result(tmp_path):
-    # Twelve plain ReLU layers: PyTorch's default stalls, Kaiming learns — a gap far beyond the seeds' spread.
+def test_verdict_when_the_baseline_stalls_in_best_yaml_summary_and_result(tmp_path):
+    # Twelve plain ReLU layers: PyTorch's default stalls, Kaiming learns — a gap far beyond the seeds' spread,
+    # but a flat loss's spread is no measure of noise: no "beyond noise", the stall is named instead.
     model = {"class_path": "helpers.TinyClassifier", "init_args": {"depth": 12, "width": 32, "lr": 0.05}}
     keys = {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2, "steps": 20, "seeds": 3, "pruner": "none"}
     path = _write(tmp_path, keys, model=model, data={"class_path": "helpers.BlobsData"})
     console = Console(record=True, width=400)
     assert tune(TuneConfig(path), console) == 0
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
-    assert best["scheme"] == "kaiming_normal" and best["significant"] is True and best["tied_with"] == []
+    assert best["scheme"] == "kaiming_normal" and best["tied_with"] == []
+    assert best["default_stalled"] is True and best["significant"] is None and best["keep_baseline"] is False
     line = _summary_line(console.export_text())
-    assert line.endswith(f"with PyTorch default ({-100 * best['improvement']:+.0f}%), beyond noise (Welch, 3 seeds)")
+    assert line.endswith(
+        f"with PyTorch default ({-100 * best['improvement']:+.0f}%), PyTorch's default stalled (its loss never "
+        "fell beyond its noise): no test over seeds"
+    )
     rows = {r["scheme"]: r for r in _csv(tmp_path)}
     std = float(rows["kaiming_normal"]["score_std"])
     assert float(rows["kaiming_normal"]["score_se"]) == pytest.approx(std / 2**0.5, rel=1e-4)  # std(ddof=0)/√(n-1)
@@ -381,7 +386,7 @@ def test_verdict_beyond_noise_in_best_yaml_summary_and_result(tmp_path):
     from autoinit.tuner.result import TuneResult
 
     result = TuneResult.load(TuneConfig(path))
-    assert str(result) == line and result.significant is True and result.tied_with == []
+    assert str(result) == line and result.significant is None and result.tied_with == []
 
 
 def test_verdict_within_noise_says_keep_the_default(tmp_path):

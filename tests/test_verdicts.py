@@ -10,12 +10,20 @@ from scipy.stats import ttest_ind
 
 from autoinit.tuner.outputs import Row, best_summary, default_row, ranking, summary_line
 from autoinit.tuner.records import TrialStatus
-from autoinit.tuner.verdicts import comparable, significant, standard_error, tied_with, verdict_text, welch_p
+from autoinit.tuner.verdicts import (
+    comparable,
+    fit_line,
+    significant,
+    standard_error,
+    tied_with,
+    verdict_text,
+    welch_p,
+)
 
 _numbers = iter(range(10_000))
 
 
-def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, number=None):
+def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, number=None, stalled=False):
     """A row whose score and std (ddof=0, as the tuner stores it) come from per-seed scores."""
     values = np.asarray(per_seed, dtype=float)
     return Row(
@@ -27,7 +35,7 @@ def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, numb
         score=float(values.mean()) if status == TrialStatus.COMPLETE else None,
         score_std=float(values.std()),
         seconds=1.0,
-        stalled=False,
+        stalled=stalled,
         error="",
         curve=[1.0],
         full=full,
@@ -171,3 +179,73 @@ def test_the_default_itself_best():
     summary = best_summary(_Source(3), rows)
     assert summary["significant"] is False and summary["tied_with"] == []
     assert verdict_text(summary) == "PyTorch's default itself scored best: keep the default"
+
+
+# ---- verdicts that never mislead (issue 21) ------------------------------------------------------------
+
+
+def test_beyond_noise_is_never_said_when_the_baseline_stalled():
+    # The quick start: PyTorch's default sits flat at chance (std over seeds 0.0003), so Welch calls any
+    # learning init "beyond noise" — a flat loss's spread is no measure of noise.
+    rows = [
+        row("default", [2.3047, 2.3045, 2.3043], stalled=True),
+        row("lsuv", [1.76, 1.82, 1.88], gain=0.5),
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["significant"] is None and summary["default_stalled"] is True and not summary["keep_baseline"]
+    line = summary_line(summary, "auc")
+    assert "beyond noise" not in line and "PyTorch's default stalled" in line
+    assert fit_line(summary) == "fitting with the pick: lsuv gain=0.5"
+
+
+def test_a_stalled_pick_keeps_the_baseline():
+    rows = [
+        row("default", [2.3047, 2.3045, 2.3043], stalled=True),
+        row("xavier_uniform", [2.3026, 2.3027, 2.3025], stalled=True),
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["significant"] is None and summary["keep_baseline"] is True
+    line = summary_line(summary, "auc")
+    assert "beyond noise" not in line and "keep the default" in line
+
+
+def test_when_the_summary_says_keep_the_baseline_the_callback_keeps_it(caplog):
+    import logging
+    from pathlib import Path
+
+    from autoinit.tuner.result import TuneResult
+
+    rows = [
+        row("default", [2.30, 2.31, 2.29]),
+        row("xavier_uniform", [2.0, 2.5, 2.2], gain=1.26),  # lower by mean, not beyond the spread over seeds
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert "keep the default" in summary_line(summary, "auc") and summary["keep_baseline"] is True
+    assert fit_line(summary) == (
+        "fitting with the baseline default gain=1, not the pick xavier_uniform: no init beats it beyond the "
+        "spread over seeds (Welch, 3 seeds)"
+    )
+    result = TuneResult(
+        scheme=summary["scheme"],
+        gain=summary["gain"],
+        options={},
+        lr_scale=None,
+        score=summary["score"],
+        score_std=summary["score_std"],
+        default_score=summary["default_score"],
+        improvement=summary["improvement"],
+        significant=summary["significant"],
+        tied_with=summary["tied_with"],
+        objective="auc",
+        ranking=rows,
+        trials=rows,
+        study_name="s",
+        storage="memory",
+        output=Path("."),
+        pick=summary,
+    )
+    with caplog.at_level(logging.INFO):
+        callback = result.callback()
+    assert (callback.scheme, callback.gain, callback.lr_scale) == ("default", 1.0, 1.0)
+    assert [r.getMessage() for r in caplog.records if "fitting with" in r.getMessage()] == [fit_line(summary)]
+    assert callback.pick["scheme"] == "xavier_uniform"  # what the tune found is still logged as the pick

@@ -21,7 +21,15 @@ from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.source import TrialSource
-from autoinit.tuner.verdicts import comparable, point, significant, standard_error, tied_with, verdict_text
+from autoinit.tuner.verdicts import (
+    baseline_kept,
+    comparable,
+    point,
+    significant,
+    standard_error,
+    tied_with,
+    verdict_text,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -239,6 +247,9 @@ def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | N
         "improvement": (default.score - best.score) / default.score if default and default.score else None,
         "significant": significant(best, default, s.seeds),
         "tied_with": None if tied is None else [point(r, with_lr=with_lr) for r in tied],
+        "stalled": best.stalled,
+        "default_stalled": default.stalled if default else None,
+        "baseline": None if default is None else _baseline_point(default, with_lr=with_lr),
         "steps": s.steps,
         "seeds": s.seeds,
         "trial": best.number,
@@ -247,6 +258,15 @@ def best_summary(config: TrialSource, all_rows: list[Row]) -> dict[str, Any] | N
     }
     if best.lr_scale != 1.0 or s.lr_scale is not None:
         out["lr_scale"] = round(best.lr_scale, 6)
+    out["keep_baseline"] = baseline_kept(out) is not None
+    return out
+
+
+def _baseline_point(row: Row, *, with_lr: bool) -> dict[str, Any]:
+    """The baseline's init, as ``autoinit fit`` and ``TuneResult.callback()`` use it when it is kept."""
+    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6)}
+    if with_lr:
+        out["lr_scale"] = round(row.lr_scale, 6)
     return out
 
 
