@@ -380,3 +380,14 @@ def test_a_round_whose_points_all_failed_is_followed_by_one_from_the_next_best_p
     nothing = [Measured(m.point, None, 0) for m in r0]
     assert plan.round_points(ROUND_LONGER, nothing) == [] and plan.round_points(ROUND_FULL, nothing) == []
     assert plan.round_points(3, nothing) is None  # nothing can be trained: the search ends
+
+
+def test_a_budget_resume_describes_the_round_zero_prefix_that_ran():
+    s = TuneSettings(steps=100, seeds=3, budget=0.25)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    search.next_action(study)
+    _run_queued(study, s)  # round 0 ran at this budget's prefix
+    resumed = HalvingSearch(TuneSettings(steps=100, seeds=3, budget=0.5), SCHEMES)
+    assert resumed.plan.prefix != search.plan.prefix  # the new budget would screen longer
+    assert f"screened at {search.plan.prefix} steps × 1 seed" in resumed.describe(study)
+    assert f"screened at {resumed.plan.prefix} steps × 1 seed" in resumed.describe(_study(s))  # a new study

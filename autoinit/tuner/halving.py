@@ -379,14 +379,24 @@ class HalvingSearch:
                 return False
             index += 1  # a round that would be skipped
 
-    def describe(self) -> str:
+    def describe(self, study: optuna.Study | None = None) -> str:
+        """The first line of a run: what round 0 ran at (a resume with another budget plans its later rounds
+        anew, but its round 0 ran at the prefix of the budget it started with), and the budget."""
         p = self.plan
         s = p.settings
+        ran = [
+            f.steps
+            for t in (study.get_trials(deepcopy=False) if study is not None else [])
+            if (f := Fidelity.from_attr(TrialRecord.of(t).fidelity)) is not None
+            and f.round == ROUND_SCREEN
+            and not f.is_full(s)
+        ]
+        prefix = ran[0] if ran else p.prefix
         return (
             f"halving search: {len(p.screen_points)} points ({len(p.schemes)} schemes × {len(p.ladder)} gains"
             + (f" × {len(p.lr_scales)} lr scales" if len(p.lr_scales) > 1 else "")
             + ") "
-            f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
+            f"screened at {prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
             f"seeds; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
         )
