@@ -73,9 +73,11 @@ def test_tune_end_to_end_outputs_and_from_file(tmp_path):
     assert best["improvement"] == pytest.approx((best["default_score"] - best["score"]) / best["default_score"])
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 10_000
     assert "with PyTorch default" in text and "ranking" in text
-    # one seed: no test over seeds, said so; the SE column stays empty
+    # one seed: no test over seeds, said so (unless the pick stalled: then keep the default, said so); the SE
+    # column stays empty
     assert best["significant"] is None and best["tied_with"] is None
-    assert "one seed: no test over seeds" in text
+    said = "the pick's loss stalled" if best["stalled"] else "one seed: no test over seeds"
+    assert said in text and best["keep_baseline"] is best["stalled"]
     assert all(r["score_se"] == "" and r["score_std"] for r in rows)
     cb = AutoInit.from_file(tmp_path / "out" / "best.yaml")
     assert cb.scheme == best["scheme"] and cb.gain == best["gain"]

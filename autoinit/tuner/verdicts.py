@@ -148,10 +148,10 @@ def verdict_text(summary: dict[str, Any]) -> str:
         parts.append("PyTorch's default itself scored best: keep the default")
     elif summary.get("stalled"):
         parts.append("the pick's loss stalled (never fell beyond its noise): keep the default")
-    elif summary.get("default_stalled"):
-        parts.append("PyTorch's default stalled (its loss never fell beyond its noise): no test over seeds")
     elif seeds < 2:
         parts.append("one seed: no test over seeds")
+    elif summary.get("default_stalled"):
+        parts.append("PyTorch's default stalled (its loss never fell beyond its noise): no test over seeds")
     elif sig is None:
         parts.append("no test over seeds (no spread recorded)")
     elif sig:
