@@ -106,6 +106,7 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
     from autoinit.tuner.result import TuneResult
     from autoinit.tuner.reuse import finished_study, study_name_for
     from autoinit.tuner.trial_log import configured_loggers
+    from autoinit.tuner.verdicts import fit_line
 
     config = TuneConfig(path, overrides)  # every key checked: one-line errors before any work
     trainer = config.cli.config_init.get("trainer") or {}
@@ -143,7 +144,7 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
         if code == 130:
             raise KeyboardInterrupt
         result = TuneResult.load(config)
-    console.print(f"fitting with the pick: {result}")
+    console.print(f"{fit_line(result.pick)} ({result})")
     return result.callback()
 
 

@@ -291,3 +291,105 @@ def test_resuming_with_another_budget_keeps_the_rounds_done_and_plans_the_rest_w
     assert queued_rounds(study)[:2] == [1 + (len(SCHEMES) - 1) * 7, queued_rounds(study)[1]]
     assert spent_member_steps(study) <= resumed.plan.budget
     assert spent_member_steps(study) > search.plan.budget  # the larger budget was spent
+
+
+# ---- robust promotion ------------------------------------------------------------------------------------
+
+
+def _screened(plan, scores, *, stalled=()):
+    fid = Fidelity(ROUND_SCREEN, plan.prefix, 1)
+    return [
+        Measured(Point(sc, g, 1.0, fid), score, fid.member_steps(), stalled=(sc, g) in stalled)
+        for (sc, g), score in scores.items()
+    ]
+
+
+def test_a_point_within_noise_of_the_cut_survives_it():
+    # 12 screened points with room for all: a third (4, lsuv up to 1.03) are the cut; the 5th and 6th are
+    # 0.5% and 1% above it — within noise (2% relative spread, √2 for a difference of two one-seed scores) —
+    # so they are kept too; the rest, 10% above, are not.
+    s = TuneSettings(steps=100, seeds=3, budget=1.0)
+    plan = HalvingPlan(s, SCHEMES)
+    scores = {("lsuv", g): 1.0 + 0.01 * i for i, g in enumerate(plan.ladder[:4])}
+    scores[("orthogonal", 1.0)] = 1.035
+    scores[("auto", 1.0)] = 1.04
+    scores.update({("xavier_uniform", g): 1.14 + 0.01 * i for i, g in enumerate(plan.ladder[:6])})
+    pool = _screened(plan, scores)
+    r1 = plan.round_points(ROUND_LONGER, pool)
+    kept = {(p.scheme, p.gain) for p in r1}
+    assert ("orthogonal", 1.0) in kept and ("auto", 1.0) in kept
+    assert not any(sc == "xavier_uniform" for sc, _ in kept)
+    assert len(r1) == 6
+
+
+def test_the_noise_is_the_seed_spread_of_learning_trials_not_of_a_stalled_baseline():
+    from autoinit.tuner.halving import NOISE_PRIOR, relative_noise
+
+    full = Fidelity(0, 100, 3)
+    stalled = Measured(Point("default", 1.0, 1.0, full), 2.3, 300, stalled=True, seed_scores=(2.3, 2.3001, 2.2999))
+    assert relative_noise([stalled]) == NOISE_PRIOR  # a flat baseline says nothing of a learning init's spread
+    learning = Measured(Point("default", 1.0, 1.0, full), 2.0, 300, seed_scores=(1.9, 2.0, 2.1))
+    assert relative_noise([stalled, learning]) == pytest.approx(0.1 / 2.0)  # sample std 0.1 over the mean 2
+
+
+def test_a_stalled_point_is_never_promoted_over_a_learning_one():
+    # Round 0 of the quick start: a flat loss at chance (2.3026) undercuts a learning point whose first step
+    # spiked (AUC 2.3001 over 16 steps): the learning points go first, however their prefix scored.
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    flat = {
+        (sc, g): 2.2990 - 0.0001 * i for i, (sc, g) in enumerate((sc, g) for sc in SCHEMES[:4] for g in plan.ladder)
+    }
+    learning = {("lsuv", g): 2.3001 + 0.001 * i for i, g in enumerate(plan.ladder)}
+    pool = _screened(plan, {**flat, **learning}, stalled=set(flat))
+    r1 = plan.round_points(ROUND_LONGER, pool)
+    assert [(p.scheme, p.gain) for p in r1[:7]] == [("lsuv", g) for g in plan.ladder]
+    assert len(r1) > 7  # the stalled ones fill the rest of the third, after every learning point
+
+
+def test_refinement_gives_each_of_the_best_schemes_a_gain_before_a_second_to_any():
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    full = plan.full
+    measured = [
+        # tied within noise: auto a hair better by mean, lsuv (wider spread) by its lower bound
+        Measured(Point("auto", 1.0, 1.0, full), 1.900, 300, seed_scores=(1.86, 1.90, 1.94)),
+        Measured(Point("lsuv", 0.5, 1.0, full), 1.902, 300, seed_scores=(1.84, 1.90, 1.966)),
+    ]
+    r3 = plan._refine(3, measured, left=2 * full.member_steps())
+    assert [p.scheme for p in r3] == ["lsuv", "auto"]  # lsuv's only new gain (0.5 is the range's end), then auto's
+    assert r3[0].gain == pytest.approx(0.5612, rel=1e-3)
+
+
+# ---- a round whose points all failed (issue 20, defect 11) ---------------------------------------------
+
+
+def test_a_round_whose_points_all_failed_is_followed_by_one_from_the_next_best_points():
+    s = TuneSettings(steps=100, seeds=3)
+    plan = HalvingPlan(s, SCHEMES)
+    r0 = _measure(plan.round_points(ROUND_SCREEN, []))
+    r1_points = plan.round_points(ROUND_LONGER, r0)
+    r1 = [Measured(p, None, 0) for p in r1_points]  # a training_step that raises past the prefix
+    r2 = plan.round_points(ROUND_FULL, r0 + r1)
+    assert len(r2) >= 2  # planned from round 0's points, less those that just failed longer
+    failed = {(p.scheme, p.gain) for p in r1_points}
+    assert not failed & {(p.scheme, p.gain) for p in r2}
+    # and when round 2's points all fail too, round 3 trains the next ones in full, until none is left
+    measured = r0 + r1 + [Measured(p, None, 0) for p in r2]
+    r3 = plan.round_points(3, measured)
+    assert r3 and {p.fidelity.steps for p in r3} == {100}
+    assert not {(p.scheme, p.gain) for p in r3} & (failed | {(p.scheme, p.gain) for p in r2})
+    nothing = [Measured(m.point, None, 0) for m in r0]
+    assert plan.round_points(ROUND_LONGER, nothing) == [] and plan.round_points(ROUND_FULL, nothing) == []
+    assert plan.round_points(3, nothing) is None  # nothing can be trained: the search ends
+
+
+def test_a_budget_resume_describes_the_round_zero_prefix_that_ran():
+    s = TuneSettings(steps=100, seeds=3, budget=0.25)
+    search, study = HalvingSearch(s, SCHEMES), _study(s)
+    search.next_action(study)
+    _run_queued(study, s)  # round 0 ran at this budget's prefix
+    resumed = HalvingSearch(TuneSettings(steps=100, seeds=3, budget=0.5), SCHEMES)
+    assert resumed.plan.prefix != search.plan.prefix  # the new budget would screen longer
+    assert f"screened at {search.plan.prefix} steps × 1 seed" in resumed.describe(study)
+    assert f"screened at {resumed.plan.prefix} steps × 1 seed" in resumed.describe(_study(s))  # a new study

@@ -74,10 +74,12 @@ def test_tune_end_to_end_outputs_and_from_file(tmp_path):
     assert best["improvement"] == pytest.approx((best["baseline_score"] - best["score"]) / best["baseline_score"])
     assert (tmp_path / "out" / "loss_curves.png").stat().st_size > 10_000
     assert "with the model's own init (PyTorch's default)" in text and "ranking" in text
-    # one seed: no test over seeds, said so (unless the baseline itself scored best); the SE column stays empty
+    # one seed: no test over seeds, said so (unless the baseline itself scored best, or the pick stalled: then
+    # keep the model's own init, said so); the SE column stays empty
     assert best["tied_with"] is None
     if best["scheme"] != "as_built":
-        assert best["significant"] is None and "one seed: no test over seeds" in text
+        said = "the pick's loss stalled" if best["stalled"] else "one seed: no test over seeds"
+        assert best["significant"] is None and said in text and best["keep_baseline"] is best["stalled"]
     assert all(r["score_se"] == "" and r["score_std"] for r in rows)
     cb = AutoInit.from_file(tmp_path / "out" / "best.yaml")
     assert cb.scheme == best["scheme"] and cb.gain == best["gain"]
@@ -372,18 +374,22 @@ def _summary_line(text):
     return next(line for line in text.splitlines() if line.startswith("best: "))
 
 
-def test_verdict_beyond_noise_in_best_yaml_summary_and_result(tmp_path):
-    # Twelve plain ReLU layers: PyTorch's default stalls, Kaiming learns — a gap far beyond the seeds' spread.
+def test_verdict_when_the_baseline_stalls_in_best_yaml_summary_and_result(tmp_path):
+    # Twelve plain ReLU layers: PyTorch's default stalls, Kaiming learns — a gap far beyond the seeds' spread,
+    # but a flat loss's spread is no measure of noise: no "beyond noise", the stall is named instead.
     model = {"class_path": "helpers.TinyClassifier", "init_args": {"depth": 12, "width": 32, "lr": 0.05}}
     keys = {"schemes": ["kaiming_normal"], "gain": 1.0, "n_trials": 2, "steps": 20, "seeds": 3, "pruner": "none"}
     path = _write(tmp_path, keys, model=model, data={"class_path": "helpers.BlobsData"})
     console = Console(record=True, width=400)
     assert tune(TuneConfig(path), console) == 0
     best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
-    assert best["scheme"] == "kaiming_normal" and best["significant"] is True and best["tied_with"] == []
+    assert best["scheme"] == "kaiming_normal" and best["tied_with"] == []
+    assert best["baseline_stalled"] is True and best["significant"] is None and best["keep_baseline"] is False
     line = _summary_line(console.export_text())
-    own = "with the model's own init (PyTorch's default)"
-    assert line.endswith(f"{own} ({-100 * best['improvement']:+.0f}%), beyond noise (Welch, 3 seeds)")
+    assert line.endswith(
+        f"with the model's own init (PyTorch's default) ({-100 * best['improvement']:+.0f}%), the model's own init "
+        "stalled (its loss never fell beyond its noise): no test over seeds"
+    )
     rows = {r["scheme"]: r for r in _csv(tmp_path)}
     std = float(rows["kaiming_normal"]["score_std"])
     assert float(rows["kaiming_normal"]["score_se"]) == pytest.approx(std / 2**0.5, rel=1e-4)  # std(ddof=0)/√(n-1)
@@ -391,7 +397,7 @@ def test_verdict_beyond_noise_in_best_yaml_summary_and_result(tmp_path):
     from autoinit.tuner.result import TuneResult
 
     result = TuneResult.load(TuneConfig(path))
-    assert str(result) == line and result.significant is True and result.tied_with == []
+    assert str(result) == line and result.significant is None and result.tied_with == []
 
 
 def test_verdict_within_noise_says_keep_the_default(tmp_path):

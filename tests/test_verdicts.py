@@ -11,12 +11,20 @@ from scipy.stats import ttest_ind
 
 from autoinit.tuner.outputs import Row, baseline_row, best_summary, ranking, summary_line
 from autoinit.tuner.records import TrialStatus
-from autoinit.tuner.verdicts import comparable, significant, standard_error, tied_with, verdict_text, welch_p
+from autoinit.tuner.verdicts import (
+    comparable,
+    fit_line,
+    significant,
+    standard_error,
+    tied_with,
+    verdict_text,
+    welch_p,
+)
 
 _numbers = iter(range(10_000))
 
 
-def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, number=None):
+def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, number=None, stalled=False):
     """A row whose score and std (ddof=0, as the tuner stores it) come from per-seed scores."""
     values = np.asarray(per_seed, dtype=float)
     return Row(
@@ -28,7 +36,7 @@ def row(scheme, per_seed, gain=1.0, status=TrialStatus.COMPLETE, full=True, numb
         score=float(values.mean()) if status == TrialStatus.COMPLETE else None,
         score_std=float(values.std()),
         seconds=1.0,
-        stalled=False,
+        stalled=stalled,
         error="",
         curve=[1.0],
         full=full,
@@ -183,7 +191,7 @@ def test_improvement_is_against_the_models_own_init_and_pytorchs_default_is_show
         row("xavier_uniform", [3.05, 3.04, 3.06], gain=0.5),
     ]
     summary = best_summary(_Source(3), rows, own_init_is_default=False)
-    assert summary["baseline"] == "as_built" and summary["baseline_score"] == pytest.approx(3.39)
+    assert summary["baseline"]["scheme"] == "as_built" and summary["baseline_score"] == pytest.approx(3.39)
     assert summary["improvement"] == pytest.approx((3.39 - 3.05) / 3.39)
     assert summary["default_score"] == pytest.approx(39.1)
     assert summary_line(summary, "auc").startswith(
@@ -212,3 +220,74 @@ def test_equal_scores_rank_by_the_point_not_the_trial_number():
         picks.add(tuple((r.scheme, r.gain) for r in ranked))
         assert [t.scheme for t in tied_with(ranked[0], rows, 2)] == [r.scheme for r in ranked[1:]]
     assert len(picks) == 1
+
+
+# ---- verdicts that never mislead (issue 21) ------------------------------------------------------------
+
+
+def test_beyond_noise_is_never_said_when_the_baseline_stalled():
+    # The quick start: the model's own init (PyTorch's default) sits flat at chance (std over seeds 0.0003), so
+    # Welch calls any learning init "beyond noise" — a flat loss's spread is no measure of noise.
+    rows = [
+        row("as_built", [2.3047, 2.3045, 2.3043], stalled=True),
+        row("lsuv", [1.76, 1.82, 1.88], gain=0.5),
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["significant"] is None and summary["baseline_stalled"] is True and not summary["keep_baseline"]
+    line = summary_line(summary, "auc")
+    assert "beyond noise" not in line and "the model's own init stalled" in line
+    assert fit_line(summary) == "fitting with the pick: lsuv gain=0.5"
+
+
+def test_a_stalled_pick_keeps_the_baseline():
+    rows = [
+        row("as_built", [2.3047, 2.3045, 2.3043], stalled=True),
+        row("xavier_uniform", [2.3026, 2.3027, 2.3025], stalled=True),
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary["significant"] is None and summary["keep_baseline"] is True
+    line = summary_line(summary, "auc")
+    assert "beyond noise" not in line and "keep the model's own init" in line
+
+
+def test_when_the_summary_says_keep_the_baseline_the_callback_keeps_it(caplog):
+    import logging
+    from pathlib import Path
+
+    from autoinit.tuner.result import TuneResult
+
+    rows = [
+        row("as_built", [2.30, 2.31, 2.29]),
+        row("xavier_uniform", [2.0, 2.5, 2.2], gain=1.26),  # lower by mean, not beyond the spread over seeds
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert "keep it" in summary_line(summary, "auc") and summary["keep_baseline"] is True
+    assert fit_line(summary) == (
+        "fitting with the model's own init (as built), not the pick xavier_uniform: no init beats it beyond the "
+        "spread over seeds (Welch, 3 seeds)"
+    )
+    result = TuneResult(
+        scheme=summary["scheme"],
+        gain=summary["gain"],
+        options={},
+        lr_scale=None,
+        score=summary["score"],
+        score_std=summary["score_std"],
+        baseline_score=summary["baseline_score"],
+        default_score=summary["default_score"],
+        improvement=summary["improvement"],
+        significant=summary["significant"],
+        tied_with=summary["tied_with"],
+        objective="auc",
+        ranking=rows,
+        trials=rows,
+        study_name="s",
+        storage="memory",
+        output=Path("."),
+        pick=summary,
+    )
+    with caplog.at_level(logging.INFO):
+        callback = result.callback()
+    assert (callback.scheme, callback.gain, callback.lr_scale) == ("as_built", 1.0, 1.0)
+    assert [r.getMessage() for r in caplog.records if "fitting with" in r.getMessage()] == [fit_line(summary)]
+    assert callback.pick["scheme"] == "xavier_uniform"  # what the tune found is still logged as the pick

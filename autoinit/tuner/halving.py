@@ -15,8 +15,14 @@ The rounds, for ``steps`` S and ``seeds`` K (member-steps: optimizer steps × se
   gain) between each one's best gain and its neighbours on the ladder, then half that step, while the
   budget lasts.
 
-A round keeps the best points by their score at that round's fidelity; equal scores are ordered by a hash
-of the point and ``sampler_seed``, never by trial order. Lower-fidelity trials are Optuna trials too (state
+A round keeps the best points by their score at that round's fidelity, learning points before stalled ones
+(:func:`~autoinit.tuner.scores.is_stalled`: a flat loss must not outrank another's first-step transient), and
+never drops a point within noise of the last one it keeps while the budget lasts: the cut is extended by
+every point whose score is within ``NOISE_Z`` standard errors of the cut's (the seed spread measured on this
+study's learning multi-seed trials, else :data:`NOISE_PRIOR`). Equal scores are ordered by a hash of the
+point and ``sampler_seed``, never by trial order. A round whose points all failed does not end the search:
+the next round is planned from the best points that did complete (ones that failed at a longer fidelity
+left out). Lower-fidelity trials are Optuna trials too (state
 PRUNED, status ``screened``, their score and fidelity in the record), so the study's best trial is always
 a fully trained one.
 
@@ -29,6 +35,7 @@ new one) and machines on one storage share the rounds.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,16 +59,40 @@ _KEEP = 3  # each round keeps about a third
 _REFINE_SCHEMES = 3
 _REFINE_LEVELS = 3
 _FULL_POINTS_AT_LEAST = 2  # round 2 trains at least this many points besides the baseline
+# A cut keeps the points whose score is within NOISE_Z standard errors of the last kept one: the error of the
+# difference of two one-seed scores, √2·σ, with σ the seed spread relative to the score.
+NOISE_Z = 1.0
+# The relative seed spread assumed before any learning trial was measured over several seeds (a stalled
+# baseline's spread says nothing about a learning init's): the quick start's fully trained points spread by
+# 1.4–8% over 3 seeds (median 3%), so 2% keeps the near ties without keeping everything.
+NOISE_PRIOR = 0.02
 
 
 @dataclass(frozen=True)
 class Measured:
     """A finished trial as the plan sees it: its point, its score at its fidelity (None when it has no
-    place in a ranking: failed, diverged, pre-screened), and the member-steps it cost."""
+    place in a ranking: failed, diverged, pre-screened), the member-steps it cost, whether its loss stalled
+    (:func:`~autoinit.tuner.scores.is_stalled`), and its per-seed scores."""
 
     point: Point
     score: float | None
     cost: int
+    stalled: bool = False
+    seed_scores: tuple[float, ...] = ()
+
+    def sample_std(self) -> float | None:
+        """The sample std (ddof=1) of the per-seed scores; None with fewer than 2 seeds."""
+        n = len(self.seed_scores)
+        if n < 2:
+            return None
+        mean = sum(self.seed_scores) / n
+        return math.sqrt(sum((v - mean) ** 2 for v in self.seed_scores) / (n - 1))
+
+    def lower_bound(self) -> float:
+        """The score less one standard error over seeds (the score itself with one seed)."""
+        assert self.score is not None
+        std = self.sample_std()
+        return self.score if std is None else self.score - std / math.sqrt(len(self.seed_scores))
 
 
 def gains_of(scheme: str, gains: Sequence[float], anchor: float) -> list[float]:
@@ -124,12 +155,28 @@ class HalvingPlan:
             return self._screen()
         spent = sum(m.cost for m in measured)
         left = self.budget - spent
-        by_round = {r: [m for m in measured if m.point.fidelity and m.point.fidelity.round == r] for r in range(index)}
+        noise = relative_noise(measured)
         if index == ROUND_LONGER:
-            return self._longer(by_round[ROUND_SCREEN], left)
+            return self._longer(_pool(measured, ROUND_SCREEN), left, noise)
         if index == ROUND_FULL:
-            pool = by_round[ROUND_LONGER] or by_round[ROUND_SCREEN]
-            return self._promote(pool, self.full, left, share=_FULL_SHARE, at_least=_FULL_POINTS_AT_LEAST)
+            pool = _pool(measured, ROUND_LONGER)
+            return self._promote(pool, self.full, left, noise, share=_FULL_SHARE, at_least=_FULL_POINTS_AT_LEAST)
+        if not any(
+            m.score is not None
+            for m in measured
+            if m.point.fidelity and m.point.fidelity.is_full(self.settings) and not is_baseline(m.point, self.settings)
+        ):
+            # every fully trained point failed: train the next-best ones that did complete at a lower fidelity
+            pool = _pool(measured, index - 1)
+            points = self._promote(
+                pool,
+                Fidelity(index, self.full.steps, self.full.seeds),
+                left,
+                noise,
+                share=1.0,
+                at_least=_FULL_POINTS_AT_LEAST,
+            )
+            return points or None
         return self._refine(index, measured, left)
 
     def _screen(self) -> list[Point]:
@@ -139,25 +186,36 @@ class HalvingPlan:
         screen = Fidelity(ROUND_SCREEN, self.prefix, 1)
         return [baseline, *(Point(sc, g, lr, screen) for sc, g, lr in self.screen_points)]
 
-    def _longer(self, screened: Sequence[Measured], left: int) -> list[Point]:
+    def _longer(self, screened: Sequence[Measured], left: int, noise: float) -> list[Point]:
         steps = self.settings.steps // 2
         if steps <= self.prefix:
             return []  # nothing between round 0's prefix and the full steps: round 2 comes next
         fidelity = Fidelity(ROUND_LONGER, steps, 1)
         # never into round 2's two fully trained points: the budget check promised them
         room = min(int(_LONGER_SHARE * left), left - _FULL_POINTS_AT_LEAST * self.full.member_steps())
-        points = self._promote(screened, fidelity, room, share=1.0, at_least=0)
+        points = self._promote(screened, fidelity, room, noise, share=1.0, at_least=0)
         return points if len(points) > _KEEP else []
 
     def _promote(
-        self, pool: Sequence[Measured], fidelity: Fidelity, left: int, *, share: float, at_least: int
+        self, pool: Sequence[Measured], fidelity: Fidelity, left: int, noise: float, *, share: float, at_least: int
     ) -> list[Point]:
+        """The best third of ``pool`` (at least ``at_least``), then every point within noise of the last one
+        kept, as ``share`` of ``left`` affords (the rest is the later rounds': refinement of the best)."""
         ranked = self._ranked(m for m in pool if not is_baseline(m.point, self.settings))
         keep = max(at_least, math.ceil(len(ranked) / _KEEP))
         affordable = int(share * left) // fidelity.member_steps()
         if affordable < at_least:
             affordable = max(0, left) // fidelity.member_steps()
         keep = min(keep, affordable, len(ranked))
+        if keep:
+            cut = ranked[keep - 1]
+            margin = NOISE_Z * math.sqrt(2) * noise * abs(cut.score)
+            while (
+                keep < min(max(affordable, keep), len(ranked))
+                and ranked[keep].stalled == cut.stalled
+                and ranked[keep].score <= cut.score + margin
+            ):
+                keep += 1
         return [Point(m.point.scheme, m.point.gain, m.point.lr_scale, fidelity) for m in ranked[:keep]]
 
     def _refine(self, index: int, measured: Sequence[Measured], left: int) -> list[Point] | None:
@@ -169,11 +227,14 @@ class HalvingPlan:
         full = [m for m in measured if m.point.fidelity is not None and m.point.fidelity.is_full(self.settings)]
         done = {(m.point.scheme, round(m.point.lr_scale, 6), round(math.log(m.point.gain), 3)) for m in full}
         best: dict[str, Measured] = {}
-        for m in self._ranked(full):
+        # schemes by their best lower confidence bound: of two tied schemes, the one that may be better is
+        # refined first (the budget often pays for one or two points)
+        for m in self._ranked(full, optimistic=True):
             best.setdefault(m.point.scheme, m)
         step = (math.log(self.ladder[1] / self.ladder[0]) if gain.log else None, self.ladder[1] - self.ladder[0])
-        points: list[Point] = []
+        per_scheme: list[list[Point]] = []
         for m in list(best.values())[:_REFINE_SCHEMES]:
+            mine = []
             for direction in (-1, 1):
                 if gain.log:
                     g = m.point.gain * math.exp(direction * step[0] / 2**level)
@@ -185,10 +246,16 @@ class HalvingPlan:
                     continue
                 done.add(key)
                 fidelity = Fidelity(index, self.full.steps, self.full.seeds)
-                points.append(Point(m.point.scheme, g, m.point.lr_scale, fidelity))
+                mine.append(Point(m.point.scheme, g, m.point.lr_scale, fidelity))
+            per_scheme.append(mine)
+        # one new gain of each scheme before a second of any: when the budget pays for two points, the best
+        # two schemes (often tied within noise) each get one, not the first both of its neighbours
+        points = [p for tier in itertools.zip_longest(*per_scheme) for p in tier if p is not None]
         return points[:room] or None
 
-    def _ranked(self, pool) -> list[Measured]:
+    def _ranked(self, pool, *, optimistic: bool = False) -> list[Measured]:
+        """``pool``'s scored points, best first: learning before stalled, then by score (by the lower
+        confidence bound when ``optimistic``), then by a seeded hash."""
         seed = self.settings.sampler_seed
 
         def tiebreak(m: Measured) -> int:
@@ -196,7 +263,50 @@ class HalvingPlan:
             return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
 
         scored = [m for m in pool if m.score is not None and math.isfinite(m.score)]
-        return sorted(scored, key=lambda m: (m.score, tiebreak(m)))
+        # a stalled point never outranks a learning one: its flat loss can undercut another's first-step
+        # transient over a short prefix, and it stays flat
+        return sorted(scored, key=lambda m: (m.stalled, m.lower_bound() if optimistic else m.score, tiebreak(m)))
+
+
+def relative_noise(measured: Sequence[Measured]) -> float:
+    """The spread of a score over init seeds, relative to the score: the median, over the measured trials
+    that learned (not stalled) with at least 2 seeds, of their sample std / |mean|; :data:`NOISE_PRIOR` when
+    there are none (round 0's one-seed points say nothing of it, and a stalled baseline's near-zero spread
+    nothing of a learning init's)."""
+    spreads = [
+        std / abs(m.score)
+        for m in measured
+        if not m.stalled
+        and (std := m.sample_std()) is not None
+        and m.score is not None
+        and math.isfinite(m.score)
+        and m.score != 0
+    ]
+    if not spreads:
+        return NOISE_PRIOR
+    spreads.sort()
+    mid = len(spreads) // 2
+    return spreads[mid] if len(spreads) % 2 else (spreads[mid - 1] + spreads[mid]) / 2
+
+
+def _pool(measured: Sequence[Measured], last: int) -> list[Measured]:
+    """What a round is promoted from: the completed points of the latest round up to ``last`` in which any
+    completed (so a round whose points all failed falls back to the round before), less the points that
+    failed at a later fidelity than the one they completed at."""
+    failed = {_key(m.point) for m in measured if m.score is None and m.point.fidelity is not None}
+    for r in range(last, ROUND_SCREEN - 1, -1):
+        done = [
+            m for m in measured if m.point.fidelity is not None and m.point.fidelity.round == r and m.score is not None
+        ]
+        if r < last:
+            done = [m for m in done if _key(m.point) not in failed]
+        if done:
+            return done
+    return []
+
+
+def _key(point: Point) -> tuple[str, float, float]:
+    return (point.scheme, round(point.gain, 6), round(point.lr_scale, 6))
 
 
 def is_baseline(point: Point, settings: TuneSettings) -> bool:
@@ -229,7 +339,7 @@ def measured_of(trial: FrozenTrial) -> Measured | None:
         cost = 1
     else:
         cost = record.steps_trained or 0
-    return Measured(point, score, cost)
+    return Measured(point, score, cost, record.stalled, tuple(record.seed_scores or ()))
 
 
 class HalvingSearch:
@@ -283,15 +393,25 @@ class HalvingSearch:
                 return False
             index += 1  # a round that would be skipped
 
-    def describe(self) -> str:
+    def describe(self, study: optuna.Study | None = None) -> str:
+        """The first line of a run: what round 0 ran at (a resume with another budget plans its later rounds
+        anew, but its round 0 ran at the prefix of the budget it started with), and the budget."""
         p = self.plan
         s = p.settings
         screened = len({scheme for scheme, _, _ in p.screen_points})
+        ran = [
+            f.steps
+            for t in (study.get_trials(deepcopy=False) if study is not None else [])
+            if (f := Fidelity.from_attr(TrialRecord.of(t).fidelity)) is not None
+            and f.round == ROUND_SCREEN
+            and not f.is_full(s)
+        ]
+        prefix = ran[0] if ran else p.prefix
         return (
             f"halving search: {len(p.screen_points)} points ({screened} schemes × {len(p.ladder)} gains"
             + (f" × {len(p.lr_scales)} lr scales" if len(p.lr_scales) > 1 else "")
             + ") "
-            f"screened at {p.prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
+            f"screened at {prefix} steps × 1 seed, the best trained longer, then at {s.steps} steps × {s.seeds} "
             f"seeds beside the model's own init; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
         )

@@ -18,11 +18,13 @@ from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
+from autoinit.schemes import get_scheme, list_schemes
 from autoinit.tuner.owner import process_exists
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, own_init_is_default, trial_status
 from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
 from autoinit.tuner.verdicts import (
+    baseline_kept,
     comparable,
     point,
     score_order,
@@ -274,13 +276,15 @@ def best_summary(
         "score": best.score,
         "score_std": best.score_std,
         "objective": s.objective,
-        "baseline": BASELINE_SCHEME,
+        "baseline": None if baseline is None else _baseline_point(baseline, with_lr=with_lr),
         "baseline_score": baseline.score if baseline else None,
         "own_init_is_default": own_init_is_default,
         "default_score": default.score if default else None,
         "improvement": (baseline.score - best.score) / baseline.score if baseline and baseline.score else None,
         "significant": significant(best, baseline, s.seeds),
         "tied_with": None if tied is None else [point(r, with_lr=with_lr) for r in tied],
+        "stalled": best.stalled,
+        "baseline_stalled": baseline.stalled if baseline else None,
         "steps": s.steps,
         "seeds": s.seeds,
         "trial": best.number,
@@ -289,6 +293,15 @@ def best_summary(
     }
     if best.lr_scale != 1.0 or s.lr_scale is not None:
         out["lr_scale"] = round(best.lr_scale, 6)
+    out["keep_baseline"] = baseline_kept(out) is not None
+    return out
+
+
+def _baseline_point(row: Row, *, with_lr: bool) -> dict[str, Any]:
+    """The baseline's init, as ``autoinit fit`` and ``TuneResult.callback()`` use it when it is kept."""
+    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6)}
+    if with_lr:
+        out["lr_scale"] = round(row.lr_scale, 6)
     return out
 
 
@@ -301,7 +314,10 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
         return "no trial completed: nothing to recommend (see trials.csv for what failed)"
     name = {"auc": "early-loss AUC", "final": "final loss", "steps_to": "steps to threshold"}[objective]
     lr = f" lr×{summary['lr_scale']:.3g}" if "lr_scale" in summary else ""
-    line = f"best: {summary['scheme']} gain={summary['gain']:.3g}{lr} — {name} {summary['score']:.3g}"
+    # a scheme that takes no gain (the model's own init) shows none; one not registered here shows its gain
+    gainless = summary["scheme"] in list_schemes() and not get_scheme(summary["scheme"]).uses_gain
+    gain = "" if gainless else f" gain={summary['gain']:.3g}"
+    line = f"best: {summary['scheme']}{gain}{lr} — {name} {summary['score']:.3g}"
     baseline = summary.get("baseline_score")
     if baseline is not None:
         change = -summary["improvement"] * 100

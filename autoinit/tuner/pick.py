@@ -52,12 +52,15 @@ class TunedAutoInit(AutoInit):
 
     @classmethod
     def from_pick(cls, pick: dict[str, Any], **overrides: Any) -> TunedAutoInit:
-        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores)."""
+        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores); the
+        baseline's init instead when the verdict is to keep it (``keep_baseline``, see
+        :func:`~autoinit.tuner.verdicts.baseline_kept`)."""
+        chosen = pick["baseline"] if pick.get("keep_baseline") and pick.get("baseline") else pick
         kwargs: dict[str, Any] = {
-            "scheme": pick["scheme"],
-            "gain": pick.get("gain", 1.0),
-            "options": dict(pick.get("options") or {}),
-            "lr_scale": pick.get("lr_scale", 1.0),
+            "scheme": chosen["scheme"],
+            "gain": chosen.get("gain", 1.0),
+            "options": dict(chosen.get("options") or {}),
+            "lr_scale": chosen.get("lr_scale", 1.0),
             "pick": pick,
         }
         kwargs.update(overrides)

@@ -17,6 +17,7 @@ from autoinit.tuner.source import TrialSource
 
 # The Welch test lives in verdicts; re-exported here, where it was public first.
 from autoinit.tuner.verdicts import SIGNIFICANCE_LEVEL as SIGNIFICANCE_LEVEL
+from autoinit.tuner.verdicts import fit_line
 from autoinit.tuner.verdicts import significant as significant
 
 if TYPE_CHECKING:
@@ -127,10 +128,15 @@ class TuneResult:
         return path
 
     def callback(self, **overrides: Any) -> TunedAutoInit:
-        """An ``AutoInit`` callback configured with the pick (and the tuned learning-rate factor); it logs
-        the pick and its improvement to the fit's loggers. ``overrides`` go to the callback (``seed=...``)."""
+        """An ``AutoInit`` callback configured with the pick (and the tuned learning-rate factor), or with the
+        baseline when the summary says to keep it (logged in one line); it logs the pick and its improvement
+        to the fit's loggers. ``overrides`` go to the callback (``seed=...``)."""
+        from lightning.pytorch.utilities import rank_zero_info
+
         from autoinit.tuner.pick import TunedAutoInit
 
+        if self.pick.get("keep_baseline"):
+            rank_zero_info(fit_line(self.pick))  # the callback is the baseline's, not the pick's: say so
         return TunedAutoInit.from_pick(self.pick, **overrides)
 
     def __str__(self) -> str:

@@ -62,7 +62,7 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
     done = good_trials(study)
     workers = f", {s.workers} workers" if s.workers > 1 else ""
     if search is not None:
-        console.print(f"study '{config.study_name}' ({where}): {done} trials done — {search.describe()}{workers}")
+        console.print(f"study '{config.study_name}' ({where}): {done} trials done — {search.describe(study)}{workers}")
     else:
         console.print(
             f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "

@@ -33,6 +33,7 @@ class Scored(Protocol):
     score: float | None
     score_std: float | None
     full: bool
+    stalled: bool
 
 
 R = TypeVar("R", bound=Scored)
@@ -89,11 +90,14 @@ def welch_p(a: Scored, b: Scored, seeds: int) -> float | None:
 def significant(best: Scored | None, default: Scored | None, seeds: int) -> bool | None:
     """Whether ``best`` scores below the baseline ``default`` (the model's own init) by more than the spread
     over init seeds (Welch's t-test, two-sided, level 0.05); False when it does not score below at all; None
-    when no test is possible (one seed, no baseline measured)."""
+    when no test is possible (one seed, no baseline measured) or none is meaningful (either one stalled: a
+    flat loss's spread over seeds is no measure of noise)."""
     if best is None or default is None or best.score is None or default.score is None:
         return None
     if best is default or best.score >= default.score:
         return False
+    if best.stalled or default.stalled:
+        return None
     p = welch_p(best, default, seeds)
     return None if p is None else p < SIGNIFICANCE_LEVEL
 
@@ -121,6 +125,34 @@ def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
     return out
 
 
+def baseline_kept(summary: dict[str, Any]) -> str | None:
+    """Why the verdict is to keep the baseline instead of the pick (best.yaml's keys), or None when the pick
+    stands: the baseline scored best itself, no init beats it beyond the spread over seeds, or the pick's
+    loss stalled. The one rule the summary line, ``autoinit fit`` and ``TuneResult.callback()`` follow."""
+    if summary.get("baseline_score") is None:
+        return None
+    if _is_baseline(summary):
+        return "it scored best itself"
+    if summary.get("stalled"):
+        return "the pick's loss stalled"
+    if summary.get("significant") is False:
+        return f"no init beats it beyond the spread over seeds (Welch, {summary.get('seeds')} seeds)"
+    return None
+
+
+def fit_line(summary: dict[str, Any]) -> str:
+    """What a fit trains with, in one line: the pick, or the baseline and why."""
+    why = baseline_kept(summary)
+    if why is None:
+        return f"fitting with the pick: {summary['scheme']} gain={summary['gain']:.3g}"
+    return f"fitting with the model's own init (as built), not the pick {summary['scheme']}: {why}"
+
+
+def _is_baseline(summary: dict[str, Any]) -> bool:
+    """Whether the pick is the baseline itself."""
+    return summary.get("scheme") == (summary.get("baseline") or {}).get("scheme") and summary.get("improvement") == 0
+
+
 def verdict_text(summary: dict[str, Any]) -> str:
     """The summary line's verdict, from best.yaml's keys (``significant``, ``tied_with``, ``seeds``,
     ``baseline``, ``baseline_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
@@ -129,10 +161,14 @@ def verdict_text(summary: dict[str, Any]) -> str:
     parts = []
     if summary.get("baseline_score") is None:
         pass  # no baseline measured: nothing to say about it
-    elif summary.get("scheme") == summary.get("baseline") and summary.get("improvement") == 0:
+    elif _is_baseline(summary):
         parts.append("the model's own init itself scored best: keep it")
+    elif summary.get("stalled"):
+        parts.append("the pick's loss stalled (never fell beyond its noise): keep the model's own init")
     elif seeds < 2:
         parts.append("one seed: no test over seeds")
+    elif summary.get("baseline_stalled"):
+        parts.append("the model's own init stalled (its loss never fell beyond its noise): no test over seeds")
     elif sig is None:
         parts.append("no test over seeds (no spread recorded)")
     elif sig:
