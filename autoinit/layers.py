@@ -52,7 +52,6 @@ class Block:
     gate: str | None = None
     residual: ResidualRole | None = None  # where the layer sits in a residual branch (traced models only)
     head: bool = False  # the block belongs to the classifier head (see autoinit.detect)
-    tied_head: bool = False  # an embedding table the classifier head reuses as its weight (tied LM head)
 
     @property
     def layer_type(self) -> str:

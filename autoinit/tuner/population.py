@@ -220,16 +220,23 @@ def _to_device(batch: Any, model: pl.LightningModule, datamodule: Any, device: t
 
 
 class _TracedOnce(ParamWriter):
-    """The members are copies of one model, with the same weights before their init: the layer graph
-    traced for the first serves them all (the trace is most of a small model's init time)."""
+    """The members are builds of one model (under their own seeds): the layer graph traced for the first,
+    and whether each parameter holds its author's init, serve them all (the trace is most of a small model's
+    init time; the author's-init test is a property of the model's code, not of a seed's draw)."""
 
     def __init__(self) -> None:
         self.graph: Any = None
+        self._authored: dict[str, str | None] = {}
 
     def trace(self, model: torch.nn.Module, sample_input: Any) -> Any:
         if self.graph is None:
             self.graph = super().trace(model, sample_input)
         return self.graph
+
+    def authored(self, name: str, module: torch.nn.Module, pname: str, draws: dict) -> str | None:
+        if name not in self._authored:
+            self._authored[name] = super().authored(name, module, pname, draws)
+        return self._authored[name]
 
 
 def _initialize(
