@@ -16,6 +16,38 @@ def _cmd_schemes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from autoinit import configs
+
+    if args.write is not None:
+        for written in configs.write(Path(args.write)):
+            print(f"wrote {written}")
+        return 0
+    width = max(map(len, configs.names()))
+    for name in configs.names():
+        print(f"{name:<{width}}  {configs.description(name)}")
+    print(f"\nin {configs.FOLDER}; run one with: autoinit tune --example quickstart")
+    return 0
+
+
+def _config_path(args: argparse.Namespace) -> str:
+    """The config a command reads: its path, or the bundled example that ``--example`` names."""
+    from autoinit import configs
+
+    if args.example is None:
+        if args.config is None:
+            raise AutoInitError("give a config file or --example NAME (autoinit examples lists the bundled ones)")
+        return args.config
+    if args.config is not None:
+        raise AutoInitError(
+            f"give a config file or --example {args.example}, not both (got '{args.config}'; an override's "
+            "value goes after '=': --tune.steps=50)"
+        )
+    return str(configs.path(args.example))
+
+
 def _cmd_tune(args: argparse.Namespace) -> int:
     from autoinit.tuner.config import TuneConfig
     from autoinit.tuner.run import tune
@@ -27,7 +59,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides.append(f"--tune.storage={args.storage}")
     if args.force:
         overrides.append("--tune.oversubscribe=true")
-    config = TuneConfig(args.config, overrides)
+    config = TuneConfig(_config_path(args), overrides)
     if config.settings.log_trials:
         from autoinit.tuner.trial_log import configured_loggers
 
@@ -38,7 +70,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from autoinit.fit import fit
 
-    return fit(args.config, list(args.overrides))
+    return fit(_config_path(args), list(args.overrides))
 
 
 def _cmd_inspect(args: argparse.Namespace) -> int:
@@ -55,7 +87,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     if not math.isfinite(args.gain) or args.gain <= 0:
         raise AutoInitError(f"--gain must be a positive finite number (1.0 = the textbook formula), got {args.gain:g}")
     batch_to_input = load_callable(args.batch_to_input) if args.batch_to_input else None
-    config = TuneConfig(args.config, list(args.overrides))
+    config = TuneConfig(_config_path(args), list(args.overrides))
     batch_to_input = batch_to_input or config.batch_to_input  # the config's tune.batch_to_input
     schemes = [s.strip() for s in args.schemes.split(",") if s.strip()] if args.schemes else None
     if schemes == []:
@@ -73,6 +105,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_config(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("config", nargs="?", help=what)
+    p.add_argument("--example", default=None, help="a bundled config instead of a file (autoinit examples lists them)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from autoinit import __version__
 
@@ -81,13 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("schemes", help="list every scheme with its formula and paper")
     p.set_defaults(func=_cmd_schemes)
+    p = sub.add_parser("examples", help="list the bundled example configs (run one with: tune --example NAME)")
+    p.add_argument("--write", metavar="FOLDER", default=None, help="copy them into FOLDER to edit")
+    p.set_defaults(func=_cmd_examples)
     p = sub.add_parser(
         "tune",
         help="run short trial trainings and pick the scheme and gain with the fastest early loss drop",
         epilog="Any other --key=value overrides the config, in its dotted "
         "style: --tune.steps=100 --model.init_args.depth=20",
     )
-    p.add_argument("config", help="a LightningCLI fit config with a tune section (see configs/)")
+    _add_config(p, "a LightningCLI fit config with a tune section (see autoinit examples)")
     p.add_argument("--workers", type=int, default=None, help="trial processes on this machine (tune.workers)")
     p.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines")
     p.add_argument(
@@ -102,10 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any other argument goes to LightningCLI's fit, as with `python main.py fit --config config.yaml "
         "...`: --trainer.max_epochs=20, --ckpt_path=last.ckpt (resume: the restored weights are kept).",
     )
-    p.add_argument("config", help="a LightningCLI fit config; its tune section (if any) is tuned first")
+    _add_config(p, "a LightningCLI fit config; its tune section (if any) is tuned first")
     p.set_defaults(func=_cmd_fit)
     p = sub.add_parser("inspect", help="per layer, the output and gradient std under each scheme, before training")
-    p.add_argument("config", help="a tune config (its model and data are used)")
+    _add_config(p, "a tune config (its model and data are used)")
     p.add_argument("--schemes", default=None, help="comma-separated scheme names (default: the config's)")
     p.add_argument("--gain", type=float, default=1.0, help="multiplier on each scheme's textbook scale (> 0)")
     p.add_argument(

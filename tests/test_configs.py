@@ -1,4 +1,5 @@
-"""Every bundled config parses, and the quality benchmark's quick mode runs."""
+"""Every bundled config parses, the checkout's configs/ is the package's copy, and the quality benchmark's
+quick mode runs."""
 
 import subprocess
 import sys
@@ -6,10 +7,50 @@ from pathlib import Path
 
 import pytest
 
+from autoinit import configs
+from autoinit.errors import AutoInitError
 from autoinit.tuner.config import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-TUNE_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.yaml") if p.name != "fit_with_autoinit.yaml")
+TUNE_CONFIGS = sorted(p for p in configs.FOLDER.glob("*.yaml") if p.name != "fit_with_autoinit.yaml")
+
+
+def test_checkout_configs_are_the_package_copy():
+    # autoinit/configs/ is the source (package data: `autoinit tune --example` needs no checkout); the
+    # top-level configs/ the README and CI name must hold the same files, byte for byte.
+    top = {p.name: p.read_bytes() for p in (ROOT / "configs").glob("*.yaml")}
+    bundled = {p.name: p.read_bytes() for p in configs.FOLDER.glob("*.yaml")}
+    assert sorted(top) == sorted(bundled), "edit autoinit/configs/, then run: autoinit examples --write configs"
+    changed = [name for name in bundled if top[name] != bundled[name]]
+    assert changed == [], "edit autoinit/configs/, then run: autoinit examples --write configs"
+    assert "quickstart" in configs.names() and len(bundled) >= 10
+
+
+def test_example_lookup_by_name_and_one_line_for_an_unknown_one():
+    assert configs.path("quickstart") == configs.path("quickstart.yaml") == configs.FOLDER / "quickstart.yaml"
+    with pytest.raises(AutoInitError) as err:
+        configs.path("quickstrat")
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("no example called 'quickstrat': valid names are ")
+    assert all(name in message for name in configs.names())
+
+
+def test_description_is_the_first_sentence_of_the_leading_comment():
+    assert configs.description("relu_mlp") == (
+        "He et al. (2015) in miniature: a 30-layer plain ReLU MLP on scikit-learn's digits."
+    )
+    assert configs.description("lstm").startswith("An LSTM classifier") and "autoinit tune" not in "".join(
+        configs.description(n) for n in configs.names()
+    )
+
+
+def test_write_copies_every_example(tmp_path):
+    written = configs.write(tmp_path / "mine")
+    assert sorted(p.name for p in written) == [f"{n}.yaml" for n in configs.names()]
+    assert (tmp_path / "mine" / "quickstart.yaml").read_bytes() == configs.path("quickstart").read_bytes()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(AutoInitError, match="cannot write the examples to"):
+        configs.write(tmp_path / "file")
 
 
 @pytest.mark.parametrize("path", TUNE_CONFIGS, ids=lambda p: p.name)
@@ -27,7 +68,7 @@ def test_fit_config_with_the_callback(tmp_path):
     cli = LightningCLI(
         args=[
             "--config",
-            str(ROOT / "configs" / "fit_with_autoinit.yaml"),
+            str(configs.path("fit_with_autoinit")),
             "--trainer.max_steps=2",
             f"--trainer.default_root_dir={tmp_path}",
         ],
