@@ -7,7 +7,7 @@ Each measurement runs in fresh processes so its peak RSS is its own. Run by hand
     .ci/in-venv python benchmarks/bench_init.py [--params 100e6] [--schemes kaiming_normal,...]
     .ci/in-venv python benchmarks/bench_init.py --sharded [--sharded-schemes kaiming_normal:full,...]
 
-Prints a Markdown table; the README records the figures.
+Prints a Markdown table; docs/benchmarks.md records the figures.
 """
 
 from __future__ import annotations

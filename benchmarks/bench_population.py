@@ -10,7 +10,7 @@ Run by hand:
     .ci/in-venv python benchmarks/bench_population.py --engine-only -- \
         --model.init_args.width=1024 --model.init_args.depth=30
 
-Targets (README): training span ≥ 5× shorter and the whole command ≥ 2× faster on 2 CPU cores for the
+Targets (docs/benchmarks.md): training span ≥ 5× shorter and the whole command ≥ 2× faster on 2 CPU cores for the
 quick start, with the same pick (or one statistically tied with it).
 """
 

@@ -1,4 +1,4 @@
-"""TuneSettings cannot hold an invalid value; the README's tune key table stays in step with it."""
+"""TuneSettings cannot hold an invalid value; the tune key table of docs/tuner.md stays in step with it."""
 
 import dataclasses
 import re
@@ -10,7 +10,7 @@ from autoinit import AutoInitError
 from autoinit.schemes.registry import builtin_scheme_names, list_schemes
 from autoinit.tuner.settings import Range, TuneSettings
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+TUNER_DOC = Path(__file__).resolve().parents[1] / "docs" / "tuner.md"
 
 
 def test_construction_validates_and_replace_revalidates():
@@ -44,10 +44,10 @@ def test_all_is_the_registry_order():
     assert TuneSettings(schemes=["lsuv"]).scheme_names() == ["default", "lsuv"]
 
 
-def _readme_table() -> dict[str, list[str]]:
-    text = README.read_text()
-    section = text[text.index("### `tune` keys") :]
-    section = section[: section.index("\n### ", 1)]
+def _key_table() -> dict[str, list[str]]:
+    text = TUNER_DOC.read_text()
+    section = text[text.index("## `tune` keys") :]
+    section = section[: section.index("\n## ", 1)]
     rows = {}
     for line in section.splitlines():
         m = re.match(r"\| `(\w+)` \|", line)
@@ -56,11 +56,11 @@ def _readme_table() -> dict[str, list[str]]:
     return rows
 
 
-def test_readme_documents_every_tune_key_once():
-    assert list(_readme_table()) == [f.name for f in dataclasses.fields(TuneSettings)]
+def test_docs_document_every_tune_key_once():
+    assert list(_key_table()) == [f.name for f in dataclasses.fields(TuneSettings)]
 
 
-def test_readme_marks_exactly_the_resumable_keys():
-    marked = {key for key, cells in _readme_table().items() if cells[2] == "yes"}
+def test_docs_mark_exactly_the_resumable_keys():
+    marked = {key for key, cells in _key_table().items() if cells[2] == "yes"}
     assert marked == set(TuneSettings.resumable_keys())
     assert {"n_trials", "workers", "storage"} <= marked and "steps" not in marked

@@ -13,7 +13,7 @@ from autoinit.schemes.base import EmbeddingRule, InitContext, OwnValue, Pick, Sc
 from autoinit.schemes.options import DISTRIBUTION, MODE, Option, one_of
 from autoinit.schemes.registry import get_scheme
 
-# (activations, scheme, reason) — the README's table is generated from this.
+# (activations, scheme, reason) — docs/schemes.md's table of what auto picks shows these.
 AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
     (
         ("relu", "leaky_relu", "prelu", "rrelu", "relu6"),
@@ -56,7 +56,7 @@ AUTO_TABLE: list[tuple[tuple[str, ...], str, str]] = [
 
 _BY_ACTIVATION = {act: scheme for acts, scheme, _ in AUTO_TABLE for act in acts}
 
-# auto's residual rule (the README's auto table shows these rows under the activation table).
+# auto's residual rule (docs/schemes.md shows these rows under the activation table).
 RESIDUAL_TABLE: list[tuple[str, str, str]] = [
     (
         "inside a residual branch with no normalization (in it or after its sum)",
@@ -75,7 +75,8 @@ RESIDUAL_TABLE: list[tuple[str, str, str]] = [
     (
         "residual branch with normalization (BN/LN in the branch, or post-norm)",
         "unchanged",
-        "the norm keeps each branch's input at unit variance; measured on the ResNet and GPT templates (README)",
+        "the norm keeps each branch's input at unit variance; measured on the ResNet and GPT templates "
+        "(docs/schemes.md)",
     ),
 ]
 

@@ -1,5 +1,5 @@
 """The scheme documentation, generated from the registered :class:`~autoinit.schemes.base.Scheme`
-objects: the README's table (:func:`markdown_table`) and ``autoinit schemes`` (:func:`text_listing`)."""
+objects: docs/schemes.md's table (:func:`markdown_table`) and ``autoinit schemes`` (:func:`text_listing`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _cell(text: str) -> str:
 
 
 def markdown_table(schemes: list[Scheme] | None = None) -> str:
-    """The README's scheme table: one row per scheme (built-ins by default, in registration order)."""
+    """docs/schemes.md's scheme table: one row per scheme (built-ins by default, in registration order)."""
     schemes = schemes if schemes is not None else [get_scheme(n) for n in builtin_scheme_names()]
     lines = ["| scheme | weights | options | `sample_input` | paper |", "|---|---|---|---|---|"]
     for s in schemes:
