@@ -41,7 +41,7 @@ def test_all_is_the_registry_order():
     names = TuneSettings().scheme_names()
     assert names == builtin_scheme_names() and names[:2] == ["as_built", "default"]
     assert set(names) <= set(list_schemes())
-    assert TuneSettings(schemes=["lsuv"]).scheme_names() == ["default", "lsuv"]
+    assert TuneSettings(schemes=["lsuv"]).scheme_names() == ["as_built", "lsuv"]
 
 
 def _key_table() -> dict[str, list[str]]:
