@@ -301,7 +301,7 @@ def test_prescreen_keeps_hopeless_points_out_of_training(tmp_path):
     assert _run(path)[0] == 0
     states = {(r["scheme"], r["gain"]): r for r in _csv(tmp_path)}
     assert states[("orthogonal", "30")]["state"] == "prescreened"
-    assert float(states[("orthogonal", "30")]["duration_s"] or 0) < 1.0  # no training step was spent
+    assert states[("orthogonal", "30")]["score_mean"] == ""  # no training step was spent (never a timing)
     assert states[("as_built", "30")]["state"] in ("diverged", "complete", "pruned")  # the baseline: always trained
     assert states[("orthogonal", "1")]["state"] == "complete"
 
