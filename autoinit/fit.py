@@ -4,9 +4,10 @@ then run LightningCLI's ``fit`` on the same config with ``AutoInit`` set to the 
 Every LightningCLI fit option works as with ``python main.py fit --config config.yaml ...``: the command
 line is the config's overrides (``--trainer.max_epochs=5``, ``--model.init_args.width=64``) plus the
 ``fit`` subcommand's own options (``--ckpt_path`` to resume, whose restored weights are kept: nothing is
-tuned and ``AutoInit`` leaves a resumed model alone). Trainer keys a trial sets itself (``max_epochs``,
-``logger``, ``callbacks`` such as checkpointing) are not part of the config's hash, so changing them does
-not tune again.
+tuned and ``AutoInit`` leaves a resumed model alone). With ``tune.proxy`` the study runs on the proxy and
+the fit follows what its check on the full model recommends (:mod:`autoinit.tuner.transfer`). Trainer keys
+a trial sets itself (``max_epochs``, ``logger``, ``callbacks`` such as checkpointing) are not part of the
+config's hash, so changing them does not tune again.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
     the same config), the config's own AutoInit, or ``AutoInit()``; None keeps the config's own."""
     from autoinit.tuner import run
     from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.proxy import proxy_source
     from autoinit.tuner.result import TuneResult
     from autoinit.tuner.reuse import finished_study, study_name_for
     from autoinit.tuner.trial_log import configured_loggers
@@ -121,29 +123,34 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
             "tune section to pick the init by measurement"
         )
         return AutoInit()
-    name = study_name_for(config)
-    if name != config.study_name:
+    full = config if config.settings.proxy is not None else None
+    source = config if full is None else proxy_source(config)  # the study's trials build this one's model
+    name = study_name_for(source)
+    if name != source.study_name:
         # An output folder holds one study's files: this config's study writes beside it, in its own folder.
-        output = config.output.with_name(config.output.name + name[len(config.study_name) :])
+        output = source.output.with_name(source.output.name + name[len(source.study_name) :])
         console.print(
-            f"[dim]study '{config.study_name}' was made from another config: this config's study is '{name}', "
+            f"[dim]study '{source.study_name}' was made from another config: this config's study is '{name}', "
             f"in {output}[/dim]"
         )
-        config = TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={output}"])
-    study = finished_study(config)
+        if full is None:
+            config = source = TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={output}"])
+        else:
+            source = proxy_source(config, study_name=name, output=output)
+    study = finished_study(source)
     if resuming:
         console.print("resuming from a checkpoint: the restored weights are kept, nothing is tuned")
-        return TuneResult.from_study(config, study).callback() if study is not None else AutoInit()
-    if study is not None:
-        console.print(f"study '{config.study_name}' is finished for this config: its pick is reused, nothing tuned")
-        result = TuneResult.from_study(config, study)
+        return TuneResult.from_study(source, study, full=full).callback() if study is not None else AutoInit()
+    result = TuneResult.from_study(source, study, full=full) if study is not None else None
+    if result is not None and (full is None or result.transfer is not None):
+        console.print(f"study '{source.study_name}' is finished for this config: its pick is reused, nothing tuned")
     else:
         if config.settings.log_trials:
             configured_loggers(config)
-        code = run.tune(config, console)
+        code = run.tune(config, console, proxy=None if full is None else source)
         if code == 130:
             raise KeyboardInterrupt
-        result = TuneResult.load(config)
+        result = TuneResult.load(source, full=full)
     console.print(f"{fit_line(result.pick)} ({result})")
     return result.callback()
 

@@ -75,8 +75,11 @@ def tune(
             sets its own ``max_steps`` and turns logging, checkpointing and validation off.
         verbose: print the progress and the ranking (``console``: a rich Console to print them to).
         tune_keys: any ``tune`` key of a config — ``steps``, ``seeds``, ``schemes``, ``gain``, ``n_trials``,
-            ``storage``, ``workers``, ``study_name``, ``output``, ``lr_scale``, ``log_trials``... — with the
-            same defaults. ``study_name`` defaults to the model class's name.
+            ``storage``, ``workers``, ``study_name``, ``output``, ``lr_scale``, ``log_trials``, ``proxy``... —
+            with the same defaults. ``study_name`` defaults to the model class's name. ``proxy``: the model's
+            (and data's) arguments that make a smaller copy to tune on, ``{"model.init_args.width": 16}``;
+            the result is then the proxy study's, with the check of its pick on the full model
+            (``result.transfer``), whose recommendation ``result.callback()`` follows.
 
     A study of the same name made from the same model, data, trainer and tune keys is resumed (a finished
     one is read back without training); one made from a different setup gets a study of its own,
@@ -86,6 +89,7 @@ def tune(
     """
     from autoinit.tuner import run
     from autoinit.tuner.ddp_trial import trial_devices
+    from autoinit.tuner.proxy import proxy_source
     from autoinit.tuner.reuse import finished_study, study_name_for
     from autoinit.tuner.trial_log import configured_loggers
 
@@ -100,24 +104,31 @@ def tune(
     )
     spec.check()
     console = console or Console(quiet=not verbose)
-    name = study_name_for(spec)
-    if name != spec.study_name:
+    full = spec if spec.settings.proxy is not None else None
+    source = spec if full is None else proxy_source(spec)  # the study's trials build this one's model
+    name = study_name_for(source)
+    if name != source.study_name:
         # An output folder holds one study's files: the new study writes beside it, in its own folder.
-        output = spec.output.with_name(spec.output.name + name[len(spec.study_name) :])
+        output = source.output.with_name(source.output.name + name[len(source.study_name) :])
         console.print(
-            f"[dim]study '{spec.study_name}' in {spec.output} was made from another setup: tuning '{name}' "
+            f"[dim]study '{source.study_name}' in {source.output} was made from another setup: tuning '{name}' "
             f"in {output}[/dim]"
         )
-        spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
+        if full is None:
+            spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
+        else:
+            source = proxy_source(spec, study_name=name, output=output)
     if spec.settings.log_trials:
         configured_loggers(spec)
     subprocesses = spec.settings.workers > 1 or trial_devices(spec) > 1
     if subprocesses:
-        _ = spec.path  # a one-line error now when workers could not rebuild the model
-    study = finished_study(spec)
+        _ = source.path  # a one-line error now when workers could not rebuild the model
+    study = finished_study(source)
     if study is not None:
-        console.print(f"study '{spec.study_name}' is finished for this setup: read back, nothing tuned")
-        return TuneResult.from_study(spec, study)
-    with spec.importable_in_subprocesses() if subprocesses else nullcontext():
-        code = run.tune(spec, console)
-    return TuneResult.load(spec, interrupted=code == 130)
+        result = TuneResult.from_study(source, study, full=full)
+        if full is None or result.transfer is not None:
+            console.print(f"study '{source.study_name}' is finished for this setup: read back, nothing tuned")
+            return result
+    with source.importable_in_subprocesses() if subprocesses else nullcontext():
+        code = run.tune(spec, console, proxy=None if full is None else source)
+    return TuneResult.load(source, interrupted=code == 130, full=full)

@@ -20,7 +20,8 @@ from lightning.pytorch.cli import LightningCLI
 from autoinit import data
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.noise import quiet_lightning
-from autoinit.tuner.settings import Range, TuneSettings
+from autoinit.tuner.proxy import check_proxy_keys
+from autoinit.tuner.settings import PROXY_SECTIONS, Range, TuneSettings
 from autoinit.tuner.source import (
     DROPPED_CALLBACKS,
     describe_changes,
@@ -59,6 +60,10 @@ def _summarize_parse_error(exc: Exception) -> str:
         )
     ]
     reason = reasons[0] if reasons else (lines[0] if lines else text.splitlines()[0])
+    nested = re.fullmatch(r'Parser key "([^"]+)":', reason)
+    if nested and reason in lines and lines.index(reason) + 1 < len(lines):
+        # a class's argument of the wrong type: the argument, and the reason on the line below it
+        reason = f"'{nested.group(1)}': {lines[lines.index(reason) + 1]}"
     subtypes, given = re.search(r"Subtypes: \[(.*)\]", text), re.search(r"Given value: (.*)", text)
     if subtypes and given and all(r.startswith("Expected a") for r in reasons):
         # a value of no type of a union (tune.gain: Range, list or float): each alternative's error would
@@ -216,6 +221,8 @@ class TuneConfig:
                 f"config error in {self.path.name}: trainer.accumulate_grad_batches must be a positive integer "
                 f"(micro-batches per optimizer step; 1 = no accumulation), got {accumulate}"
             )
+        if self.settings.proxy is not None:
+            check_proxy_keys(self.settings.proxy, self.argument_keys(), f"config error in {self.path.name}")
         # A path that does not import fails now, not in the first trial.
         self.batch_to_input = None
         if self.settings.batch_to_input is not None:
@@ -251,6 +258,22 @@ class TuneConfig:
             trainer["callbacks"] = [c for c in callbacks if _class_name(c) not in DROPPED_CALLBACKS]
         data["trainer"] = trainer
         return data
+
+    def argument_keys(self) -> list[str]:
+        """The model's and data's arguments as the config resolves them (``model.init_args.width``...)."""
+        data = self.dump()
+        flat = flatten({"model": data.get("model"), "data": data.get("data")})
+        return [k for k in flat if k.startswith(PROXY_SECTIONS) and not k.endswith(".class_path")]
+
+    def derive(self, changes: dict[str, Any], *, study_name: str, output: Path) -> TuneConfig:
+        """This config with ``changes`` as command-line overrides (so worker processes and DDP ranks rebuild
+        the same), no proxy, and the given study name and output."""
+        extra = [f"--{key}={json.dumps(value)}" for key, value in changes.items()]
+        extra += ["--tune.proxy=null", f"--tune.study_name={study_name}", f"--tune.output={output}"]
+        try:
+            return TuneConfig(self.path, [*self.overrides, *extra])
+        except AutoInitError as exc:  # a value of the wrong type for its argument
+            raise AutoInitError(f"tune.proxy: {exc}") from None
 
     def measured(self) -> dict[str, Any]:
         """Everything that changes what a trial measures, as ``{"dotted.key": value}``: what a study stores

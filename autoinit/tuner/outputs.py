@@ -20,6 +20,7 @@ from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
 from autoinit.schemes import get_scheme, list_schemes
 from autoinit.tuner.owner import process_exists
+from autoinit.tuner.proxy import describe as describe_proxy
 from autoinit.tuner.records import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, own_init_is_default, trial_status
 from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
@@ -31,6 +32,7 @@ from autoinit.tuner.verdicts import (
     significant,
     standard_error,
     tied_with,
+    transfer_text,
     verdict_text,
 )
 
@@ -329,6 +331,10 @@ def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
     verdict = verdict_text(summary)
     if verdict:
         line += (", " if baseline is not None else "; ") + verdict
+    if summary.get("proxy"):
+        line = f"on the proxy ({describe_proxy(summary['proxy'])}) {line}"
+        transfer = transfer_text(summary)
+        line += f". {transfer[0].upper()}{transfer[1:]}" if transfer else ". No transfer check on the full model"
     return line
 
 

@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 
 from autoinit.callback import AutoInit
 from autoinit.tuner.trial import LearningRateScale
+from autoinit.tuner.verdicts import recommended
 
 # best.yaml keys logged as hyperparameters (prefixed autoinit/); AutoInit itself logs scheme, gain, seed.
 LOGGED_KEYS = (
@@ -52,10 +53,10 @@ class TunedAutoInit(AutoInit):
 
     @classmethod
     def from_pick(cls, pick: dict[str, Any], **overrides: Any) -> TunedAutoInit:
-        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores); the
-        baseline's init instead when the verdict is to keep it (``keep_baseline``, see
-        :func:`~autoinit.tuner.verdicts.baseline_kept`)."""
-        chosen = pick["baseline"] if pick.get("keep_baseline") and pick.get("baseline") else pick
+        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores): the init
+        it recommends (:func:`~autoinit.tuner.verdicts.recommended`: the pick, the baseline when the verdict is
+        to keep it, or a proxy study's transfer check's choice)."""
+        chosen = recommended(pick)
         kwargs: dict[str, Any] = {
             "scheme": chosen["scheme"],
             "gain": chosen.get("gain", 1.0),

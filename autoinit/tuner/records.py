@@ -44,6 +44,8 @@ STUDY_ATTR_CONFIG = "config"  # the measured config as {"dotted.key": value}, to
 # 0 means the model's own init is PyTorch's default (the summary then names one baseline, not two).
 STUDY_ATTR_OWN_INIT = "own_init_authored"
 STUDY_ATTR_HALVING = "halving"  # the halving search's rounds as queued: {round: number of points}
+# A proxy study's transfer check on a full model (:mod:`autoinit.tuner.transfer`), one per full config.
+STUDY_ATTR_TRANSFER = "transfer"
 
 GOOD_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -198,6 +200,11 @@ def trial_status(trial: FrozenTrial) -> TrialStatus:
     if trial.state == TrialState.RUNNING:
         return TrialStatus.RUNNING
     return TrialStatus.WAITING
+
+
+def transfer_attr(full_config_sha256: str) -> str:
+    """The study attr holding the transfer check on the full model of this config hash."""
+    return f"{STUDY_ATTR_TRANSFER}:{full_config_sha256[:16]}"
 
 
 def own_init_is_default(study: optuna.Study) -> bool | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner import storage
+from autoinit.tuner import storage, transfer
 from autoinit.tuner.outputs import Row, best_summary, curves_figure, ranking, rows, summary_line
 from autoinit.tuner.records import own_init_is_default
 from autoinit.tuner.source import TrialSource
@@ -46,6 +46,10 @@ class TuneResult:
         trials: every trial, in trial order (failed and unfinished ones too).
         study_name, storage, output: where the study and its outputs are.
         interrupted: the tune was stopped (Ctrl-C) before it finished; the result is of the trials done.
+        proxy: the config overrides the study tuned on (``tune.proxy``), else None; then ``scheme``...
+            ``ranking`` are the proxy's.
+        transfer: the check of the proxy's pick on the full model (verdict, rows, cost), as best.yaml's
+            ``transfer``; ``callback()`` follows what it recommends (``pick["recommends"]``).
     """
 
     scheme: str
@@ -67,12 +71,19 @@ class TuneResult:
     output: Path
     pick: dict[str, Any] = field(repr=False)
     interrupted: bool = False
+    proxy: dict[str, Any] | None = None
+    transfer: dict[str, Any] | None = None
 
     @classmethod
-    def from_study(cls, source: TrialSource, study: optuna.Study, *, interrupted: bool = False) -> TuneResult:
-        """The result held by ``study``; a one-line error when no trial completed."""
+    def from_study(
+        cls, source: TrialSource, study: optuna.Study, *, interrupted: bool = False, full: TrialSource | None = None
+    ) -> TuneResult:
+        """The result held by ``study``; a one-line error when no trial completed. ``full``: the full model
+        of a proxy study (``source`` is then the proxy's), whose stored transfer check the result includes."""
         all_rows = rows(study)
         summary = best_summary(source, all_rows, own_init_is_default(study))
+        if full is not None and summary is not None:
+            summary = transfer.read_back(full, study, summary, all_rows)
         if summary is None:
             errors = [r.error for r in all_rows if r.error]
             why = f" (last error: {errors[-1]})" if errors else ""
@@ -103,16 +114,18 @@ class TuneResult:
             output=source.output,
             pick=pick,
             interrupted=interrupted,
+            proxy=summary.get("proxy"),
+            transfer=summary.get("transfer"),
         )
 
     @classmethod
-    def load(cls, source: TrialSource, *, interrupted: bool = False) -> TuneResult:
-        """The result of ``source``'s study, read from its storage."""
+    def load(cls, source: TrialSource, *, interrupted: bool = False, full: TrialSource | None = None) -> TuneResult:
+        """The result of ``source``'s study, read from its storage (``full``: as :meth:`from_study`)."""
         optuna.logging.set_verbosity(logging.WARNING)
         study = optuna.load_study(
             study_name=source.study_name, storage=storage.open_storage(source.settings, source.output)
         )
-        return cls.from_study(source, study, interrupted=interrupted)
+        return cls.from_study(source, study, interrupted=interrupted, full=full)
 
     def plot(self, top: int = 4) -> Figure:
         """The loss curves of PyTorch's default, the best and the next trials (as ``loss_curves.png``)."""
@@ -135,8 +148,8 @@ class TuneResult:
 
         from autoinit.tuner.pick import TunedAutoInit
 
-        if self.pick.get("keep_baseline"):
-            rank_zero_info(fit_line(self.pick))  # the callback is the baseline's, not the pick's: say so
+        if self.pick.get("keep_baseline") or self.pick.get("transfer"):
+            rank_zero_info(fit_line(self.pick))  # the callback may not be the pick's: say whose it is
         return TunedAutoInit.from_pick(self.pick, **overrides)
 
     def __str__(self) -> str:

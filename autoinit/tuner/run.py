@@ -10,12 +10,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoinit.errors import AutoInitError, one_line
-from autoinit.tuner import storage
+from autoinit.tuner import storage, transfer
 from autoinit.tuner.halving import make_search
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
 from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
 from autoinit.tuner.population_study import population_runner
+from autoinit.tuner.proxy import describe, proxy_source
 from autoinit.tuner.records import STUDY_ATTR_OWN_INIT, TrialRecord
 from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
@@ -32,9 +33,23 @@ def best_description(study: optuna.Study) -> str:
         return "no complete trial yet"
 
 
-def tune(config: TrialSource, console: Console | None = None) -> int:
-    """Run (or resume) the study described by ``config``; returns a process exit code."""
+def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSource | None = None) -> int:
+    """Run (or resume) the study described by ``config``; returns a process exit code. With ``tune.proxy``
+    the study runs on the proxy (``proxy``: its source, by default :func:`~autoinit.tuner.proxy.proxy_source`)
+    and its pick is then checked on ``config``'s full model (:mod:`autoinit.tuner.transfer`)."""
     console = console or Console()
+    if config.settings.proxy is None:
+        return _tune(config, console, full=None)
+    proxy = proxy or proxy_source(config)
+    console.print(
+        f"tuning on a proxy of the model ({describe(config.settings.proxy)}) in study '{proxy.study_name}', "
+        "then checking its pick on the full model"
+    )
+    return _tune(proxy, console, full=config)
+
+
+def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) -> int:
+    """The study of ``config``; ``full``: the full model a proxy study's pick is checked on."""
     s = config.settings
     out = config.output
     if s.workers > 1:
@@ -118,6 +133,15 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
         )
     outputs = collect(config, study)
     console.print(ranking_table(outputs.rows, s.seeds))
+    if full is not None and outputs.summary is not None:
+        if interrupted:
+            outputs.summary = transfer.with_transfer(outputs.summary, full, None)
+        else:
+            try:
+                outputs.summary = transfer.check(full, study, outputs.summary, outputs.rows, console)
+            except KeyboardInterrupt:
+                interrupted = True
+                outputs.summary = transfer.with_transfer(outputs.summary, full, None)
     console.print(summary_line(outputs.summary, s.objective))
     try:
         written = write_outputs(config, outputs)

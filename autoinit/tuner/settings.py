@@ -8,6 +8,7 @@ is marked on the field itself (``metadata={"resumable": True}``).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Union
 
@@ -96,6 +97,11 @@ class TuneSettings:
             sequential trials with a one-line reason; the default), "off" (sequential trials), or the
             most members (trials × seeds) at once.
         population_memory_fraction: the share of free memory (GPU, or RAM on CPU) a population may use.
+        proxy: config overrides that make a smaller copy of the model to tune on, as dotted keys into the
+            config (``{model.init_args.width: 64, model.init_args.depth: 6}``; a nested mapping is read as
+            the same keys); the study runs on the proxy (its own study, ``<study_name>-proxy``, in
+            ``<output>-proxy``), then a short check on the full model says whether its pick transferred
+            (:mod:`autoinit.tuner.transfer`). Each key must be an argument of the model or the data.
     """
 
     schemes: Union[list[str], str] = "all"  # noqa: UP007 (jsonargparse reads the typing form)
@@ -127,9 +133,12 @@ class TuneSettings:
     log_trials: bool = _resumable(False)
     population: Union[Literal["auto", "off"], int] = _resumable("auto")  # noqa: UP007
     population_memory_fraction: float = _resumable(0.5)
+    proxy: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         """One-line errors for values the types allow but the tuner cannot use."""
+        if self.proxy is not None:
+            object.__setattr__(self, "proxy", proxy_keys(self.proxy))
         for key in _POSITIVE_KEYS:
             _positive(key, getattr(self, key))
         if self.max_worker_growth_mb < 0:
@@ -248,6 +257,38 @@ class TuneSettings:
             return [1.0]
         r = self.lr_scale
         return sorted({r.low, r.clamp(1.0), r.high})
+
+
+# The config sections a proxy may change: the model's and the data's arguments (LightningCLI's init_args).
+PROXY_SECTIONS = ("model.init_args.", "data.init_args.")
+
+
+def proxy_keys(proxy: Any) -> dict[str, Any]:
+    """``tune.proxy`` as ``{"dotted.key": value}`` (a nested mapping flattened); one-line errors for a value
+    that is no mapping, an empty one, or a key outside the model's and data's arguments."""
+    if not isinstance(proxy, Mapping):
+        raise AutoInitError(
+            f"tune.proxy must be a mapping of config keys to values, e.g. {{model.init_args.width: 64}}, got {proxy!r}"
+        )
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, prefix: str) -> None:
+        if isinstance(value, Mapping) and value and not (prefix.count(".") >= 2 and "class_path" in value):
+            for k, v in value.items():
+                walk(v, f"{prefix}.{k}" if prefix else str(k))
+        else:
+            flat[prefix] = value
+
+    walk(proxy, "")
+    if not flat or "" in flat:
+        raise AutoInitError("tune.proxy is empty: give the config keys that make the model smaller")
+    for key in flat:
+        if not key.startswith(PROXY_SECTIONS) or key.endswith(".class_path"):
+            raise AutoInitError(
+                f"tune.proxy key '{key}' is not an argument of the model or the data: a proxy changes "
+                f"{' or '.join(p + '<name>' for p in PROXY_SECTIONS)} (e.g. model.init_args.width)"
+            )
+    return flat
 
 
 # The largest gain a study may try: a gain multiplies every layer's weights, so past this every trial

@@ -141,3 +141,13 @@ class TrialSource(Protocol):
     def dump(self) -> dict[str, Any]:
         """The source as plain data."""
         ...
+
+    def argument_keys(self) -> list[str]:
+        """The model's and data's arguments as dotted config keys (``model.init_args.width``): what
+        ``tune.proxy`` may change."""
+        ...
+
+    def derive(self, changes: dict[str, Any], *, study_name: str, output: Path) -> TrialSource:
+        """This source with the model's and data's arguments ``changes`` (dotted keys) set, no ``tune.proxy``,
+        and the given study name and output folder: a proxy of the model (:mod:`autoinit.tuner.proxy`)."""
+        ...

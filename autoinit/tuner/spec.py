@@ -10,6 +10,7 @@ batches in the same order (checked): otherwise trials would differ in their data
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import importlib
@@ -31,6 +32,7 @@ from torch import nn
 
 from autoinit import data as data_access
 from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.proxy import check_proxy_keys
 from autoinit.tuner.settings import Range, TuneSettings
 from autoinit.tuner.source import (
     describe_changes,
@@ -155,6 +157,8 @@ class PythonSpec:
         self._structure: str | None = None
         self._order: list[str] | None = None
         self._model_name = ""
+        if settings.proxy is not None:
+            check_proxy_keys(settings.proxy, self.argument_keys(), "autoinit.tune")
 
     # ---- the TrialSource protocol ------------------------------------------------------------------
     @property
@@ -256,6 +260,26 @@ class PythonSpec:
         tune["study_name"], tune["output"] = self.study_name, str(self.output)
         out["tune"] = tune
         return out
+
+    def argument_keys(self) -> list[str]:
+        """The model class's and datamodule class's arguments, as ``model.init_args.<name>`` and
+        ``data.init_args.<name>`` (none for a factory or data given as an object)."""
+        keys = [f"model.init_args.{n}" for n in _arguments(self.model)] if self.model_is_class else []
+        if self.data_kind == "class":
+            keys += [f"data.init_args.{n}" for n in _arguments(self.data)]
+        return keys
+
+    def derive(self, changes: dict[str, Any], *, study_name: str, output: Path) -> PythonSpec:
+        """A spec of the same model and data with the arguments ``changes`` set (dotted keys), no proxy, and
+        the given study name and output."""
+        derived = copy.copy(self)
+        derived.model_args, derived.data_args = dict(self.model_args), dict(self.data_args)
+        for key, value in changes.items():
+            section, _, name = key.partition(".init_args.")
+            (derived.model_args if section == "model" else derived.data_args)[name] = value
+        derived.settings = dataclasses.replace(self.settings, proxy=None, study_name=study_name, output=str(output))
+        derived._structure, derived._order, derived._model_name = None, None, ""
+        return derived
 
     # ---- checks --------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -426,6 +450,13 @@ def _check_data(data: Any, data_args: Mapping[str, Any] | None) -> str:
     raise AutoInitError(
         f"datamodule must be a LightningDataModule (instance, class or factory), got {type(data).__name__}"
     )
+
+
+def _arguments(cls: Any) -> list[str]:
+    """The names a class's ``__init__`` takes by keyword."""
+    params = inspect.signature(cls.__init__).parameters.values()
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [p.name for p in params if p.kind in kinds and p.name != "self"]
 
 
 def _structure_of(model: nn.Module) -> str:

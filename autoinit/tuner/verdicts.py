@@ -140,8 +140,21 @@ def baseline_kept(summary: dict[str, Any]) -> str | None:
     return None
 
 
+def recommended(summary: dict[str, Any]) -> dict[str, Any]:
+    """The init a fit uses (``scheme``, ``gain``, ``options``, ``lr_scale``): a proxy study's ``recommends``
+    (its transfer check's), else the baseline when kept (``keep_baseline``), else the pick. The one rule
+    ``autoinit fit`` and ``TuneResult.callback()`` follow."""
+    if summary.get("recommends"):
+        return summary["recommends"]
+    if summary.get("keep_baseline") and summary.get("baseline"):
+        return summary["baseline"]
+    return summary
+
+
 def fit_line(summary: dict[str, Any]) -> str:
     """What a fit trains with, in one line: the pick, or the baseline and why."""
+    if summary.get("recommends"):
+        return "fitting with " + _transfer_choice(summary)
     why = baseline_kept(summary)
     if why is None:
         return f"fitting with the pick: {summary['scheme']} gain={summary['gain']:.3g}"
@@ -181,6 +194,39 @@ def verdict_text(summary: dict[str, Any]) -> str:
         more = f" and {len(tied) - SHOWN_TIES} more" if len(tied) > SHOWN_TIES else ""
         parts.append("tied: " + ", ".join(names) + more)
     return "; ".join(parts)
+
+
+# How the summary names what a transfer check recommends, by its role (transfer.Role's values).
+_ROLE_NAMES = {"pick": "the pick", "runner_up": "the proxy's runner-up", "baseline": "the model's own init"}
+
+
+def _transfer_choice(summary: dict[str, Any]) -> str:
+    """``the pick kaiming_normal gain=1.2``: what a proxy study's transfer check recommends."""
+    rec = summary["recommends"]
+    what = _ROLE_NAMES[rec["role"]]
+    if rec["role"] != "baseline":
+        what += f" {rec['scheme']} gain={rec['gain']:.3g}"
+        if rec.get("lr_scale", 1.0) != 1.0:
+            what += f" lr×{rec['lr_scale']:.3g}"
+    return what
+
+
+def transfer_text(summary: dict[str, Any]) -> str:
+    """The summary line's account of a proxy study's transfer check ("" without one): the verdict, why,
+    what best.yaml recommends, and the cost against a study of the full model."""
+    transfer = summary.get("transfer")
+    if not transfer:
+        return ""
+    verdict = {"transferred": "transferred", "tied": "tied", "not_transferred": "did not transfer"}[transfer["verdict"]]
+    line = f"on the full model the pick {verdict} ({transfer['reason']}): best.yaml recommends "
+    line += _transfer_choice(summary)
+    c = transfer.get("cost") or {}
+    if c.get("share_of_full_study") is not None:
+        line += (
+            f"; proxy study + check {c['proxy_seconds'] + c['check_seconds']:.0f} s, "
+            f"{c['share_of_full_study']:.0%} of a full-model study's estimated {c['full_study_seconds_estimate']:.0f} s"
+        )
+    return line
 
 
 def _label(point: dict[str, Any]) -> str:
