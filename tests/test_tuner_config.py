@@ -65,6 +65,7 @@ def test_optimizer_section_is_linked(tmp_path):
         ({}, ["--tune.sampler=tpe"], "tune.sampler was renamed tune.search"),
         ({"model": {"class_path": "nope.Model"}}, [], "'model': the class cannot be imported (No module named 'nope')"),
         ({}, ["--model.init_args.depht=3"], "'model': Option 'depht' is not accepted"),
+        ({}, ["--model.init_args.depth=abc"], "'model': 'depth': Expected a <class 'int'>. Got value: abc"),
         ({}, ["--tune.schemes=[kaiming]"], "unknown scheme 'kaiming': did you mean"),
         ({}, ["--tune.steps=0"], "tune.steps must be > 0"),
         ({}, ["--tune.objective=steps_to"], "needs tune.threshold"),

@@ -107,16 +107,22 @@ class CheckRow:
 # ---- the verdict -------------------------------------------------------------------------------------------
 
 
-def beats(row: CheckRow, baseline: CheckRow, seeds: int) -> bool:
-    """Whether ``row`` beats the model's own init on the full model: it learns (complete, not stalled) and
-    scores below it beyond the spread over seeds (Welch); where no test is possible (one seed, the own init
-    stalled) a lower score decides; an own init that diverged or failed is beaten by any row that learns."""
-    if row is baseline or not row.learns:
-        return False
+def beats(row: CheckRow, baseline: CheckRow, seeds: int) -> str | None:
+    """How ``row`` beats the model's own init on the full model, or None when it does not: it learns
+    (complete, not stalled) and scores below it beyond the spread over seeds (Welch); where no test is
+    possible (one seed, the own init stalled) a lower score decides; an own init that diverged or failed is
+    beaten by any row that learns."""
+    if row is baseline or not row.learns or row.score is None:
+        return None
     if baseline.status != TrialStatus.COMPLETE or baseline.score is None:
-        return True
+        return f"the model's own init {baseline.status.value}"
     sig = significant(row, baseline, seeds)
-    return bool(sig) or (sig is None and row.score is not None and row.score < baseline.score)
+    if sig:
+        return f"beyond noise (Welch, {seeds} seeds)"
+    if sig is None and row.score < baseline.score:
+        why = "one seed" if seeds < 2 else "the model's own init stalled" if baseline.stalled else "no spread"
+        return f"a lower score ({why}: no test over seeds)"
+    return None
 
 
 def _worse(row: CheckRow, baseline: CheckRow, seeds: int) -> bool:
@@ -137,10 +143,11 @@ class Judgement:
 def judge(pick: CheckRow, baseline: CheckRow, runner_up: CheckRow | None, seeds: int) -> Judgement:
     """The verdict on the pick and the init best.yaml recommends (see the module's docstring)."""
     test = f"Welch, {seeds} seeds" if seeds > 1 else "one seed: by score"
+    how = beats(pick, baseline, seeds)
     if pick is baseline:
         verdict, reason = Verdict.TIED, "the proxy's pick is the model's own init"
-    elif beats(pick, baseline, seeds):
-        verdict, reason = Verdict.TRANSFERRED, f"it beats the model's own init on the full model ({test})"
+    elif how is not None:
+        verdict, reason = Verdict.TRANSFERRED, f"it beats the model's own init on the full model: {how}"
     elif pick.status != TrialStatus.COMPLETE:
         verdict, reason = Verdict.NOT_TRANSFERRED, f"it {pick.status.value} on the full model"
     elif pick.stalled:
@@ -151,7 +158,7 @@ def judge(pick: CheckRow, baseline: CheckRow, runner_up: CheckRow | None, seeds:
         verdict, reason = Verdict.TIED, f"not beyond noise from the model's own init on the full model ({test})"
     if verdict == Verdict.TRANSFERRED:
         role = Role.PICK
-    elif runner_up is not None and beats(runner_up, baseline, seeds):
+    elif runner_up is not None and beats(runner_up, baseline, seeds) is not None:
         role = Role.RUNNER_UP
     else:
         role = Role.BASELINE
