@@ -79,3 +79,12 @@ def test_a_proxy_value_of_the_wrong_type_names_the_proxy_and_the_argument(tmp_pa
     with pytest.raises(AutoInitError, match=r"^tune\.proxy: .*'width'.*int") as exc:
         proxy_source(full)
     assert "\n" not in str(exc.value)
+
+
+def test_a_proxy_with_multi_device_trials_is_refused_before_any_work(tmp_path):
+    from autoinit.tuner.run import tune
+
+    full = TuneConfig(_write(tmp_path, {"model.init_args.width": 4}), ["--trainer.devices=2"])
+    with pytest.raises(AutoInitError, match=r"trainer\.devices > 1"):
+        tune(full)
+    assert not (tmp_path / ("out" + PROXY_SUFFIX)).exists()

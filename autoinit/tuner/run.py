@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner import storage, transfer
+from autoinit.tuner.ddp_trial import trial_devices
 from autoinit.tuner.halving import make_search
 from autoinit.tuner.loop import claim_lock, optimize
 from autoinit.tuner.objective import make_objective
@@ -40,6 +41,12 @@ def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSou
     console = console or Console()
     if config.settings.proxy is None:
         return _tune(config, console, full=None)
+    if trial_devices(config) > 1:
+        # the check trains the full model in this process, as sequential single-process trials
+        raise AutoInitError(
+            "tune.proxy checks the pick on the full model in this process, and trials on several devices "
+            "(trainer.devices > 1) are not supported there yet: tune the proxy with trainer.devices=1"
+        )
     proxy = proxy or proxy_source(config)
     console.print(
         f"tuning on a proxy of the model ({describe(config.settings.proxy)}) in study '{proxy.study_name}', "
