@@ -175,7 +175,7 @@ def _key(scheme: str, gain: float, lr_scale: float) -> tuple[str, float, float]:
 def check_points(summary: dict[str, Any], rows: list[Row]) -> dict[Role, dict[str, Any]]:
     """The points the check trains: the proxy's pick, the model's own init, and the runner-up — the best
     complete point of a scheme other than the pick's and the own init (a neighbouring gain of the pick's
-    scheme would tell little), when the study has one."""
+    scheme tells less), else the pick's scheme's next-best point, when the study has one."""
     pick = {
         "scheme": summary["scheme"],
         "gain": summary["gain"],
@@ -184,9 +184,13 @@ def check_points(summary: dict[str, Any], rows: list[Row]) -> dict[Role, dict[st
     }
     base = summary.get("baseline") or {"scheme": BASELINE_SCHEME, "gain": 1.0}
     points = {Role.PICK: pick, Role.BASELINE: {"lr_scale": 1.0, "options": {}, **base}}
-    others = [r for r in comparable(ranking(rows)) if r.scheme not in (pick["scheme"], BASELINE_SCHEME)]
-    if others:
-        r = others[0]
+    ranked = [r for r in comparable(ranking(rows)) if r.scheme != BASELINE_SCHEME]
+    others = [r for r in ranked if r.scheme != pick["scheme"]]
+    same = [
+        r for r in ranked if _key(r.scheme, r.gain, r.lr_scale) != _key(pick["scheme"], pick["gain"], pick["lr_scale"])
+    ]
+    if others or same:
+        r = (others or same)[0]
         points[Role.RUNNER_UP] = {"scheme": r.scheme, "gain": r.gain, "lr_scale": r.lr_scale, "options": {}}
     return points
 
