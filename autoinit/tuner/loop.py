@@ -4,8 +4,6 @@ command run on several machines against one RDB storage."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from typing import Protocol
 import optuna
 
 from autoinit.tuner import storage
+from autoinit.tuner.filelock import FileLock
 from autoinit.tuner.owner import LEASE_INTERVALS, Lease, process_start, worker_id
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.settings import TuneSettings
@@ -41,34 +40,10 @@ class Search(Protocol):
     def next_action(self, study: optuna.Study) -> tuple[Action, int]: ...
 
 
-class ClaimLock:
+class ClaimLock(FileLock):
     """An exclusive lock, shared by the processes of one output folder, held from reading the study's
     progress until this process's next trial is RUNNING (or the launcher has failed and re-queued a dead
     worker's trials): two processes cannot both see one trial missing and both start it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
 
 
 def claim_lock(output: Path) -> ClaimLock:

@@ -11,6 +11,7 @@ import optuna
 
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.journal import Journal
 from autoinit.tuner.noise import quiet_optuna_experimental
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.settings import TuneSettings
@@ -40,7 +41,7 @@ def describe(settings: TuneSettings, output: Path) -> str:
 
 def open_storage(settings: TuneSettings, output: Path) -> optuna.storages.BaseStorage:
     """An RDB storage for a URL (with a heartbeat, so a dead worker's trial is failed and retried), else
-    a journal file (safe for concurrent writers on one machine)."""
+    a journal file (safe for concurrent writers on one machine; see :mod:`autoinit.tuner.journal`)."""
     target = storage_target(settings, output)
     if is_rdb(target):
         try:
@@ -57,7 +58,7 @@ def open_storage(settings: TuneSettings, output: Path) -> optuna.storages.BaseSt
                 "check the URL and that the server runs"
             ) from None
     Path(target).parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(target))
+    return optuna.storages.JournalStorage(Journal(target))
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
