@@ -25,6 +25,7 @@ import torch
 from rich.console import Console
 
 from autoinit.errors import AutoInitError
+from autoinit.tuner import storage
 from autoinit.tuner.loop import ClaimLock, OnTrial, claim_lock, worker_id
 from autoinit.tuner.records import GOOD_STATES
 from autoinit.tuner.settings import TuneSettings
@@ -82,25 +83,33 @@ def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
     return env
 
 
+def worker_command(index: int, config: TrialSource, settings: TuneSettings) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of worker ``index`` (the storage URL in the environment only)."""
+    overrides, secret = storage.subprocess_args(settings, config.overrides)
+    env = {**device_env(index, settings), **secret}
+    cmd = [
+        sys.executable,
+        "-m",
+        "autoinit.tuner.worker",
+        "--config",
+        str(config.path),
+        "--overrides",
+        json.dumps(overrides),
+        "--index",
+        str(index),
+        "--threads",
+        env.get("OMP_NUM_THREADS", "0"),
+        "--launcher",
+        str(os.getpid()),
+    ]
+    return cmd, env
+
+
 class _Worker:
     def __init__(self, index: int, config: TrialSource, settings: TuneSettings, log_dir: Path) -> None:
         self.index = index
-        env = device_env(index, settings)
-        threads = env.get("OMP_NUM_THREADS", "0")
+        cmd, env = worker_command(index, config, settings)
         self.log = open(log_dir / f"worker-{index}.log", "a")  # noqa: SIM115 (closed in stop())
-        cmd = [
-            sys.executable,
-            "-m",
-            "autoinit.tuner.worker",
-            "--config",
-            str(config.path),
-            "--overrides",
-            json.dumps(config.overrides),
-            "--index",
-            str(index),
-            "--threads",
-            threads,
-        ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.name = worker_id(self.proc.pid)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,50 @@ from autoinit.tuner.settings import TuneSettings
 JOURNAL_NAME = "study.journal"
 
 
-def mask_url(url: str) -> str:
-    """A storage URL with its password replaced by ***, for logs and output files."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
+# A subprocess of this run (a worker, a DDP rank) gets the storage through its environment, never its
+# command line: any local user can read a command line (ps), only its owner a process's environment.
+STORAGE_ENV = "AUTOINIT_STORAGE"
+_STORAGE_FLAG = "--tune.storage"
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://\S+")
+_QUERY_SECRET = re.compile(r"((?:^|[?&;])(?:password|passwd|pwd|pass|secret|token)=)[^&;]*", re.IGNORECASE)
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ***: ``user:password@`` (an unencoded
+    ``@`` in the password included: everything up to the last ``@`` is masked) and ``?password=`` in the
+    query. The one masking rule for logs, errors and output files."""
+    return _URL.sub(lambda m: _mask_one(m.group(0)), text)
+
+
+def _mask_one(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    at = rest.rfind("@")
+    user_end = min((i for i in (rest.find(":"), rest.find("@")) if i >= 0), default=-1)
+    if at >= 0 and rest[user_end] == ":" and user_end < at:  # user:password@...
+        rest = f"{rest[:user_end]}:***{rest[at:]}"
+    base, sep, query = rest.partition("?")
+    return f"{scheme}://{base}{sep}" + _QUERY_SECRET.sub(r"\1***", query)
+
+
+def subprocess_args(settings: TuneSettings, overrides: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The overrides (without ``--tune.storage``) and the environment entries that give a subprocess of
+    this run the storage ``settings`` name; it reads them back with :func:`inherited_overrides`."""
+    kept: list[str] = []
+    skip = False
+    for arg in overrides:
+        if skip:
+            skip = False
+        elif arg == _STORAGE_FLAG:
+            skip = True  # --tune.storage URL: the URL is the next argument
+        elif not arg.startswith(_STORAGE_FLAG + "="):
+            kept.append(arg)
+    return kept, ({STORAGE_ENV: settings.storage} if settings.storage else {})
+
+
+def inherited_overrides(overrides: list[str]) -> list[str]:
+    """In a subprocess: ``overrides`` with the storage its parent passed through the environment."""
+    url = os.environ.get(STORAGE_ENV)
+    return [*overrides, f"{_STORAGE_FLAG}={url}"] if url else list(overrides)
 
 
 def storage_target(settings: TuneSettings, output: Path) -> str:
