@@ -84,6 +84,7 @@ def tune(
     returns their result
     with ``interrupted=True``.
     """
+    from autoinit.interrupts import INTERRUPTED
     from autoinit.tuner import run
     from autoinit.tuner.ddp_trial import trial_devices
     from autoinit.tuner.reuse import finished_study, study_name_for
@@ -120,4 +121,4 @@ def tune(
         return TuneResult.from_study(spec, study)
     with spec.importable_in_subprocesses() if subprocesses else nullcontext():
         code = run.tune(spec, console)
-    return TuneResult.load(spec, interrupted=code == 130)
+    return TuneResult.load(spec, interrupted=code == INTERRUPTED)

@@ -7,7 +7,8 @@ and its parameters queued again, and a fresh worker takes its place (as it does 
 be replaced because its memory kept growing or it ran out of memory).
 
 There are never more workers than devices (GPUs, or CPU cores without them) unless ``tune.oversubscribe``
-(``--force``) says so, and Ctrl-C (SIGINT to the launcher) stops every worker within seconds.
+(``--force``) says so, and Ctrl-C or SIGTERM to the launcher stops every worker within seconds; a worker
+whose launcher is gone (``kill -9``) stops as at Ctrl-C (:func:`autoinit.interrupts.die_with`).
 """
 
 from __future__ import annotations
@@ -188,8 +189,8 @@ def launch(
 
 
 def _stop_all(workers: list[_Worker], lock: ClaimLock, study: optuna.Study) -> None:
-    # A second Ctrl-C must not cut this short and leave workers running on their own.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A second Ctrl-C (or SIGTERM) must not cut this short and leave workers running on their own.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for w in workers:
             if w.proc.poll() is None:
@@ -205,4 +206,5 @@ def _stop_all(workers: list[_Worker], lock: ClaimLock, study: optuna.Study) -> N
             _fail_and_requeue(lock, study, w.name, "interrupted (Ctrl-C): its worker was stopped")
             w.stop()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoinit.errors import AutoInitError, one_line
+from autoinit.interrupts import INTERRUPTED
 from autoinit.tuner import storage
 from autoinit.tuner.halving import make_search
 from autoinit.tuner.loop import claim_lock, optimize
@@ -133,5 +134,5 @@ def tune(config: TrialSource, console: Console | None = None) -> int:
         console.print(
             f"[yellow]interrupted: {good_trials(study)} finished trials are kept; run the same command to resume"
         )
-        return 130
+        return INTERRUPTED
     return 0 if summary is not None else 1

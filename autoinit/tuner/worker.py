@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from autoinit.interrupts import INTERRUPTED, die_with, sigterm_is_ctrl_c
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.stop_rule import WorkerExit
 
@@ -52,6 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--launcher", type=int, default=0, help="the launcher's pid: this worker dies with it")
     args = parser.parse_args(argv)
+    sigterm_is_ctrl_c()
+    if args.launcher:
+        die_with(args.launcher)  # a worker never trains on unsupervised: it stops as at Ctrl-C
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
