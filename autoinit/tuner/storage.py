@@ -110,6 +110,13 @@ def fail_stale_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def record_heartbeat(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Beat for a trial this process runs outside ``study.optimize`` (a population's trials)."""
+    beating = _compat.heartbeat_storage(study)
+    if beating is not None:
+        beating.record_heartbeat(_compat.trial_id(trial))
+
+
 def record_on(study: optuna.Study, trial: optuna.trial.FrozenTrial, **values: Any) -> None:
     """Set record fields on a trial another process runs (or ran)."""
     for key, value in TrialRecord.attrs(**values).items():
