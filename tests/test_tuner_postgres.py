@@ -149,3 +149,52 @@ def test_a_run_killed_while_a_population_claims_its_trials_is_resumed_not_waited
     assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials]
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
     assert [t.state for t in trials[:2]] == [TrialState.FAIL] * 2
+
+
+def test_a_database_outage_mid_trial_is_one_line_and_the_study_resumes(tmp_path):
+    # a server of its own: this one goes down
+    base = Path(tempfile.mkdtemp(prefix="autoinit-pg-"))
+    server = PostgresServer(base)
+    if not server.available:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    server.start()
+    try:
+        name = "outage"
+        path = _config(tmp_path, name, n_trials=4, steps=1500)  # sequential trials (the config's population: off)
+        proc = _machine(path, server.url, tmp_path / "out")
+        storage = optuna.storages.RDBStorage(server.url)
+
+        def mid_trial():
+            try:
+                running = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+            except KeyError:
+                return False
+            return any(t.intermediate_values for t in running)
+
+        deadline = time.monotonic() + 240
+        while not mid_trial():
+            assert time.monotonic() < deadline and proc.poll() is None, "no trial reported a value"
+            time.sleep(0.3)
+        storage.engine.dispose()
+        server.stop()
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 2, out
+        assert "Traceback" not in out and PASSWORD not in out
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("autoinit: error: lost the connection to the storage postgresql://autoinit:***@")
+        assert "run the same command again" in last
+
+        server.restart()
+        again = subprocess.run(
+            [*_machine_cmd(path, server.url, tmp_path / "out"), "--tune.timeout=300"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        trials = optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(server.url)).get_trials()
+        assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
+        assert TrialState.RUNNING not in [t.state for t in trials]
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -78,3 +78,31 @@ def test_the_spec_file_for_workers_holds_no_password_and_is_private(tmp_path):
     path = spec.path
     assert PASSWORD not in path.read_text() and "db-host" not in path.read_text()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_an_outage_is_one_line_from_the_main_thread_and_silent_from_a_background_one(tmp_path, capsys):
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from autoinit.errors import AutoInitError
+
+    url = f"postgresql://user:{PASSWORD}@db-host/autoinit"
+    refused = OperationalError("connect", {}, Exception("connection refused"))
+
+    def heartbeat():  # Optuna's heartbeat thread meets the outage first
+        raise refused
+
+    with pytest.raises(AutoInitError) as caught, storage.outage_is_one_line(TuneSettings(storage=url), tmp_path):
+        thread = threading.Thread(target=heartbeat)
+        thread.start()
+        thread.join()
+        try:
+            raise refused
+        except OperationalError as exc:
+            raise RuntimeError("Optuna's own error while handling it") from exc
+    message = str(caught.value)
+    assert "\n" not in message and PASSWORD not in message
+    assert message.startswith("lost the connection to the storage postgresql://user:***@db-host/autoinit")
+    assert capsys.readouterr().err == ""  # nothing from the thread
+    assert storage.unreachable(ValueError("not an outage")) is None

@@ -15,7 +15,9 @@ from collections.abc import Callable
 import optuna
 from optuna.trial import TrialState
 
+from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.noise import quiet_population_ask
 from autoinit.tuner.objective import config_at, objective_parts
 from autoinit.tuner.population import PopulationFailed
 from autoinit.tuner.population_trials import iter_population_trials, population_size, probe
@@ -97,7 +99,8 @@ class PopulationBatch:
                 # Each trial is started (suggested, pre-screened) as soon as it is asked, so a pre-screened
                 # or already-measured one is finished at once and its record holds its own time only.
                 for _ in range(k):
-                    trial = study.ask()
+                    with quiet_population_ask():
+                        trial = study.ask()
                     claim(trial)
                     trials.append(trial)
                     if (point := tell(trial, lambda t=trial: self.start(t))) is not None:
@@ -136,6 +139,8 @@ class PopulationBatch:
                 trial, point = left.pop(i)
                 tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
         except PopulationFailed as exc:
+            if storage.unreachable(exc) is not None:
+                raise  # the storage is down, not the population: sequential trials would fail the same way
             self.note(f"population failed ({exc}): running these {len(left)} trials sequentially")
             for trial, point in left.values():
                 tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))

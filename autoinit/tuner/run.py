@@ -34,8 +34,13 @@ def best_description(study: optuna.Study) -> str:
 
 
 def tune(config: TrialSource, console: Console | None = None) -> int:
-    """Run (or resume) the study described by ``config``; returns a process exit code."""
-    console = console or Console()
+    """Run (or resume) the study described by ``config``; returns a process exit code. A storage that
+    cannot be reached (at the start, or an outage on the way) is a one-line :class:`AutoInitError`."""
+    with storage.outage_is_one_line(config.settings, config.output):
+        return _tune(config, console or Console())
+
+
+def _tune(config: TrialSource, console: Console) -> int:
     s = config.settings
     out = config.output
     if s.workers > 1:

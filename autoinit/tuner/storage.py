@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +104,49 @@ def open_storage(settings: TuneSettings, output: Path) -> optuna.storages.BaseSt
             ) from None
     Path(target).parent.mkdir(parents=True, exist_ok=True)
     return optuna.storages.JournalStorage(Journal(target))
+
+
+def unreachable(exc: BaseException) -> BaseException | None:
+    """The database error behind ``exc`` when the storage could not be reached (a server down, a network
+    cut), else None. Optuna wraps it (``StorageInternalError``), and may raise an unrelated error while
+    handling it, so the whole chain is searched."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, (OperationalError, InterfaceError)):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+@contextmanager
+def outage_is_one_line(settings: TuneSettings, output: Path) -> Iterator[None]:
+    """An outage of the storage while this runs is one line (an :class:`AutoInitError`), not a traceback:
+    every trial that finished is safe in the storage, and the same command resumes once it is back.
+    A background thread that meets the outage first (Optuna's heartbeat) ends silently: the main thread
+    meets it too and says it."""
+    previous = threading.excepthook
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is None or unreachable(args.exc_value) is None:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield
+    except Exception as exc:
+        cause = unreachable(exc)
+        if cause is None:
+            raise
+        raise AutoInitError(
+            f"lost the connection to the storage {describe(settings, output)} ({mask_url(one_line(cause))}): "
+            "the finished trials are safe there; run the same command again once it is reachable"
+        ) from None
+    finally:
+        threading.excepthook = previous
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
