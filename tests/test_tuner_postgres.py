@@ -139,7 +139,8 @@ def test_a_run_killed_while_a_population_claims_its_trials_is_resumed_not_waited
     assert [t.state for t in left] == [TrialState.RUNNING] * 2 + [TrialState.WAITING]
     # the claimed trial beat at once: from another machine, too, it would go stale
     beating = storage.engine.connect().exec_driver_sql("select trial_id from trial_heartbeats").fetchall()
-    assert [row[0] for row in beating] == [left[0]._trial_id]
+    ours = {t._trial_id for t in left}  # the server holds the other tests' studies too
+    assert [row[0] for row in beating if row[0] in ours] == [left[0]._trial_id]
 
     again = subprocess.run(
         [*_machine_cmd(path, postgres.url, out), "--tune.timeout=300"], capture_output=True, text=True, timeout=600
