@@ -7,6 +7,7 @@ import math
 import sys
 
 from autoinit.errors import AutoInitError
+from autoinit.interrupts import INTERRUPTED, sigterm_is_ctrl_c
 
 
 def _cmd_schemes(args: argparse.Namespace) -> int:
@@ -160,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sigterm_is_ctrl_c()
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if rest and args.command not in ("tune", "inspect", "fit"):
@@ -170,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     except AutoInitError as exc:
         print(f"autoinit: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C (or SIGTERM) at a moment the command does not handle itself: starting up, writing the
+        # outputs. Every finished trial is in the storage already.
+        print("autoinit: interrupted: finished trials are kept; run the same command to resume", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from autoinit.callback import AutoInit
 from autoinit.errors import AutoInitError
+from autoinit.interrupts import INTERRUPTED
 from autoinit.tuner.settings import TuneSettings
 
 # Trainer.fit arguments a config cannot hold (LightningCLI fills the model and data ones itself).
@@ -148,7 +149,7 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
         if config.settings.log_trials:
             configured_loggers(config)
         code = run.tune(config, console, proxy=None if full is None else source)
-        if code == 130:
+        if code == INTERRUPTED:
             raise KeyboardInterrupt
         result = TuneResult.load(source, full=full)
     console.print(f"{fit_line(result.pick)} ({result})")
@@ -167,7 +168,7 @@ def fit(config: str | Path, args: list[str], console: Console | None = None) -> 
         init = pick_init(path, overrides, resuming=fit_only.get("ckpt_path") is not None, console=console)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted while tuning: the finished trials are kept; nothing was fitted")
-        return 130
+        return INTERRUPTED
     fit_args = [f"--{k}={v}" for k, v in fit_only.items()]
     with warnings.catch_warnings():
         # autoinit's own command line is what LightningCLI gets: its warning about sys.argv is not the user's

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 
 import lightning.pytorch as pl
 import torch
@@ -176,3 +177,26 @@ class DictBlobsData(pl.LightningDataModule):
         data = blobs(self.n)
         samples = [{"x": x, "y": y} for x, y in zip(data.tensors[0], data.tensors[1], strict=True)]
         return DataLoader(samples, batch_size=self.batch_size, shuffle=True)
+
+
+class BlockingMLP(FlakyMLP):
+    """In a worker process of ``--workers`` (not in the launcher's checks), ``training_step`` says it started
+    (an empty file ``started-<pid>`` in ``folder``) and waits until ``folder/release`` exists: a trial that
+    stays RUNNING for as long as a test needs, whatever the machine's speed."""
+
+    def __init__(self, folder: str = ""):
+        super().__init__()
+        self.folder = folder
+
+    def training_step(self, batch, batch_idx):
+        import sys
+        import time
+        from pathlib import Path
+
+        main = getattr(sys.modules["__main__"], "__spec__", None)
+        if self.folder and main is not None and main.name == "autoinit.tuner.worker":
+            folder = Path(self.folder)
+            (folder / f"started-{os.getpid()}").touch()
+            while not (folder / "release").exists():
+                time.sleep(0.05)
+        return super().training_step(batch, batch_idx)

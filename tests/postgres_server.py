@@ -54,6 +54,10 @@ class PostgresServer:
             check=True,
             capture_output=True,
         )
+        self.restart()
+
+    def restart(self) -> None:
+        """Start the server again after :meth:`stop` (its data kept, on the same port)."""
         subprocess.run(
             [
                 *self.as_user,

@@ -151,3 +151,83 @@ def test_more_workers_than_cores_is_a_one_line_error_unless_forced(tmp_path, mon
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "100 workers on 2 CPU cores" in err and "--force" in err
     assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def _blocking_config(tmp_path):
+    """Workers whose trials start and then wait for tmp_path/release: a launcher stopped while both
+    train, on any machine."""
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": {"class_path": "helpers.BlockingMLP", "init_args": {"folder": str(tmp_path)}},
+                "data": {"class_path": "helpers.BlobsData"},
+                "trainer": {"accelerator": "cpu", "devices": 1},
+                "tune": {
+                    "steps": 10,
+                    "seeds": 1,
+                    "search": "tpe",
+                    "n_trials": 4,
+                    "population": "off",
+                    "prescreen": False,
+                    "output": str(tmp_path / "out"),
+                    "schemes": ["kaiming_normal", "orthogonal"],
+                },
+            }
+        )
+    )
+    return path
+
+
+def _env():
+    tests = os.path.dirname(__file__)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+
+
+def _wait_for(predicate, what, seconds=240):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"gave up waiting for {what}")
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_stop_with_their_launcher_and_the_study_resumes(tmp_path, sig):
+    path = _blocking_config(tmp_path)
+    proc = _tune(path, "--workers", "2", env=_env())
+    try:
+        _wait_for(lambda: len(list(tmp_path.glob("started-*"))) == 2, "both workers inside a trial")
+        workers = [int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")]
+        proc.send_signal(sig)
+        out, _ = proc.communicate(timeout=120)
+        # kill -9 gives the launcher no chance: its workers see it gone and stop as at Ctrl-C
+        _wait_for(lambda: all(_gone(pid) for pid in workers), "the workers to stop")
+    finally:
+        proc.kill()
+    if sig == signal.SIGTERM:  # as Ctrl-C: the outputs of the finished trials, one line, exit 130
+        assert proc.returncode == 130, out
+        assert "interrupted" in out and "Traceback" not in out
+    trials = _study(tmp_path, "b").get_trials(deepcopy=False)
+    assert TrialState.RUNNING not in [t.state for t in trials]
+    stopped = [t for t in trials if t.user_attrs.get("worker", "").split(":")[-1] in map(str, workers)]
+    assert len(stopped) == 2 and all(t.state == TrialState.FAIL for t in stopped)
+    assert all("interrupted" in t.user_attrs.get("error", "") for t in stopped)
+
+    (tmp_path / "release").touch()
+    again = _tune(path, "--workers", "2", env=_env())
+    out, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, out
+    trials = _study(tmp_path, "b").get_trials(deepcopy=False)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
+    retried = {t.user_attrs.get("retry_of") for t in trials}
+    assert {t.number for t in stopped} <= retried  # each interrupted trial's point ran again

@@ -64,3 +64,24 @@ def test_ctrl_c_in_a_trial_is_recorded_on_it(tmp_path):
         optimize(study, objective, TuneSettings(n_trials=1), lock=ClaimLock(tmp_path / "lock"))
     trial = study.get_trials()[0]
     assert trial.state == TrialState.FAIL and "interrupted" in TrialRecord.of(trial).error
+
+
+def test_population_trials_beat_from_their_claim_on_a_heartbeat_storage(tmp_path):
+    """Each trial of a batch has a heartbeat row as soon as it is claimed: a process killed while it claims
+    the rest leaves trials that go stale, not trials that run forever."""
+    import sqlite3
+
+    from autoinit.tuner.loop import _batch_claims
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+
+    def beating():
+        with sqlite3.connect(tmp_path / "hb.db") as db:
+            return db.execute("select count(*) from trial_heartbeats").fetchone()[0]
+
+    with _batch_claims(study, worker_id(), process_start(), 60, heartbeat=True) as claim:
+        for n in range(3):
+            claim(study.ask())
+            assert beating() == n + 1
+            assert TrialRecord.of(study.get_trials(deepcopy=False)[n]).worker == worker_id()

@@ -346,20 +346,6 @@ def test_a_halving_search_measures_the_same_rounds_and_pick_with_populations_and
     assert TrialRecord.of(pop.best_trial).fidelity["steps"] == 12  # the pick is a fully trained point
 
 
-def test_population_trials_beat_on_a_heartbeat_storage(tmp_path):
-    from autoinit.tuner.population_study import heartbeats
-
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
-    study = optuna.create_study(storage=storage)
-    trials = [study.ask() for _ in range(3)]
-    with heartbeats(study, trials):
-        pass
-    import sqlite3
-
-    with sqlite3.connect(tmp_path / "hb.db") as db:
-        assert db.execute("select count(*) from trial_heartbeats").fetchone() == (3,)
-
-
 def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
     from autoinit.tuner import population, threads
 

@@ -64,9 +64,12 @@ def _config(tmp_path, name, **tune):
     return path
 
 
+def _machine_cmd(path, url, out):
+    return [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--storage", url, f"--tune.output={out}"]
+
+
 def _machine(path, url, out):
-    cmd = [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--storage", url, f"--tune.output={out}"]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(_machine_cmd(path, url, out), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path):
@@ -119,3 +122,80 @@ def test_two_machines_share_a_study_and_survive_a_killed_one(postgres, tmp_path)
             if f.is_file() and f.suffix != ".png":
                 assert PASSWORD not in f.read_text(errors="ignore"), f
     assert "127.0.0.1" in out_a and "***" in out_a
+
+
+def test_a_run_killed_while_a_population_claims_its_trials_is_resumed_not_waited_on(postgres, tmp_path):
+    """kill -9 after a population claimed its first trial and asked its second: the same command again
+    fails both (the first's owner is gone, the second never got one) and completes the study."""
+    name = "claiming"
+    path = _config(tmp_path, name, n_trials=4, steps=20, population="auto")
+    out = tmp_path / "out"
+    script = Path(__file__).parent / "scripts" / "tune_dying.py"
+    cmd = [sys.executable, str(script), "claiming", "2", str(path), "--storage", postgres.url, f"--tune.output={out}"]
+    died = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert died.returncode == -signal.SIGKILL, died.stdout + died.stderr
+    storage = optuna.storages.RDBStorage(postgres.url)
+    left = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.state for t in left] == [TrialState.RUNNING] * 2 + [TrialState.WAITING]
+    # the claimed trial beat at once: from another machine, too, it would go stale
+    beating = storage.engine.connect().exec_driver_sql("select trial_id from trial_heartbeats").fetchall()
+    ours = {t._trial_id for t in left}  # the server holds the other tests' studies too
+    assert [row[0] for row in beating if row[0] in ours] == [left[0]._trial_id]
+
+    again = subprocess.run(
+        [*_machine_cmd(path, postgres.url, out), "--tune.timeout=300"], capture_output=True, text=True, timeout=600
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials]
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
+    assert [t.state for t in trials[:2]] == [TrialState.FAIL] * 2
+
+
+def test_a_database_outage_mid_trial_is_one_line_and_the_study_resumes(tmp_path):
+    # a server of its own: this one goes down
+    base = Path(tempfile.mkdtemp(prefix="autoinit-pg-"))
+    server = PostgresServer(base)
+    if not server.available:
+        pytest.skip("PostgreSQL is not installed (.ci/run installs it)")
+    server.start()
+    try:
+        name = "outage"
+        path = _config(tmp_path, name, n_trials=4, steps=1500)  # sequential trials (the config's population: off)
+        proc = _machine(path, server.url, tmp_path / "out")
+        storage = optuna.storages.RDBStorage(server.url)
+
+        def mid_trial():
+            try:
+                running = optuna.load_study(study_name=name, storage=storage).get_trials(states=(TrialState.RUNNING,))
+            except KeyError:
+                return False
+            return any(t.intermediate_values for t in running)
+
+        deadline = time.monotonic() + 240
+        while not mid_trial():
+            assert time.monotonic() < deadline and proc.poll() is None, "no trial reported a value"
+            time.sleep(0.3)
+        storage.engine.dispose()
+        server.stop()
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 2, out
+        assert "Traceback" not in out and PASSWORD not in out
+        last = out.strip().splitlines()[-1]
+        assert last.startswith("autoinit: error: lost the connection to the storage postgresql://autoinit:***@")
+        assert "run the same command again" in last
+
+        server.restart()
+        again = subprocess.run(
+            [*_machine_cmd(path, server.url, tmp_path / "out"), "--tune.timeout=300"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr
+        trials = optuna.load_study(study_name=name, storage=optuna.storages.RDBStorage(server.url)).get_trials()
+        assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials) == 4
+        assert TrialState.RUNNING not in [t.state for t in trials]
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

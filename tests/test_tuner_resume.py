@@ -256,3 +256,19 @@ def test_sigint_stops_every_worker_and_keeps_finished_trials(tmp_path):
     trials = _study(path).get_trials(deepcopy=False)
     assert sum(t.state in GOOD_STATES for t in trials) == 6
     assert TrialState.RUNNING not in [t.state for t in trials] and TrialState.WAITING not in [t.state for t in trials]
+
+
+@pytest.mark.parametrize("moment", ["ctrl_c_starting", "ctrl_c_writing_outputs"])
+def test_ctrl_c_at_any_moment_is_one_line_exit_130_and_the_study_resumes(tmp_path, moment):
+    path = _write(tmp_path, "study", n_trials=4)
+    cmd = [sys.executable, str(TESTS / "scripts" / "tune_dying.py"), moment, "1", str(path)]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+    assert done.returncode == 130, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stderr.strip().count("\n") == 0 and "interrupted" in done.stderr, done.stderr
+    again = [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--tune.timeout=300"]
+    done = subprocess.run(again, capture_output=True, text=True, env=_env(), timeout=DEADLINE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    states = [t.state for t in _study(path).get_trials(deepcopy=False)]
+    assert sum(s in GOOD_STATES for s in states) == 4 and TrialState.RUNNING not in states
+    assert _pick(path)[0]  # best.yaml whole again

@@ -87,6 +87,7 @@ def tune(
     returns their result
     with ``interrupted=True``.
     """
+    from autoinit.interrupts import INTERRUPTED
     from autoinit.tuner import run
     from autoinit.tuner.ddp_trial import trial_devices
     from autoinit.tuner.proxy import proxy_source
@@ -131,4 +132,4 @@ def tune(
             return result
     with source.importable_in_subprocesses() if subprocesses else nullcontext():
         code = run.tune(spec, console, proxy=None if full is None else source)
-    return TuneResult.load(source, interrupted=code == 130, full=full)
+    return TuneResult.load(source, interrupted=code == INTERRUPTED, full=full)

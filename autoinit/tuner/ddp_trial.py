@@ -60,9 +60,11 @@ def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_
     with tempfile.TemporaryDirectory(prefix="autoinit-ddp-") as tmp:
         result_path = Path(tmp) / "result.json"
         procs = []
+        overrides, secret = storage.subprocess_args(config.settings, config.overrides)
         for rank in range(world_size):
             env = dict(
                 os.environ,
+                **secret,
                 MASTER_ADDR="127.0.0.1",
                 MASTER_PORT=str(port),
                 WORLD_SIZE=str(world_size),
@@ -77,7 +79,7 @@ def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_
                 "--config",
                 str(config.path),
                 "--overrides",
-                json.dumps([*config.overrides, *_fidelity_overrides(point)]),
+                json.dumps([*overrides, *_fidelity_overrides(point)]),
                 "--scheme",
                 point.scheme,
                 "--gain",
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from autoinit.tuner.config import TuneConfig
 
-    config = TuneConfig(args.config, json.loads(args.overrides))
+    config = TuneConfig(args.config, storage.inherited_overrides(json.loads(args.overrides)))
     report = None
     if os.environ.get("LOCAL_RANK") == "0":
         study, _ = load_study(config)

@@ -7,7 +7,8 @@ and its parameters queued again, and a fresh worker takes its place (as it does 
 be replaced because its memory kept growing or it ran out of memory).
 
 There are never more workers than devices (GPUs, or CPU cores without them) unless ``tune.oversubscribe``
-(``--force``) says so, and Ctrl-C (SIGINT to the launcher) stops every worker within seconds.
+(``--force``) says so, and Ctrl-C or SIGTERM to the launcher stops every worker within seconds; a worker
+whose launcher is gone (``kill -9``) stops as at Ctrl-C (:func:`autoinit.interrupts.die_with`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 from rich.console import Console
 
 from autoinit.errors import AutoInitError
+from autoinit.tuner import storage
 from autoinit.tuner.loop import ClaimLock, OnTrial, claim_lock, worker_id
 from autoinit.tuner.records import GOOD_STATES
 from autoinit.tuner.settings import TuneSettings
@@ -82,25 +84,33 @@ def device_env(index: int, settings: TuneSettings) -> dict[str, str]:
     return env
 
 
+def worker_command(index: int, config: TrialSource, settings: TuneSettings) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of worker ``index`` (the storage URL in the environment only)."""
+    overrides, secret = storage.subprocess_args(settings, config.overrides)
+    env = {**device_env(index, settings), **secret}
+    cmd = [
+        sys.executable,
+        "-m",
+        "autoinit.tuner.worker",
+        "--config",
+        str(config.path),
+        "--overrides",
+        json.dumps(overrides),
+        "--index",
+        str(index),
+        "--threads",
+        env.get("OMP_NUM_THREADS", "0"),
+        "--launcher",
+        str(os.getpid()),
+    ]
+    return cmd, env
+
+
 class _Worker:
     def __init__(self, index: int, config: TrialSource, settings: TuneSettings, log_dir: Path) -> None:
         self.index = index
-        env = device_env(index, settings)
-        threads = env.get("OMP_NUM_THREADS", "0")
+        cmd, env = worker_command(index, config, settings)
         self.log = open(log_dir / f"worker-{index}.log", "a")  # noqa: SIM115 (closed in stop())
-        cmd = [
-            sys.executable,
-            "-m",
-            "autoinit.tuner.worker",
-            "--config",
-            str(config.path),
-            "--overrides",
-            json.dumps(config.overrides),
-            "--index",
-            str(index),
-            "--threads",
-            threads,
-        ]
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self.name = worker_id(self.proc.pid)
 
@@ -179,8 +189,8 @@ def launch(
 
 
 def _stop_all(workers: list[_Worker], lock: ClaimLock, study: optuna.Study) -> None:
-    # A second Ctrl-C must not cut this short and leave workers running on their own.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A second Ctrl-C (or SIGTERM) must not cut this short and leave workers running on their own.
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for w in workers:
             if w.proc.poll() is None:
@@ -196,4 +206,5 @@ def _stop_all(workers: list[_Worker], lock: ClaimLock, study: optuna.Study) -> N
             _fail_and_requeue(lock, study, w.name, "interrupted (Ctrl-C): its worker was stopped")
             w.stop()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -4,8 +4,6 @@ command run on several machines against one RDB storage."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -15,6 +13,7 @@ from typing import Protocol
 import optuna
 
 from autoinit.tuner import storage
+from autoinit.tuner.filelock import FileLock
 from autoinit.tuner.owner import LEASE_INTERVALS, Lease, process_start, worker_id
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.settings import TuneSettings
@@ -41,34 +40,10 @@ class Search(Protocol):
     def next_action(self, study: optuna.Study) -> tuple[Action, int]: ...
 
 
-class ClaimLock:
+class ClaimLock(FileLock):
     """An exclusive lock, shared by the processes of one output folder, held from reading the study's
     progress until this process's next trial is RUNNING (or the launcher has failed and re-queued a dead
     worker's trials): two processes cannot both see one trial missing and both start it."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
 
 
 def claim_lock(output: Path) -> ClaimLock:
@@ -115,10 +90,12 @@ def optimize(
             return StopReason.TIMEOUT
         lock.acquire()
         try:
-            if not heartbeat:
-                # A trial whose process died never finishes: fail it and queue its point again, before the
-                # stop rule counts it as running (a study never waits on a dead process).
-                fail_lost_trials(study, lease_seconds=lease_seconds)
+            # A trial whose process died never finishes: fail it and queue its point again, before the
+            # stop rule counts it as running (a study never waits on a dead process). On an RDB its
+            # heartbeat goes stale too; a trial claimed but never beaten for is caught by its owner here.
+            if heartbeat:
+                storage.fail_stale_trials(study)
+            fail_lost_trials(study, lease_seconds=lease_seconds)
             if search is not None:
                 action, room = search.next_action(study)
             else:
@@ -128,12 +105,9 @@ def optimize(
             if action == Action.STOP:
                 return StopReason.DONE
             if action == Action.WAIT:
-                # The last trials run elsewhere. If one of their processes died, the RDB heartbeat makes
-                # the trial stale: fail it here, and its retry is queued for this process to take.
-                if heartbeat:
-                    storage.fail_stale_trials(study)
+                pass  # the last trials run elsewhere: look again (above) after a while
             elif run_batch is not None:
-                with _batch_claims(study, me, my_start, settings.heartbeat_interval, lease=not heartbeat) as claim:
+                with _batch_claims(study, me, my_start, settings.heartbeat_interval, heartbeat=heartbeat) as claim:
                     run_batch(study, room, claim, lock.release)
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
@@ -162,30 +136,36 @@ def optimize(
 
 @contextmanager
 def _batch_claims(
-    study: optuna.Study, me: str, my_start: str | None, interval: float, *, lease: bool
+    study: optuna.Study, me: str, my_start: str | None, interval: float, *, heartbeat: bool
 ) -> Iterator[Callable[[optuna.Trial], None]]:
     """The ``claim`` of a batch (a population): each asked trial records its owner, as a sequential trial
-    does, before the claim lock is released; without an RDB heartbeat one lease, renewed while the batch
-    runs, covers every claimed trial that is still running."""
+    does, before the claim lock is released, and from its claim on it is vouched for every ``interval``
+    seconds while the batch runs — by an RDB heartbeat (its first beat before anything else, so a process
+    killed while it claims leaves trials that go stale), else by one lease covering every claimed trial."""
     claimed: list[optuna.trial.FrozenTrial] = []
 
+    def vouch(frozen: optuna.trial.FrozenTrial, until: float) -> None:
+        if heartbeat:
+            storage.record_heartbeat(study, frozen)
+        else:
+            storage.record_on(study, frozen, lease_until=until)
+
     def claim(trial: optuna.Trial) -> None:
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+        if heartbeat:
+            vouch(frozen, 0.0)
         TrialRecord.write(trial, worker=me, worker_start=my_start)
-        if lease:
-            frozen = trial.study.get_trials(deepcopy=False)[trial.number]
-            storage.record_on(study, frozen, lease_until=time.time() + LEASE_INTERVALS * interval)
-            claimed.append(frozen)
+        if not heartbeat:
+            vouch(frozen, time.time() + LEASE_INTERVALS * interval)
+        claimed.append(frozen)
 
     def renew(until: float) -> None:
         for frozen in list(claimed):
             try:
-                storage.record_on(study, frozen, lease_until=until)
+                vouch(frozen, until)
             except Exception:  # finished (told), or failed by another process: nothing left to vouch for
                 claimed.remove(frozen)
 
-    if not lease:
-        yield claim
-        return
     with Lease(renew, interval):
         yield claim
 

@@ -52,3 +52,14 @@ def quiet_optuna_experimental() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         yield
+
+
+@contextmanager
+def quiet_population_ask() -> Iterator[None]:
+    """Silence Optuna's warning that a heartbeat storage's trials are meant for ``Study.optimize``: a
+    population asks its trials itself and beats for each (``autoinit.tuner.loop``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*Heartbeat of storage is supposed to be used with Study\.optimize.*"
+        )
+        yield

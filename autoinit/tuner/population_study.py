@@ -10,15 +10,14 @@ the batch runner :func:`autoinit.tuner.loop.optimize` takes, or None for sequent
 from __future__ import annotations
 
 import math
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
 
-from autoinit import _compat
+from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.noise import quiet_population_ask
 from autoinit.tuner.objective import config_at, objective_parts
 from autoinit.tuner.population import PopulationFailed
 from autoinit.tuner.population_trials import iter_population_trials, population_size, probe
@@ -100,7 +99,8 @@ class PopulationBatch:
                 # Each trial is started (suggested, pre-screened) as soon as it is asked, so a pre-screened
                 # or already-measured one is finished at once and its record holds its own time only.
                 for _ in range(k):
-                    trial = study.ask()
+                    with quiet_population_ask():
+                        trial = study.ask()
                     claim(trial)
                     trials.append(trial)
                     if (point := tell(trial, lambda t=trial: self.start(t))) is not None:
@@ -113,9 +113,9 @@ class PopulationBatch:
             groups: dict[object, list[tuple[optuna.Trial, Point]]] = {}
             for trial, point in todo:
                 groups.setdefault(point.fidelity, []).append((trial, point))
-            with heartbeats(study, [t for t, _ in todo]):
-                for group in groups.values():
-                    self._train(study, group, tell)
+            # (each trial is vouched for from its claim on: the loop's heartbeat or lease, see loop._batch_claims)
+            for group in groups.values():
+                self._train(study, group, tell)
         except BaseException:
             for trial in trials:
                 if trial.number not in told:
@@ -139,6 +139,8 @@ class PopulationBatch:
                 trial, point = left.pop(i)
                 tell(trial, lambda t=trial, p=point, r=result: self.finish(t, p, _result_of(r)))
         except PopulationFailed as exc:
+            if storage.unreachable(exc) is not None:
+                raise  # the storage is down, not the population: sequential trials would fail the same way
             self.note(f"population failed ({exc}): running these {len(left)} trials sequentially")
             for trial, point in left.values():
                 tell(trial, lambda t=trial, p=point: self.finish(t, p, lambda: self.train(t, p)))
@@ -152,34 +154,6 @@ def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, 
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise
-
-
-@contextmanager
-def heartbeats(study: optuna.Study, trials: list[optuna.Trial]) -> Iterator[None]:
-    """What ``study.optimize`` does for its one trial, for all the trials of a population: on a storage with
-    heartbeats (RDB), beat for each while it trains, so a machine that dies mid-population leaves trials
-    that go stale and are failed and re-queued by the other processes."""
-    storage = _compat.heartbeat_storage(study)
-    if storage is None:
-        yield
-        return
-    stop = threading.Event()
-    interval = storage.get_heartbeat_interval() or 10
-
-    def beat() -> None:
-        while True:
-            for trial in trials:
-                storage.record_heartbeat(_compat.trial_id(trial))
-            if stop.wait(interval):
-                return
-
-    thread = threading.Thread(target=beat, daemon=True, name="autoinit-population-heartbeat")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def _reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:

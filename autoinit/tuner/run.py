@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from autoinit.errors import AutoInitError, one_line
+from autoinit.interrupts import INTERRUPTED
 from autoinit.tuner import storage, transfer
 from autoinit.tuner.ddp_trial import trial_devices
 from autoinit.tuner.halving import make_search
@@ -40,7 +41,7 @@ def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSou
     and its pick is then checked on ``config``'s full model (:mod:`autoinit.tuner.transfer`)."""
     console = console or Console()
     if config.settings.proxy is None:
-        return _tune(config, console, full=None)
+        return _reached(config, console, full=None)
     if trial_devices(config) > 1:
         # the check trains the full model in this process, as sequential single-process trials
         raise AutoInitError(
@@ -52,7 +53,14 @@ def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSou
         f"tuning on a proxy of the model ({describe(config.settings.proxy)}) in study '{proxy.study_name}', "
         "then checking its pick on the full model"
     )
-    return _tune(proxy, console, full=config)
+    return _reached(proxy, console, full=config)
+
+
+def _reached(config: TrialSource, console: Console, *, full: TrialSource | None) -> int:
+    """:func:`_tune`, where a storage that cannot be reached (at the start, or an outage on the way) is a
+    one-line :class:`AutoInitError`."""
+    with storage.outage_is_one_line(config.settings, config.output):
+        return _tune(config, console, full=full)
 
 
 def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) -> int:
@@ -164,5 +172,5 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
         console.print(
             f"[yellow]interrupted: {good_trials(study)} finished trials are kept; run the same command to resume"
         )
-        return 130
+        return INTERRUPTED
     return 0 if summary is not None else 1

@@ -16,6 +16,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import os
 import sys
 import warnings
 from collections.abc import Iterator, Mapping
@@ -182,7 +183,14 @@ class PythonSpec:
             )
         path = self.output / SPEC_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.dump(), sort_keys=False))
+        tune_file = self.dump()
+        # the storage URL may hold a password: subprocesses get it through their environment
+        # (storage.subprocess_args), and the file is the user's alone
+        tune_file["tune"].pop("storage", None)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # an older file of a previous run may have had another mode
+        with os.fdopen(fd, "w") as f:
+            f.write(yaml.safe_dump(tune_file, sort_keys=False))
         return path
 
     @property

@@ -85,8 +85,8 @@ def create_study(config: TrialSource, schemes: list[str]) -> optuna.Study:
             + (f" (changed: {changed})" if changed and STUDY_ATTR_CONFIG in study.user_attrs else "")
             + ": change it back to resume, or pass another --tune.study_name (or --tune.output) to start a new study"
         )
-    if not storage.has_heartbeat(study):  # an RDB's heartbeat fails a dead process's trial itself
-        fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
+    # On an RDB too: a trial whose process died before its first heartbeat never goes stale.
+    fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
     retry_interrupted(study)
     if s.search not in ("grid", "halving") and STUDY_ATTR_ANCHORS not in study.user_attrs:
         points = anchors(s, schemes)
@@ -154,8 +154,8 @@ def fail_trials_of(study: optuna.Study, worker: str, why: str) -> list[int]:
 def fail_lost_trials(study: optuna.Study, *, lease_seconds: float, now: float | None = None) -> list[int]:
     """Fail (and queue again) every RUNNING trial whose owner is known to be gone: its process on this host
     no longer exists (or its pid now belongs to another process), its lease expired (another host), or it
-    never recorded an owner and started more than ``lease_seconds`` ago. For storages without a heartbeat
-    (a journal file): a study never waits on a dead process."""
+    never recorded an owner and started more than ``lease_seconds`` ago: a study never waits on a dead
+    process (on an RDB, the heartbeat covers a process on another host once it has beaten)."""
     now = time.time() if now is None else now
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):

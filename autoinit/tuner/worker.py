@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from autoinit.interrupts import INTERRUPTED, die_with, sigterm_is_ctrl_c
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.stop_rule import WorkerExit
 
@@ -50,12 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overrides", default="[]")
     parser.add_argument("--index", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--launcher", type=int, default=0, help="the launcher's pid: this worker dies with it")
     args = parser.parse_args(argv)
+    sigterm_is_ctrl_c()
+    if args.launcher:
+        die_with(args.launcher)  # a worker never trains on unsupervised: it stops as at Ctrl-C
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
     import dataclasses
 
+    from autoinit.tuner import storage
     from autoinit.tuner.config import TuneConfig
     from autoinit.tuner.halving import make_search
     from autoinit.tuner.loop import claim_lock, optimize
@@ -65,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     from autoinit.tuner.study import load_study
     from autoinit.tuner.trial import freeze_startup_objects
 
-    config = TuneConfig(args.config, json.loads(args.overrides))
+    config = TuneConfig(args.config, storage.inherited_overrides(json.loads(args.overrides)))
     study, schemes = load_study(config, sampler_seed_offset=args.index)
     settings = dataclasses.replace(config.settings, n_trials=target_trials(config.settings, schemes))
     watch = MemoryWatch(config.settings.max_worker_growth_mb)

@@ -6,7 +6,10 @@ usage: tune_dying.py MOMENT N ARGS...   (ARGS: what follows ``autoinit tune``)
 - ``between_suggestions``: SIGKILL itself in the N-th trial that suggests a gain, after its scheme;
 - ``mid_trial``: SIGSTOP itself halfway through the N-th trial training (after its first report to the
   pruner), for the test to inspect the journal and kill it from outside;
-- ``writing_outputs``: SIGKILL itself halfway through writing best.yaml.
+- ``writing_outputs``: SIGKILL itself halfway through writing best.yaml;
+- ``claiming``: SIGKILL itself once it asked the N-th trial (a population claims its trials one by one);
+- ``ctrl_c_starting``: Ctrl-C (SIGINT to itself) as start-up imports ``torch._dynamo``;
+- ``ctrl_c_writing_outputs``: Ctrl-C as loss_curves.png is drawn (after trials.csv and best.yaml).
 """
 
 import os
@@ -70,6 +73,39 @@ elif moment == "writing_outputs":
         die()
 
     outputs.write_best_yaml = write_best_yaml
+elif moment == "claiming":
+    import optuna
+
+    real_ask = optuna.Study.ask
+
+    def ask(self, *args, **kwargs):
+        trial = real_ask(self, *args, **kwargs)
+        if nth():
+            die()  # the trial is RUNNING, not yet claimed
+        return trial
+
+    optuna.Study.ask = ask
+elif moment == "ctrl_c_starting":
+    import importlib.abc
+
+    class CtrlC(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "torch._dynamo":
+                sys.meta_path.remove(self)
+                os.kill(os.getpid(), signal.SIGINT)
+            return None
+
+    sys.meta_path.insert(0, CtrlC())
+elif moment == "ctrl_c_writing_outputs":
+    import autoinit.tuner.outputs as outputs
+
+    real_plot_curves = outputs.plot_curves
+
+    def plot_curves(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_plot_curves(*args, **kwargs)
+
+    outputs.plot_curves = plot_curves
 else:
     sys.exit(f"unknown moment {moment}")
 

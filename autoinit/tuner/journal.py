@@ -1,0 +1,99 @@
+"""The journal file a study lives in by default: Optuna's ``JournalFileBackend`` with two changes.
+
+- Its lock is a :class:`~autoinit.tuner.filelock.FileLock`: a process killed while it writes leaves no
+  lock behind (Optuna's symlink lock is only broken after 30 s).
+- It never keeps a torn line. Optuna skips a last line without its newline (a crash or a full disk
+  mid-write) but appends the next record to it, and from then on the journal no longer parses. Here a
+  write that fails is cut back to where it began, and a torn tail found on opening or before a write is
+  cut off, the file as it was kept beside it, and said in one line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from optuna.storages.journal import JournalFileBackend
+
+from autoinit.tuner.filelock import FileLock
+
+LOCK_SUFFIX = ".flock"
+TORN_SUFFIX = ".torn"
+_CHUNK = 1 << 16
+
+
+def _say(line: str) -> None:
+    print(f"autoinit: {line}", file=sys.stderr, flush=True)
+
+
+class Journal(JournalFileBackend):
+    """A journal file (``path``) that is repaired on opening; ``note`` says a repair in one line."""
+
+    def __init__(self, path: str, note: Callable[[str], None] = _say) -> None:
+        self.flock = FileLock(path + LOCK_SUFFIX)
+        # Optuna only calls the lock's acquire() and release() (its base class is not exported)
+        super().__init__(path, lock_obj=self.flock)  # type: ignore[arg-type]
+        self.note = note
+        with self.flock.held():
+            self._cut_torn_tail()
+
+    def _cut_torn_tail(self) -> None:
+        """Under the lock (no write is under way): cut a last line that has no newline."""
+        with open(self._file_path, "r+b") as f:
+            size = f.seek(0, os.SEEK_END)
+            end = _last_newline_end(f, size)
+            if end == size:
+                return
+            backup = self._file_path + TORN_SUFFIX
+            shutil.copyfile(self._file_path, backup)
+            f.truncate(end)
+            f.flush()
+            os.fsync(f.fileno())
+        self.note(
+            f"{self._file_path} ended in a torn record ({size - end} bytes, from a crash or a full disk "
+            f"mid-write): cut it off, every complete record is kept (the file as it was: {backup})"
+        )
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        data = ("\n".join(json.dumps(log, separators=(",", ":")) for log in logs) + "\n").encode()
+        with self.flock.held():
+            self._cut_torn_tail()  # a writer without this class (or a crash mid-write) may have left one
+            fd = os.open(self._file_path, os.O_WRONLY | os.O_APPEND)  # unbuffered: nothing written later
+            try:
+                start = os.lseek(fd, 0, os.SEEK_END)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view) :]
+                    os.fsync(fd)
+                except BaseException:
+                    # Cut back what did get written (a full disk, a file-size limit, an interrupt), so the
+                    # next record starts on a line of its own.
+                    _truncate(fd, start)
+                    raise
+            finally:
+                os.close(fd)
+
+
+def _last_newline_end(f: Any, size: int) -> int:
+    """The offset just past the file's last newline (0 when it has none; ``size`` when it ends in one)."""
+    pos = size
+    while pos > 0:
+        step = min(_CHUNK, pos)
+        f.seek(pos - step)
+        chunk = f.read(step)
+        at = chunk.rfind(b"\n")
+        if at >= 0:
+            return pos - step + at + 1
+        pos -= step
+    return 0
+
+
+def _truncate(fd: int, size: int) -> None:
+    with contextlib.suppress(OSError):  # then the next write (or open) cuts the torn tail off instead
+        os.ftruncate(fd, size)
