@@ -6,7 +6,10 @@ Models: :class:`DeepMLP` (a deep plain MLP with a chosen activation), :class:`Sm
 with BatchNorm), :class:`ResidualMLP` (no normalization), :class:`SmallGPT` (pre-LN, tied embeddings).
 Data: :class:`TeacherData` (classification labels from a random teacher network), :class:`DigitsData` (8×8
 digit images), :class:`SequenceData` (token sequences labelled by their majority token),
-:class:`MarkovData` (next-token prediction on sequences from a random order-2 Markov chain).
+:class:`MarkovData` (next-token prediction on sequences from a random order-2 Markov chain), and two
+character-level text tasks on the standard library's own sources (:mod:`autoinit.corpus`), in Hugging Face's
+dict batches: :class:`StdlibTextLM` (next-character prediction) and :class:`StdlibTextClasses` (which module
+a snippet comes from). Hugging Face ``transformers`` models: :mod:`autoinit.templates_hf`.
 
 The models set no ``example_input_array`` on purpose: data-dependent schemes (LSUV, Yam–Chow) and the
 activation trace then see a real training batch, whatever data module the model is paired with — a
@@ -20,8 +23,9 @@ import math
 import lightning.pytorch as pl
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from autoinit import corpus
 from autoinit.nn import CReLU
 
 _ACTIVATIONS = {
@@ -327,9 +331,9 @@ class _TensorData(pl.LightningDataModule):
     def __init__(self, batch_size: int, seed: int) -> None:
         super().__init__()
         self.batch_size, self.seed = batch_size, seed
-        self.dataset: TensorDataset | None = None
+        self.dataset: Dataset | None = None
 
-    def make(self, g: torch.Generator) -> TensorDataset:
+    def make(self, g: torch.Generator) -> Dataset:
         raise NotImplementedError
 
     def setup(self, stage: str | None = None) -> None:
@@ -360,18 +364,21 @@ class TeacherData(_TensorData):
 
 
 class DigitsData(_TensorData):
-    """scikit-learn's 1797 handwritten digits (8×8, shipped with the package), scaled to [0, 1]; images
-    of shape (1, 8, 8), or flat vectors of 64 with ``flat=True``."""
+    """scikit-learn's 1797 handwritten digits (8×8, shipped with the package), scaled to [0, 1] (or, with
+    ``standardize=True``, to mean 0 and std 1 over the dataset, as Hugging Face's image processors
+    normalize pixels); images of shape (1, 8, 8), or flat vectors of 64 with ``flat=True``."""
 
-    def __init__(self, batch_size: int = 64, flat: bool = False, seed: int = 0) -> None:
+    def __init__(self, batch_size: int = 64, flat: bool = False, standardize: bool = False, seed: int = 0) -> None:
         super().__init__(batch_size, seed)
-        self.flat = flat
+        self.flat, self.standardize = flat, standardize
 
     def make(self, g: torch.Generator) -> TensorDataset:
         from sklearn.datasets import load_digits
 
         digits = load_digits()
         x = torch.tensor(digits.data, dtype=torch.float32) / 16.0
+        if self.standardize:
+            x = (x - x.mean()) / x.std()
         x = x if self.flat else x.reshape(-1, 1, 8, 8)
         return TensorDataset(x, torch.tensor(digits.target, dtype=torch.long))
 
@@ -417,3 +424,54 @@ class MarkovData(_TensorData):
             rows = table[tokens[:, t - 2] * v + tokens[:, t - 1]]
             tokens[:, t] = torch.multinomial(rows, 1, generator=g).squeeze(1)
         return TensorDataset(tokens[:, :-1], tokens[:, 1:])
+
+
+class DictDataset(Dataset):
+    """Equal-length tensors by name; an item is a dict of their rows, so a batch is a dict of stacked rows
+    (Hugging Face's ``input_ids``/``labels`` batches)."""
+
+    def __init__(self, **tensors: torch.Tensor) -> None:
+        self.tensors = tensors
+
+    def __len__(self) -> int:
+        return len(next(iter(self.tensors.values())))
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {name: t[i] for name, t in self.tensors.items()}
+
+
+class StdlibTextLM(_TensorData):
+    """Next-character prediction on the first ``chars`` characters of the standard library's sources
+    (:func:`autoinit.corpus.corpus`, vocabulary of 97), cut into consecutive windows of ``seq_len``.
+    Batches are ``{"input_ids", "labels"}`` with ``labels == input_ids``: a causal LM shifts them itself."""
+
+    def __init__(self, chars: int = 200_000, seq_len: int = 64, batch_size: int = 16, seed: int = 0) -> None:
+        super().__init__(batch_size, seed)
+        self.chars, self.seq_len = chars, seq_len
+
+    def make(self, g: torch.Generator) -> DictDataset:
+        ids = corpus.corpus(self.chars)
+        windows = ids[: len(ids) // self.seq_len * self.seq_len].view(-1, self.seq_len)
+        return DictDataset(input_ids=windows, labels=windows.clone())
+
+
+class StdlibTextClasses(_TensorData):
+    """Which of ``classes`` standard-library modules (:data:`autoinit.corpus.STDLIB_MODULES`, in order) a
+    snippet of ``seq_len`` characters comes from: ``n`` snippets a module, at random offsets. Batches are
+    ``{"input_ids", "attention_mask", "labels"}`` (the mask is all ones: snippets are never padded)."""
+
+    def __init__(self, classes: int = 2, n: int = 512, seq_len: int = 64, batch_size: int = 32, seed: int = 0) -> None:
+        super().__init__(batch_size, seed)
+        if not 2 <= classes <= len(corpus.STDLIB_MODULES):
+            raise ValueError(f"classes must be between 2 and {len(corpus.STDLIB_MODULES)}, got {classes}")
+        self.classes, self.n, self.seq_len = classes, n, seq_len
+
+    def make(self, g: torch.Generator) -> DictDataset:
+        snippets, labels = [], []
+        for label, name in enumerate(corpus.STDLIB_MODULES[: self.classes]):
+            ids = corpus.encode(corpus.module_text(name))
+            starts = torch.randint(0, len(ids) - self.seq_len, (self.n,), generator=g)
+            snippets.append(ids[starts[:, None] + torch.arange(self.seq_len)])
+            labels.append(torch.full((self.n,), label))
+        input_ids = torch.cat(snippets)
+        return DictDataset(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=torch.cat(labels))
