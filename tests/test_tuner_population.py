@@ -58,6 +58,29 @@ def test_member_curve_equals_sequential_trial_on_the_templates(name):
     assert _rel(sequential.curves[0], out[1].curve) > 1e-3  # another init, another curve
 
 
+# The Hugging Face templates (eager attention, LayerScale, GELU, tied head), over 20 steps; GPT-2 made
+# smaller than its config to keep the file fast.
+HF_TEMPLATES = {
+    "hf_gpt2": ("configs/hf_gpt2.yaml", "--model.init_args.width=64", "--model.init_args.layers=2"),
+    "hf_bert": ("configs/hf_bert.yaml",),
+    "hf_vit": ("configs/hf_vit.yaml", "--model.init_args.layers=2"),
+    "hf_convnext": ("configs/hf_convnext.yaml",),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HF_TEMPLATES))
+def test_member_curve_equals_sequential_trial_on_the_hf_templates(name):
+    pytest.importorskip("transformers")
+    path, *overrides = HF_TEMPLATES[name]
+    cfg = TuneConfig(path, ["--trainer.accelerator=cpu", "--tune.steps=20", "--tune.seeds=1", *overrides])
+    assert probe(cfg) is None
+    sequential = run_trial(cfg, "xavier_uniform", 1.0)
+    out = train_population(cfg, [Member(scheme="xavier_uniform", gain=1.0), Member(scheme="xavier_uniform", gain=0.5)])
+    assert [len(o.curve) for o in out] == [20] * 2
+    assert _rel(sequential.curves[0], out[0].curve) < 1e-4
+    assert _rel(sequential.curves[0], out[1].curve) > 1e-3  # another gain, another curve
+
+
 def test_lstm_template_falls_back_and_says_why():
     why = probe(_cfg("configs/lstm.yaml"))
     assert why is not None and "aten::lstm" in why and "cannot be vectorized over members" in why
