@@ -50,9 +50,12 @@ class _HFModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         if isinstance(batch, dict):
-            return self(**batch).loss
-        inputs, labels = batch
-        return self(inputs, labels=labels).loss
+            loss = self(**batch).loss
+        else:
+            inputs, labels = batch
+            loss = self(inputs, labels=labels).loss
+        self.log("train_loss", loss, prog_bar=True)
+        return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
