@@ -18,7 +18,7 @@ import logging
 import math
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +96,13 @@ def _ratio(a: float, b: float) -> float:
 
 
 def _first_float_tensor(x: Any) -> torch.Tensor | None:
+    """The first float tensor of a tensor, a sequence or a mapping (a Hugging Face ``ModelOutput``'s logits)."""
     if isinstance(x, torch.Tensor):
         return x if x.is_floating_point() else None
     if isinstance(x, (list, tuple)):
         return _first_float_tensor(x[0]) if x else None
+    if isinstance(x, Mapping):
+        return next((t for v in x.values() if (t := _first_float_tensor(v)) is not None), None)
     return None
 
 
@@ -136,22 +139,23 @@ class _Probe(pl.Callback):
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, i: int) -> None:
         info = get_scheme(self.scheme)
-        if not info.uses_sample:
-            self.model_input = None
-        else:
-            if self.model_input is None:
-                self.model_input = getattr(pl_module, "example_input_array", None)
-            if self.model_input is None:
-                try:
-                    self.model_input = data.model_input(batch, pl_module, self.batch_to_input)
-                except data.NoModelInput as exc:
-                    if info.needs_data:
-                        raise
+        # The input is measured on (the Jacobian, the stream) for every scheme; a scheme that draws without
+        # looking at data (default, as_built) is initialized without it.
+        if self.model_input is None:
+            self.model_input = getattr(pl_module, "example_input_array", None)
+        if self.model_input is None:
+            try:
+                self.model_input = data.model_input(batch, pl_module, self.batch_to_input)
+            except data.NoModelInput as exc:
+                if info.needs_data:
+                    raise
+                if info.uses_sample:
                     self.note = f"activations from module order: {exc.reason}"
+        sample = self.model_input if info.uses_sample else None
         try:
-            init_model(pl_module, self.scheme, self.gain, sample_input=self.model_input, seed=self.seed, **self.options)
+            init_model(pl_module, self.scheme, self.gain, sample_input=sample, seed=self.seed, **self.options)
         except AutoInitError as exc:
-            if self.model_input is None or info.needs_data:
+            if sample is None or info.needs_data:
                 raise
             # the sample did not work; detecting activations is all it was for
             init_model(pl_module, self.scheme, self.gain, sample_input=None, seed=self.seed, **self.options)
@@ -339,7 +343,10 @@ def jacobian_singular_values(model: nn.Module, x: torch.Tensor) -> list[float]:
         sample = x[:1].detach()
 
         def f(inp: torch.Tensor) -> torch.Tensor:
-            return run_model(model, inp).reshape(-1)
+            out = _first_float_tensor(run_model(model, inp))  # a ModelOutput's logits
+            if out is None:
+                raise AutoInitError("the model's output holds no float tensor")
+            return out.reshape(-1)
 
         with torch.enable_grad():
             jac = torch.autograd.functional.jacobian(f, sample)

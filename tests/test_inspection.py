@@ -198,3 +198,25 @@ def test_residual_stream_std_block_after_block():
     console = Console(record=True, width=200)
     render([fixup], console)
     assert "residual stream std after each of 8 blocks" in console.export_text()
+
+
+def test_jacobian_of_a_model_whose_output_is_a_mapping():
+    """A Hugging Face model returns a ModelOutput (a mapping): its logits are what the Jacobian is of."""
+    import torch
+    from torch import nn
+
+    from autoinit.inspection import jacobian_singular_values
+
+    class DictOut(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 3, bias=False)
+
+        def forward(self, x):
+            return {"logits": self.lin(x), "hidden": None}
+
+    model = DictOut()
+    with torch.no_grad():
+        model.lin.weight.copy_(torch.tensor([[2.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 0.5, 0]]))
+    svs = sorted(jacobian_singular_values(model, torch.ones(2, 4)), reverse=True)
+    assert svs == pytest.approx([3.0, 2.0, 0.5], abs=1e-6)
