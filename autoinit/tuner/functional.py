@@ -42,30 +42,50 @@ MULTIPLICATIVE_SCHEDULERS: tuple[type, ...] = (
 )
 
 
-def stack_into(
-    carrier: nn.Module, members: Sequence[nn.Module]
-) -> tuple[dict[str, nn.Parameter], dict[str, torch.Tensor]]:
-    """Make ``carrier``'s parameters and buffers hold the stacked ones of ``members`` (same architecture)
-    and return them by name.
+class Stack:
+    """The stacked parameters and buffers of ``count`` members of one architecture, filled one member at a
+    time (:meth:`put`) and then handed to the carrier module (:meth:`install`). Members are written
+    straight into their slot: a population never holds its members as separate modules."""
 
-    The carrier keeps its own Parameter objects (only their data becomes ``[K, ...]``), so an optimizer
-    already built over them — LightningCLI's ``optimizer:`` section instantiates it with the model — and
-    anything ``configure_optimizers`` builds from ``self.parameters()`` covers the stacked tensors, with
-    the module's own order, grouping and ties. The carrier must not have run a backward yet (autograd
-    caches a leaf's shape)."""
-    member_params = [dict(m.named_parameters()) for m in members]
-    member_buffers = [dict(m.named_buffers()) for m in members]
-    params: dict[str, nn.Parameter] = {}
-    with torch.no_grad():
-        for name, p in carrier.named_parameters():
-            p.data = torch.stack([mp[name].detach() for mp in member_params])
-            params[name] = p
-    buffers: dict[str, torch.Tensor] = {}
-    for name, _ in carrier.named_buffers():
-        buffers[name] = torch.stack([mb[name].detach() for mb in member_buffers])
-        owner, _, bname = name.rpartition(".")
-        carrier.get_submodule(owner)._buffers[bname] = buffers[name]
-    return params, buffers
+    def __init__(self, like: nn.Module, count: int) -> None:
+        with torch.no_grad():
+            self.params = {n: p.new_empty((count, *p.shape)) for n, p in like.named_parameters()}
+            self.buffers = {n: b.new_empty((count, *b.shape)) for n, b in like.named_buffers()}
+
+    def put(self, slot: int, member: nn.Module) -> None:
+        """Copy ``member``'s parameters and buffers into ``slot``."""
+        with torch.no_grad():
+            for name, p in member.named_parameters():
+                self.params[name][slot].copy_(p)
+            for name, b in member.named_buffers():
+                self.buffers[name][slot].copy_(b)
+
+    def install(
+        self, carrier: nn.Module, slots: Sequence[int]
+    ) -> tuple[dict[str, nn.Parameter], dict[str, torch.Tensor]]:
+        """Make ``carrier``'s parameters and buffers hold the stacked ones of ``slots`` (the filled ones, in
+        order) and return them by name.
+
+        The carrier keeps its own Parameter objects (only their data becomes ``[K, ...]``), so an optimizer
+        already built over them — LightningCLI's ``optimizer:`` section instantiates it with the model —
+        and anything ``configure_optimizers`` builds from ``self.parameters()`` covers the stacked tensors,
+        with the module's own order, grouping and ties. The carrier must not have run a backward yet
+        (autograd caches a leaf's shape)."""
+        count = next(iter(self.params.values())).shape[0] if self.params else len(slots)
+        index = None if list(slots) == list(range(count)) else torch.tensor(list(slots))
+        pick = (lambda t: t) if index is None else (lambda t: t[index.to(t.device)])
+        params: dict[str, nn.Parameter] = {}
+        with torch.no_grad():
+            for name, p in carrier.named_parameters():
+                p.data = pick(self.params[name])
+                params[name] = p
+        buffers: dict[str, torch.Tensor] = {}
+        for name, _ in carrier.named_buffers():
+            buffers[name] = pick(self.buffers[name])
+            owner, _, bname = name.rpartition(".")
+            carrier.get_submodule(owner)._buffers[bname] = buffers[name]
+        self.params, self.buffers = {}, {}
+        return params, buffers
 
 
 def per_member(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

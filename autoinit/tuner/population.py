@@ -24,8 +24,10 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -44,11 +46,11 @@ from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.functional import (
     ELEMENTWISE_OPTIMIZERS,
     MULTIPLICATIVE_SCHEDULERS,
+    Stack,
     clip_grad_norm,
     clip_grad_value,
     keep_members,
     scale_updates,
-    stack_into,
 )
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.source import build_for_seed
@@ -214,19 +216,37 @@ def _hook_host(hook: str, model: pl.LightningModule, datamodule: Any) -> Any:
 
 
 def _to_device(batch: Any, model: pl.LightningModule, datamodule: Any, device: torch.device) -> Any:
-    batch = _hook_host("on_before_batch_transfer", model, datamodule).on_before_batch_transfer(batch, 0)
-    batch = _hook_host("transfer_batch_to_device", model, datamodule).transfer_batch_to_device(batch, device, 0)
-    return _hook_host("on_after_batch_transfer", model, datamodule).on_after_batch_transfer(batch, 0)
+    return _BatchHosts(model, datamodule, device).to_device(batch)
+
+
+class _BatchHosts:
+    """Lightning's three batch-transfer hooks, each from its host (looked up once, not per batch)."""
+
+    def __init__(self, model: pl.LightningModule, datamodule: Any, device: torch.device) -> None:
+        self.before = _hook_host("on_before_batch_transfer", model, datamodule).on_before_batch_transfer
+        self.transfer = _hook_host("transfer_batch_to_device", model, datamodule).transfer_batch_to_device
+        self.after = _hook_host("on_after_batch_transfer", model, datamodule).on_after_batch_transfer
+        self.device = device
+
+    def to_device(self, batch: Any) -> Any:
+        return self.after(self.transfer(self.before(batch, 0), self.device, 0), 0)
 
 
 class _TracedOnce(ParamWriter):
     """The members are builds of one model (under their own seeds): the layer graph traced for the first,
     and whether each parameter holds its author's init, serve them all (the trace is most of a small model's
-    init time; the author's-init test is a property of the model's code, not of a seed's draw)."""
+    init time; the author's-init test is a property of the model's code, not of a seed's draw). The test
+    reads the pristine build a working copy was made from (:meth:`copied`): a working copy reused for
+    several members holds an earlier member's init, which is autoinit's, not the author's."""
 
     def __init__(self) -> None:
         self.graph: Any = None
         self._authored: dict[str, str | None] = {}
+        self._pristine: dict[int, torch.nn.Module] = {}
+
+    def copied(self, work: torch.nn.Module, pristine: torch.nn.Module) -> None:
+        """``work`` is a copy of ``pristine``: ask the author's-init test of ``pristine``'s modules."""
+        self._pristine.update((id(w), p) for w, p in zip(work.modules(), pristine.modules(), strict=True))
 
     def trace(self, model: torch.nn.Module, sample_input: Any) -> Any:
         if self.graph is None:
@@ -235,7 +255,7 @@ class _TracedOnce(ParamWriter):
 
     def authored(self, name: str, module: torch.nn.Module, pname: str, draws: dict) -> str | None:
         if name not in self._authored:
-            self._authored[name] = super().authored(name, module, pname, draws)
+            self._authored[name] = super().authored(name, self._pristine.get(id(module), module), pname, draws)
         return self._authored[name]
 
 
@@ -316,21 +336,75 @@ def _epochs(loader: Any) -> Any:
         nxt, idx = following, idx + 1
 
 
+@dataclass(kw_only=True)
+class EngineTimes:
+    """Seconds one :func:`train_population` call spent, by phase (filled in when passed: the benchmark's
+    breakdown). ``build``: the model and data under each distinct member seed and their working copies;
+    ``init``: the members' inits, written into the stack; ``stack``: handing the stack to the model, the
+    optimizer; ``steps``: the training loop (``member_steps`` member-steps)."""
+
+    build: float = 0.0
+    init: float = 0.0
+    stack: float = 0.0
+    steps: float = 0.0
+    member_steps: int = 0
+
+
+class _WorkingCopies:
+    """The model as each member's trial has it before its init: built once per distinct member seed, and one
+    working copy of that build reset to its values before each member's init (a deep copy of a
+    LightningModule per member cost as much as a dozen of the quick start's population steps). A model
+    whose parameters or buffers change name or shape in its init (lazy modules) is copied afresh."""
+
+    def __init__(self, config: TuneConfig, carrier: pl.LightningModule, seed: int, writer: _TracedOnce) -> None:
+        self.config, self.writer = config, writer
+        self.built: dict[int, pl.LightningModule] = {seed: carrier}
+        self.work: dict[int, pl.LightningModule] = {}
+
+    def __call__(self, seed: int) -> pl.LightningModule:
+        if seed not in self.built:
+            with quiet_lightning():
+                self.built[seed] = _run_prepared(self.config, seed)[0]
+        pristine, work = self.built[seed], self.work.get(seed)
+        if work is not None and _layout(work) == _layout(pristine):
+            with torch.no_grad():
+                for (_, w), (_, p) in zip(_state(work), _state(pristine), strict=True):
+                    w.copy_(p)
+            return work
+        try:
+            work = self.work[seed] = copy.deepcopy(pristine)
+        except Exception as exc:
+            raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
+        self.writer.copied(work, pristine)
+        return work
+
+
+def _state(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [*model.named_parameters(), *model.named_buffers()]
+
+
+def _layout(model: torch.nn.Module) -> list[tuple[str, Any, Any]]:
+    return [(n, t.shape, t.dtype) for n, t in _state(model)]
+
+
 def train_population(
     config: TuneConfig,
     members: Sequence[Member],
     *,
     watch: Watch | None = None,
     steps: int | None = None,
+    times: EngineTimes | None = None,
 ) -> list[MemberOutcome]:
     """Train ``members`` together for ``steps`` (default ``tune.steps``) optimizer steps.
 
     Raises :class:`PopulationUnsupported` (the config cannot be vectorized: nothing trained) or
     :class:`PopulationFailed` (an error during training that no single member owns). A member whose
-    initialization fails gets its error in its outcome and is left out.
+    initialization fails gets its error in its outcome and is left out. ``times``: filled in with where
+    the call's time went.
     """
     s = config.settings
     steps = s.steps if steps is None else steps
+    times = times if times is not None else EngineTimes()
     if (why := static_reason(config)) is not None:
         raise PopulationUnsupported(why)
     kwargs = config.trainer_kwargs()
@@ -341,37 +415,38 @@ def train_population(
     device = device_of(config)
     outcomes = [MemberOutcome() for _ in members]
 
+    clock = time.perf_counter()
     with quiet_lightning():
         carrier, datamodule, loader = _run_prepared(config, members[0].seed if members else 0)
     restore_rng = _rng_state()
     batch0 = data.next_batch(loader)
     sample_batch = _to_device(batch0, carrier, datamodule, device)
-    models: list[pl.LightningModule] = []
     alive: list[int] = []
     writer = _TracedOnce()
     # Each member starts from the model as built under its own init seed (its own init), as its trial would.
-    built = {members[0].seed: carrier} if members else {}
+    copies = _WorkingCopies(config, carrier, members[0].seed if members else 0, writer)
+    stack: Stack | None = None
     for i, member in enumerate(members):
-        try:
-            if member.seed not in built:
-                with quiet_lightning():
-                    built[member.seed] = _run_prepared(config, member.seed)[0]
-            model = copy.deepcopy(built[member.seed])
-        except Exception as exc:
-            raise PopulationUnsupported(f"the model cannot be copied: {one_line(exc)}") from exc
+        model = copies(member.seed)
+        now = time.perf_counter()
+        times.build += now - clock
         try:
             with isolate_rng():
                 _initialize(model, member, sample_batch, config.batch_to_input, writer)
         except Exception as exc:
             outcomes[i].error = one_line(exc) if not isinstance(exc, AutoInitError) else str(exc)
-            continue
-        models.append(model)
-        alive.append(i)
-    if not models:
+        else:
+            stack = stack if stack is not None else Stack(model, len(members))
+            stack.put(i, model)
+            alive.append(i)
+        clock = time.perf_counter()
+        times.init += clock - now
+    del copies
+    if stack is None:
         return outcomes
 
-    params, buffers = stack_into(carrier, models)
-    del models
+    params, buffers = stack.install(carrier, alive)
+    del stack
     view = _TrainerView(steps=steps, accumulate=accumulate, precision=precision, datamodule=datamodule)
     _compat.attach_trainer_view(carrier, view)
     logged: dict[str, torch.Tensor] = {}
@@ -390,12 +465,7 @@ def train_population(
     if (why := _model_reason(carrier, lr_scaled, optimizers, schedulers)) is not None:
         raise PopulationUnsupported(why)
     optimizer = optimizers[0]
-
     step_module = _TrainingStep(carrier)
-
-    def trained() -> list[torch.nn.Parameter]:
-        return [p for p in params.values() if p.requires_grad]
-
     scales = torch.tensor([members[i].lr_scale for i in alive], device=device)
     autocast_dtype = POPULATION_AUTOCAST.get(precision)
 
@@ -410,77 +480,87 @@ def train_population(
             raise PopulationUnsupported(f"metric '{s.metric}' was not logged in training_step")
         return loss, torch.as_tensor(metric).float()
 
+    # built once: vmap's wrapper, the functional_call names, the trained tensors (again after members drop)
+    run = torch.vmap(one_member, in_dims=(0, 0, None, None), randomness="different")
+    autocast = partial(torch.autocast, device.type, dtype=autocast_dtype) if autocast_dtype is not None else nullcontext
+    hosts = _BatchHosts(carrier, datamodule, device)
+
+    def arguments() -> tuple[dict, dict, list[torch.nn.Parameter]]:
+        named = {f"m.{n}": p for n, p in params.items()}, {f"m.{n}": b for n, b in buffers.items()}
+        return (*named, [p for p in params.values() if p.requires_grad])
+
+    p_args, b_args, trained = arguments()
     carrier.train()
     threads = torch.get_num_threads()
     if one_thread_for(device, params, sample_batch):  # stacked parameters: the whole population's step
         torch.set_num_threads(1)
+    times.stack += time.perf_counter() - clock
+    clock = time.perf_counter()
     curves: dict[int, list[float]] = {i: [] for i in alive}
-    pending = torch.zeros(len(alive), device=device)
+    # Step values stay on the device until the next report: one host sync per report_every steps, not per
+    # step. A member that diverges in between trains on (alone: nothing mixes members) and its curve ends at
+    # its first non-finite value, as its sequential trial's does.
+    unread: list[torch.Tensor] = []
+    pending: torch.Tensor | None = None
     micro = 0
     done = 0
     try:
-        while done < steps:
-            for batch_idx, batch, last in _epochs(loader):
-                batch = _to_device(batch, carrier, datamodule, device)
-                run = torch.vmap(partial(one_member, batch_idx=batch_idx), in_dims=(0, 0, None), randomness="different")
-                with (
-                    torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None),
-                    warnings.catch_warnings(),
-                ):
-                    warnings.filterwarnings("ignore", message=".*performance drop.*")
-                    losses, metrics = run(
-                        {f"m.{n}": p for n, p in params.items()}, {f"m.{n}": b for n, b in buffers.items()}, batch
-                    )
-                (losses.float().sum() / accumulate).backward()
-                pending += metrics.detach()
-                micro += 1
-                if (batch_idx + 1) % accumulate != 0 and not last:
-                    continue
-                if clip_val:
-                    (clip_grad_norm if clip_algo == "norm" else clip_grad_value)(trained(), float(clip_val))
-                before = [p.detach().clone() for p in trained()] if lr_scaled else None
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                if before is not None:
-                    scale_updates(trained(), before, scales)
-                for cfg in schedulers:
-                    if cfg.interval == "step" and (batch_idx + 1) % cfg.frequency == 0:
-                        cfg.scheduler.step()
-                done += 1
-                view.global_step = done
-                values = (pending / micro).tolist()
-                pending.zero_()
-                micro = 0
-                stop: set[int] = set()
-                for pos, i in enumerate(alive):
-                    curves[i].append(values[pos])
-                    if not math.isfinite(values[pos]):
-                        outcomes[i].diverged = True
-                        stop.add(i)
-                if watch is not None and done % s.report_every == 0:
-                    live = {i: curves[i] for i in alive if i not in stop}
-                    for i in watch(done, live):
-                        if i in live:
-                            outcomes[i].stopped = True
-                            stop.add(i)
-                if stop:
-                    keep = [pos for pos, i in enumerate(alive) if i not in stop]
-                    alive = [alive[pos] for pos in keep]
-                    if not alive:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*performance drop.*")
+            while done < steps:
+                for batch_idx, batch, last in _epochs(loader):
+                    batch = hosts.to_device(batch)
+                    with autocast():
+                        losses, metrics = run(p_args, b_args, batch, batch_idx)
+                    (losses.float().sum() / accumulate).backward()
+                    metrics = metrics.detach()
+                    pending = metrics if pending is None else pending + metrics
+                    micro += 1
+                    if (batch_idx + 1) % accumulate != 0 and not last:
+                        continue
+                    if clip_val:
+                        (clip_grad_norm if clip_algo == "norm" else clip_grad_value)(trained, float(clip_val))
+                    before = [p.detach().clone() for p in trained] if lr_scaled else None
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                    if before is not None:
+                        scale_updates(trained, before, scales)
+                    for cfg in schedulers:
+                        if cfg.interval == "step" and (batch_idx + 1) % cfg.frequency == 0:
+                            cfg.scheduler.step()
+                    done += 1
+                    times.member_steps += len(alive)
+                    view.global_step = done
+                    unread.append(pending / micro if micro > 1 else pending)
+                    pending, micro = None, 0
+                    if done % s.report_every != 0 and done < steps:
+                        continue
+                    stop = _read(unread, alive, curves, outcomes)
+                    unread = []
+                    if watch is not None and done % s.report_every == 0:
+                        live = {i: curves[i] for i in alive if i not in stop}
+                        for i in watch(done, live):
+                            if i in live:
+                                outcomes[i].stopped = True
+                                stop.add(i)
+                    if stop:
+                        keep = [pos for pos, i in enumerate(alive) if i not in stop]
+                        alive = [alive[pos] for pos in keep]
+                        if not alive:
+                            break
+                        index = torch.tensor(keep, device=device)
+                        keep_members(carrier, params, buffers, optimizer, index)
+                        scales = scales[index]
+                        p_args, b_args, trained = arguments()
+                    if done >= steps:
                         break
-                    index = torch.tensor(keep, device=device)
-                    keep_members(carrier, params, buffers, optimizer, index)
-                    scales = scales[index]
-                    pending = pending[index]
-                if done >= steps or not alive:
-                    break
-            else:
-                view.current_epoch += 1
-                for cfg in schedulers:
-                    if cfg.interval == "epoch" and view.current_epoch % cfg.frequency == 0:
-                        cfg.scheduler.step()
-                continue
-            break
+                else:
+                    view.current_epoch += 1
+                    for cfg in schedulers:
+                        if cfg.interval == "epoch" and view.current_epoch % cfg.frequency == 0:
+                            cfg.scheduler.step()
+                    continue
+                break
     except PopulationUnsupported:
         raise
     except torch.OutOfMemoryError as exc:
@@ -490,6 +570,24 @@ def train_population(
         raise PopulationFailed(one_line(exc), out_of_memory=oom) from exc
     finally:
         torch.set_num_threads(threads)
+        times.steps += time.perf_counter() - clock
     for i, curve in curves.items():
         outcomes[i].curve = curve
     return outcomes
+
+
+def _read(
+    unread: list[torch.Tensor], alive: list[int], curves: dict[int, list[float]], outcomes: list[MemberOutcome]
+) -> set[int]:
+    """Append the steps' values not read yet (``[alive]`` each) to the members' curves, each curve ending at
+    its first non-finite value; returns the members that diverged."""
+    diverged: set[int] = set()
+    for row in torch.stack(unread).tolist():
+        for pos, i in enumerate(alive):
+            if i in diverged:
+                continue
+            curves[i].append(row[pos])
+            if not math.isfinite(row[pos]):
+                outcomes[i].diverged = True
+                diverged.add(i)
+    return diverged
