@@ -181,6 +181,14 @@ class LBFGSNet(LoggedMetric):
         return torch.optim.LBFGS(self.parameters())
 
 
+class AuthoredHead(LoggedMetric):
+    """Its author chose the head's init (N(0, 0.02²)): ``auto`` keeps it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn.init.normal_(self.head.weight, 0.0, 0.02)
+
+
 class ManualNet(LoggedMetric):
     def __init__(self) -> None:
         super().__init__()
@@ -208,6 +216,19 @@ def test_logged_metric_batchnorm_dict_batches_and_value_clipping_equal_sequentia
     )
     assert _rel(sequential.curves[0], out[0].curve) < 1e-4
     assert _rel(sequential.curves[1], out[1].curve) < 1e-4
+
+
+def test_a_member_after_another_of_its_seed_sees_the_model_as_built(tmp_path):
+    # members of one seed share a working copy reset before each init: the author's-init test (auto keeps
+    # the head) must read the build, not the copy an earlier member (kaiming) wrote
+    cfg = _user_config(tmp_path, "AuthoredHead")
+    alone = train_population(cfg, [Member(scheme="auto", gain=1.0)])[0].curve
+    out = train_population(
+        cfg,
+        [Member(scheme="kaiming_normal", gain=1.0), Member(scheme="auto", gain=1.0), Member(scheme="auto", gain=1.0)],
+    )
+    assert _rel(alone, out[1].curve) < 1e-6 and _rel(alone, out[2].curve) < 1e-6
+    assert _rel(alone, out[0].curve) > 1e-3
 
 
 @pytest.mark.parametrize(
