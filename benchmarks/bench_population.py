@@ -290,7 +290,7 @@ def versus(name: str, config: str, overrides: list[str], members: int, steps: in
     work = members * steps
     print(
         f"| {name}, {members} members × {steps} steps, {torch.get_num_threads()} thread(s) "
-        f"| {work / ref_whole:.0f} / {work / ref_loop:.0f} | {work / whole:.0f} / {member_steps / loop:.0f} "
+        f"| {work / ref_whole:.3g} / {work / ref_loop:.3g} | {work / whole:.3g} / {member_steps / loop:.3g} "
         f"| {whole / ref_whole:.2f}× / {loop / ref_loop * work / member_steps:.2f}× |"
     )
 
