@@ -393,19 +393,25 @@ def test_a_halving_search_measures_the_same_rounds_and_pick_with_populations_and
 def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
     from autoinit.tuner import population, threads
 
-    seen = []
-    real = population._TrainingStep.forward
+    seen, inits = [], []
+    real, real_init = population._TrainingStep.forward, population._initialize
 
     def spy(self, *args, **kwargs):
         seen.append(torch.get_num_threads())
         return real(self, *args, **kwargs)
 
+    def init_spy(*args, **kwargs):
+        inits.append(torch.get_num_threads())
+        return real_init(*args, **kwargs)
+
     monkeypatch.setattr(population._TrainingStep, "forward", spy)
+    monkeypatch.setattr(population, "_initialize", init_spy)
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=4", seeds=1)
     population.train_population(cfg, [population.Member(scheme="kaiming_normal", gain=1.0, seed=0)], steps=2)
     assert seen and set(seen) == {1}  # 6 × ~5k parameters × 64 rows: far below ONE_THREAD_BELOW_FLOPS
+    assert inits == [1]  # the member's init too
     assert torch.get_num_threads() == 2
     assert threads.step_flops({"w": torch.zeros(1000)}, {"x": torch.zeros(64, 8), "y": torch.zeros(64)}) == 6e3 * 64
     monkeypatch.setattr(threads, "ONE_THREAD_BELOW_FLOPS", 0.0)  # a large step keeps its threads

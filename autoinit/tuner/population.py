@@ -54,7 +54,7 @@ from autoinit.tuner.functional import (
 )
 from autoinit.tuner.noise import quiet_lightning
 from autoinit.tuner.source import build_for_seed
-from autoinit.tuner.threads import one_thread_for
+from autoinit.tuner.threads import one_thread_for, small_step_threads
 from autoinit.tuner.trainer_keys import POPULATION_AUTOCAST, population_accepts
 
 # (step, {member index: its loss curve so far}) -> the members to stop now
@@ -426,12 +426,14 @@ def train_population(
     # Each member starts from the model as built under its own init seed (its own init), as its trial would.
     copies = _WorkingCopies(config, carrier, members[0].seed if members else 0, writer)
     stack: Stack | None = None
+    # A member's init runs on the threads its sequential trial trains on (one for a small step).
+    one_model = dict(carrier.named_parameters())
     for i, member in enumerate(members):
         model = copies(member.seed)
         now = time.perf_counter()
         times.build += now - clock
         try:
-            with isolate_rng():
+            with isolate_rng(), small_step_threads(device, one_model, sample_batch):
                 _initialize(model, member, sample_batch, config.batch_to_input, writer)
         except Exception as exc:
             outcomes[i].error = one_line(exc) if not isinstance(exc, AutoInitError) else str(exc)

@@ -15,6 +15,7 @@ from autoinit.errors import AutoInitError, one_line
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.source import TrialSource
+from autoinit.tuner.threads import small_step_threads
 
 if TYPE_CHECKING:
     from autoinit.inspection import SignalStats
@@ -56,16 +57,19 @@ def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple
         model, datamodule = config.build()
         # prepare_data, setup, the first batch: as Lightning gets it (a model's own loader included); the
         # batch is drawn even with an example_input_array, so empty data is named here, before any trial
-        sample = sample_input(config, model, data.first_batch(model, datamodule))
+        batch = data.first_batch(model, datamodule)
+        sample = sample_input(config, model, batch)
         authored = len(authored_parameters(model))
-        for scheme in s.scheme_names():
-            try:
-                init_model(model, scheme, sample_input=sample, seed=0)
-                keep.append(scheme)
-            except AutoInitError as exc:
-                if explicit and scheme != BASELINE_SCHEME:
-                    raise AutoInitError(f"tune.schemes: '{scheme}' cannot initialize this model: {exc}") from None
-                log(f"skipping {scheme}: {exc}")
+        params = dict(model.named_parameters())
+        with small_step_threads(next(iter(params.values()), torch.empty(0)).device, params, batch):
+            for scheme in s.scheme_names():
+                try:
+                    init_model(model, scheme, sample_input=sample, seed=0)
+                    keep.append(scheme)
+                except AutoInitError as exc:
+                    if explicit and scheme != BASELINE_SCHEME:
+                        raise AutoInitError(f"tune.schemes: '{scheme}' cannot initialize this model: {exc}") from None
+                    log(f"skipping {scheme}: {exc}")
     return keep, authored
 
 

@@ -3,7 +3,8 @@ sequential trial alike."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -39,3 +40,17 @@ def step_flops(params: Mapping[str, torch.Tensor], batch: Any) -> float:
 def one_thread_for(device: torch.device, params: Mapping[str, torch.Tensor], batch: Any) -> bool:
     """Whether a step over ``params`` and ``batch`` on ``device`` should train on one CPU thread."""
     return device.type == "cpu" and torch.get_num_threads() > 1 and step_flops(params, batch) < ONE_THREAD_BELOW_FLOPS
+
+
+@contextmanager
+def small_step_threads(device: torch.device, params: Mapping[str, torch.Tensor], batch: Any) -> Iterator[None]:
+    """While held, one CPU thread where :func:`one_thread_for` says so (else the threads as they are): for
+    the work around a small step too — an init's small QRs and passes wait on each other's threads on a
+    busy machine (orthogonal's 32×32 QR: 0.1 ms on one thread, 1–3 ms on two at a load of 6 on 2 cores)."""
+    before = torch.get_num_threads()
+    if one_thread_for(device, params, batch):
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
