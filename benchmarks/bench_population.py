@@ -157,15 +157,15 @@ def print_calls(calls: list[dict]) -> None:
     """Where the population run's trial time goes, batch call by batch call."""
     print(
         "\n| call | populations × members | member-steps | build | init | stack | vmapped steps "
-        "| steps' member-steps/s | engine, other | Optuna bookkeeping | gap before |"
+        "| steps' member-steps/s | pruner reports | engine, other | Optuna bookkeeping | gap before |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
-    totals = dict.fromkeys(("build", "init", "stack", "steps", "other", "optuna", "gap"), 0.0)
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    totals = dict.fromkeys(("build", "init", "stack", "steps", "watch", "other", "optuna", "gap"), 0.0)
     member_steps, previous = 0, None
     for n, call in enumerate(calls):
         pops = call["populations"]
-        got = {k: sum(p[k] for p in pops) for k in ("build", "init", "stack", "steps", "wall", "member_steps")}
-        other = got["wall"] - got["build"] - got["init"] - got["stack"] - got["steps"]
+        got = {k: sum(p[k] for p in pops) for k in ("build", "init", "stack", "steps", "watch", "wall", "member_steps")}
+        other = got["wall"] - got["build"] - got["init"] - got["stack"] - got["steps"] - got["watch"]
         optuna = (call["end"] - call["start"]) - got["wall"]
         gap = call["start"] - previous if previous is not None else 0.0
         previous = call["end"]
@@ -174,6 +174,7 @@ def print_calls(calls: list[dict]) -> None:
             ("init", got["init"]),
             ("stack", got["stack"]),
             ("steps", got["steps"]),
+            ("watch", got["watch"]),
             ("other", other),
             ("optuna", optuna),
             ("gap", gap),
@@ -184,12 +185,14 @@ def print_calls(calls: list[dict]) -> None:
         sizes = "+".join(str(p["members"]) for p in pops) or "0"
         print(
             f"| {call['kind']} {n} | {sizes} | {got['member_steps']} | {got['build']:.2f} | {got['init']:.2f} "
-            f"| {got['stack']:.2f} | {got['steps']:.2f} | {rate:.0f} | {other:.2f} | {optuna:.2f} | {gap:.2f} |"
+            f"| {got['stack']:.2f} | {got['steps']:.2f} | {rate:.0f} | {got['watch']:.2f} | {other:.2f} | {optuna:.2f} "
+            f"| {gap:.2f} |"
         )
     rate = member_steps / totals["steps"] if totals["steps"] else 0.0
     print(
         f"| all | | {member_steps} | {totals['build']:.2f} | {totals['init']:.2f} | {totals['stack']:.2f} "
-        f"| {totals['steps']:.2f} | {rate:.0f} | {totals['other']:.2f} | {totals['optuna']:.2f} | {totals['gap']:.2f} |"
+        f"| {totals['steps']:.2f} | {rate:.0f} | {totals['watch']:.2f} | {totals['other']:.2f} "
+        f"| {totals['optuna']:.2f} | {totals['gap']:.2f} |"
     )
 
 

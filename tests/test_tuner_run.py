@@ -85,7 +85,16 @@ def test_tune_end_to_end_outputs_and_from_file(tmp_path):
     assert cb.scheme == best["scheme"] and cb.gain == best["gain"]
 
 
-def test_resume_runs_only_missing_trials(tmp_path):
+def _unbuildable(monkeypatch):
+    """A resume with nothing left to run builds nothing (no applicability check, no probe)."""
+
+    def build(self):
+        raise AssertionError("a resume with nothing left to run built the model")
+
+    monkeypatch.setattr(TuneConfig, "build", build)
+
+
+def test_resume_runs_only_missing_trials(tmp_path, monkeypatch):
     path = _write(tmp_path, {"schemes": ["kaiming_normal"], "gain": {"low": 0.5, "high": 2.0}, "n_trials": 3})
     assert _run(path)[0] == 0
     first = _csv(tmp_path)
@@ -93,8 +102,9 @@ def test_resume_runs_only_missing_trials(tmp_path):
     assert code == 0 and "3 trials done, 2 to run" in text
     second = _csv(tmp_path)
     assert len(second) == 5 and second[:3] == first[:3]
+    _unbuildable(monkeypatch)
     code, text = _run(path, ["--tune.n_trials=5"])
-    assert "5 trials done, 0 to run" in text and len(_csv(tmp_path)) == 5
+    assert code == 0 and "5 trials done, 0 to run" in text and len(_csv(tmp_path)) == 5
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):
@@ -274,7 +284,10 @@ def test_halving_search_screens_the_ladder_then_trains_the_best_within_its_budge
     complete = [float(r["score_mean"]) for r in rows if r["state"] == "complete"]
     assert best["score"] == pytest.approx(min(complete), rel=1e-5)  # trials.csv holds 6 digits
     # a resume has nothing left to run and picks the same
+    monkeypatch = pytest.MonkeyPatch()
+    _unbuildable(monkeypatch)
     code, _ = _run(path)
+    monkeypatch.undo()
     assert code == 0 and yaml.safe_load((tmp_path / "out" / "best.yaml").read_text()) == best
     assert len(_csv(tmp_path)) == len(rows)
     from autoinit.tuner.reuse import finished_study

@@ -341,12 +341,14 @@ class EngineTimes:
     """Seconds one :func:`train_population` call spent, by phase (filled in when passed: the benchmark's
     breakdown). ``build``: the model and data under each distinct member seed and their working copies;
     ``init``: the members' inits, written into the stack; ``stack``: handing the stack to the model, the
-    optimizer; ``steps``: the training loop (``member_steps`` member-steps)."""
+    optimizer; ``steps``: the training loop (``member_steps`` member-steps) but for ``watch``, the time in
+    the ``watch`` callback (the trials' pruner reports)."""
 
     build: float = 0.0
     init: float = 0.0
     stack: float = 0.0
     steps: float = 0.0
+    watch: float = 0.0
     member_steps: int = 0
 
 
@@ -541,7 +543,10 @@ def train_population(
                     unread = []
                     if watch is not None and done % s.report_every == 0:
                         live = {i: curves[i] for i in alive if i not in stop}
-                        for i in watch(done, live):
+                        asked = time.perf_counter()
+                        told = watch(done, live)
+                        times.watch += time.perf_counter() - asked
+                        for i in told:
                             if i in live:
                                 outcomes[i].stopped = True
                                 stop.add(i)
@@ -572,7 +577,7 @@ def train_population(
         raise PopulationFailed(one_line(exc), out_of_memory=oom) from exc
     finally:
         torch.set_num_threads(threads)
-        times.steps += time.perf_counter() - clock
+        times.steps += time.perf_counter() - clock - times.watch
     for i, curve in curves.items():
         outcomes[i].curve = curve
     return outcomes

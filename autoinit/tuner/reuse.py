@@ -4,6 +4,7 @@ tuned again), and a config that changed gets a study of its own instead of a ref
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import optuna
 
@@ -13,7 +14,7 @@ from autoinit.tuner.outputs import check_writable
 from autoinit.tuner.records import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.source import TrialSource
-from autoinit.tuner.study import good_trials
+from autoinit.tuner.study import create_study, good_trials
 
 
 def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
@@ -54,3 +55,29 @@ def finished_study(source: TrialSource) -> optuna.Study | None:
     if search is not None:
         return study if search.finished(study) else None
     return study if good_trials(study) >= target_trials(source.settings, schemes) else None
+
+
+def resume_finished(source: TrialSource) -> tuple[optuna.Study, list[str]] | None:
+    """The source's study and its recorded schemes when a resume has nothing left to run: finished
+    (:func:`finished_study`) even after :func:`~autoinit.tuner.study.create_study`'s resume bookkeeping
+    (lost trials failed, interrupted ones queued again). Then ``autoinit tune`` builds nothing — no
+    applicability check, no probe — and only writes the outputs again. None: the ordinary path."""
+    if not _may_hold_a_study(source):
+        return None  # opening it would create it: a run refused at its checks leaves no storage behind
+    study = finished_study(source)
+    if study is None:
+        return None
+    schemes = list(study.user_attrs[STUDY_ATTR_SCHEMES])
+    study = create_study(source, schemes)
+    return (study, schemes) if finished_study(source) is not None else None
+
+
+def _may_hold_a_study(source: TrialSource) -> bool:
+    """Whether the source's storage may hold a study already, told without creating it: a journal file or
+    SQLite database that exists, or another database's URL."""
+    target = storage.storage_target(source.settings, source.output)
+    if not storage.is_rdb(target):
+        return Path(target).exists()
+    if target.startswith("sqlite:///"):
+        return Path(target.removeprefix("sqlite:///")).exists()
+    return True

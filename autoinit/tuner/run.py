@@ -20,6 +20,7 @@ from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_
 from autoinit.tuner.population_study import population_runner
 from autoinit.tuner.proxy import describe, proxy_source
 from autoinit.tuner.records import STUDY_ATTR_OWN_INIT, TrialRecord
+from autoinit.tuner.reuse import resume_finished
 from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
 from autoinit.tuner.search_space import target_trials
 from autoinit.tuner.source import TrialSource
@@ -73,18 +74,23 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
         check_worker_count(s)  # before any work: more workers than devices is a one-line error
     check_output(config)  # before any work: a folder that cannot be written, or another study's
     note = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
-    schemes, authored = applicable_schemes(config, note)
-    search = make_search(s, schemes)
-    if search is not None:
-        search.plan.check_budget()  # before any training: a budget that cannot pay for round 0
-    check_training(config)
-    if s.prescreen and search is None:
-        # (the halving search screens each point of its gain ladder instead: a scheme hopeless at gain 1
-        # may train well at another gain)
-        schemes = prescreen_schemes(config, schemes, note)
-    study = create_study(config, schemes)
-    if STUDY_ATTR_OWN_INIT not in study.user_attrs:
-        study.set_user_attr(STUDY_ATTR_OWN_INIT, authored)
+    finished = resume_finished(config)  # nothing left to run: nothing is built, only the outputs written
+    if finished is not None:
+        study, schemes = finished
+        search = make_search(s, schemes)
+    else:
+        schemes, authored = applicable_schemes(config, note)
+        search = make_search(s, schemes)
+        if search is not None:
+            search.plan.check_budget()  # before any training: a budget that cannot pay for round 0
+        check_training(config)
+        if s.prescreen and search is None:
+            # (the halving search screens each point of its gain ladder instead: a scheme hopeless at gain 1
+            # may train well at another gain)
+            schemes = prescreen_schemes(config, schemes, note)
+        study = create_study(config, schemes)
+        if STUDY_ATTR_OWN_INIT not in study.user_attrs:
+            study.set_user_attr(STUDY_ATTR_OWN_INIT, authored)
     claim_output(config)
     n_trials = target_trials(s, schemes)
     settings = dataclasses.replace(s, n_trials=n_trials)
@@ -100,7 +106,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
         )
     interrupted = False
     reason = StopReason.DONE
-    if search is not None or done < n_trials:
+    if finished is None and (search is not None or done < n_trials):
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
