@@ -39,6 +39,21 @@ def test_python_dash_m_autoinit_is_the_same_command_line():
     assert proc.returncode == 2 and proc.stderr.startswith("usage: autoinit")
 
 
+def test_help_imports_neither_torch_nor_lightning():
+    # `autoinit tune --help` spent 2.2 s importing torch through autoinit/__init__.py
+    code = (
+        "import sys, runpy; sys.argv = ['autoinit', 'tune', '--help']\n"
+        "try: runpy.run_module('autoinit', run_name='__main__')\n"
+        "except SystemExit: pass\n"
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.splitlines()[-1] == "[]", proc.stderr
+    import autoinit
+
+    assert autoinit.init_model.__module__ == "autoinit.initialize" and "as_built" in autoinit.list_schemes()
+
+
 def test_examples_lists_the_bundled_configs(capsys, tmp_path):
     from autoinit import configs
 
