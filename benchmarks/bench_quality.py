@@ -5,12 +5,22 @@ the same steps each) is the oracle; the tuner runs at its default settings (same
 scores are on the oracle's scale); PyTorch's default and the `lsuv` package from PyPI are the outside
 references. With ``--long-run`` (on in the full run, off in ``--quick``) the tuner's pick, the grid's best and
 PyTorch's default are trained again, 10× the tuning steps, same seeds, through the same trial code: does the
-early winner stay ahead? The last table reruns small versions of published findings. Writes
-benchmarks/results/quality.md. Run by hand (2 CPU cores, under 30 minutes without the long run):
+early winner stay ahead? The last table reruns small versions of published findings.
+
+With ``--real-models`` it runs the real-model templates instead (configs/hf_*.yaml: their model, data,
+trainer, steps and seeds): the model's own init (``as_built``, the tuner's baseline), PyTorch's default,
+``auto``, the tuner's pick and a reduced grid oracle (the schemes the tuner can apply × gains {0.5, 1, 2}),
+and whether the tuner trained populations or sequential trials, and why. ``auto`` is trained only where its
+weights differ from the model's own init (state dicts compared after init, every seed).
+
+Writes benchmarks/results/quality.md: each run replaces its own section and keeps the other's. Run by hand
+(2 CPU cores, under 30 minutes without the long run; the real models about 40):
 
     .ci/in-venv python benchmarks/bench_quality.py                        # the full suite
     .ci/in-venv python benchmarks/bench_quality.py --quick                # a smoke test (seconds)
     .ci/in-venv python benchmarks/bench_quality.py --quick --long-run     # the smoke test with the long run
+    .ci/in-venv python benchmarks/bench_quality.py --real-models          # the Hugging Face templates
+    .ci/in-venv python benchmarks/bench_quality.py --real-models --only "HF ViT" "HF BERT"
 """
 
 from __future__ import annotations
@@ -29,16 +39,24 @@ import lightning.pytorch as pl
 import yaml
 from rich.console import Console
 
+from autoinit.schemes.registry import get_scheme
 from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.outputs import ranking, rows
+from autoinit.tuner.outputs import best_summary, ranking, rows
 from autoinit.tuner.records import TrialRecord
 from autoinit.tuner.run import tune
 from autoinit.tuner.scores import trial_score
-from autoinit.tuner.screening import applicable_schemes
+from autoinit.tuner.screening import applicable_schemes, sample_input
+from autoinit.tuner.settings import BASELINE_SCHEME
 from autoinit.tuner.trial import run_trial
 from autoinit.tuner.verdicts import comparable
 
 GAINS = [0.5, 0.71, 1.0, 1.41, 2.0]
+# The real models' oracle: fewer gains (each point trains a library model 3 seeds × its config's steps).
+REAL_GAINS = [0.5, 1.0, 2.0]
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# The real-model templates, cheapest first (a run cut short still has the cheap ones): their config files.
+REAL_MODELS = {"HF ViT": "hf_vit", "HF BERT": "hf_bert", "HF ConvNeXt": "hf_convnext", "HF GPT-2": "hf_gpt2"}
+REAL_HEADING = "## Real models"
 DIGITS = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
 IMAGES = {"class_path": "autoinit.templates.DigitsData", "init_args": {"batch_size": 64}}
 SEQ = {"class_path": "autoinit.templates.SequenceData", "init_args": {"n": 2048, "batch_size": 64}}
@@ -85,6 +103,8 @@ class LongRun:
 @dataclass
 class Result:
     name: str
+    steps: int = 0  # per seed, every point
+    seeds: int = 0
     oracle: tuple[str, float, float] = ("", 0.0, math.inf)  # scheme, gain, score
     grid: dict[tuple[str, float], float] = field(default_factory=dict)
     grid_steps: int = 0
@@ -95,21 +115,60 @@ class Result:
     seconds: float = 0.0
     long_steps: int = 0  # the long run's steps per seed (0: not run)
     long: list[LongRun] = field(default_factory=list)
+    same_as: dict[str, str] = field(default_factory=dict)  # scheme -> the scheme whose weights it equals
+    trials_as: str = ""  # the tuner's line: population trials, or sequential trials and why
+    significant: bool | None = None  # the tuner's verdict: the pick beats the model's own init beyond noise
 
     @property
     def regret(self) -> float:
         return (self.pick[2] - self.oracle[2]) / self.oracle[2]
 
+    def at(self, scheme: str) -> float:
+        """``scheme``'s grid score at gain 1 (the only gain of a scheme that uses none)."""
+        return self.grid.get((scheme, 1.0), math.nan)
 
-def write_config(folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, **tune_keys) -> Path:
-    path = folder / f"{name.replace(' ', '_').replace('(', '').replace(')', '')}.yaml"
+    @property
+    def improvement(self) -> float:
+        """The pick against the model's own init: (pick − own) / own, negative is better."""
+        return (self.pick[2] - self.at(BASELINE_SCHEME)) / self.at(BASELINE_SCHEME)
+
+
+def write_config(
+    folder: Path, name: str, model: dict, data: dict, steps: int, seeds: int, trainer: dict | None = None, **tune_keys
+) -> Path:
+    """A tune config on one CPU device; ``trainer``: further Trainer keys (a config's gradient clipping)."""
+    path = folder / f"{name.replace(' ', '_').replace('(', '').replace(')', '').replace('-', '')}.yaml"
     tune_section = {"steps": steps, "seeds": seeds, "output": str(folder / path.stem), **tune_keys}
-    path.write_text(
-        yaml.safe_dump(
-            {"model": model, "data": data, "trainer": {"accelerator": "cpu", "devices": 1}, "tune": tune_section}
-        )
-    )
+    trainer = {**(trainer or {}), "accelerator": "cpu", "devices": 1}
+    path.write_text(yaml.safe_dump({"model": model, "data": data, "trainer": trainer, "tune": tune_section}))
     return path
+
+
+def grid_points(schemes: list[str], gains: list[float]) -> list[tuple[str, float]]:
+    """Every scheme at every gain; a scheme that uses no gain (the model's own init) once, at gain 1."""
+    return [(s, g) for s in schemes for g in (gains if get_scheme(s).uses_gain else [1.0])]
+
+
+def same_weights(config: TuneConfig, scheme: str, other: str) -> bool:
+    """Whether ``scheme`` and ``other`` give the same weights, bit for bit, on every seed of ``config``
+    (each seed's model built as a trial builds it, initialized as its ``AutoInit`` does, at gain 1)."""
+    import torch
+
+    from autoinit import data
+    from autoinit.initialize import init_model
+    from autoinit.tuner.source import build_for_seed
+
+    for seed in range(config.settings.seeds):
+        states = []
+        for name in (scheme, other):
+            model, datamodule = build_for_seed(config, seed)
+            sample = sample_input(config, model, data.first_batch(model, datamodule))
+            init_model(model, name, sample_input=sample, seed=seed)
+            states.append(model.state_dict())
+        a, b = states
+        if a.keys() != b.keys() or not all(torch.equal(a[k], b[k]) for k in a):
+            return False
+    return True
 
 
 def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, int]:
@@ -169,25 +228,47 @@ def bench_model(
     schemes: list[str] | None,
     tuner_trials: int | None,
     long_factor: int = 0,
+    *,
+    trainer: dict | None = None,
+    lsuv_package: bool = True,
+    maybe_same: dict[str, str] | None = None,
 ) -> Result:
+    """The grid (the oracle), the tuner's pick and the references on one model. ``maybe_same``: scheme ->
+    another scheme; where their weights are equal (:func:`same_weights`) the first is not trained and gets
+    the other's score."""
     start = time.perf_counter()
-    res = Result(name)
-    path = write_config(folder, name, model, data, steps, seeds)
+    res = Result(name, steps, seeds)
+    path = write_config(folder, name, model, data, steps, seeds, trainer)
     config = TuneConfig(path)
-    names = schemes or applicable_schemes(config, lambda msg: None)
-    points = [(scheme, g) for scheme in names for g in gains]
+    names = schemes or applicable_schemes(config, lambda msg: None)[0]
+    res.same_as = {
+        s: o for s, o in (maybe_same or {}).items() if s in names and o in names and same_weights(config, s, o)
+    }
+    points = grid_points([s for s in names if s not in res.same_as], gains)
     for (scheme, g), (s, n) in zip(points, grid_scores(config, points), strict=True):
         res.grid[(scheme, g)] = s
         res.grid_steps += n if math.isfinite(s) else seeds * steps
+    for scheme, other in res.same_as.items():
+        res.grid[(scheme, 1.0)] = res.grid[(other, 1.0)]
     best = min(res.grid, key=res.grid.get)
     res.oracle = (*best, res.grid[best])
-    res.default = res.grid.get(("default", 1.0), math.nan)
-    res.lsuv_pkg = score(config, "default", 1.0, callbacks_after_init=[LsuvPackage()])[0]
+    res.default = res.at("default")
+    if lsuv_package:
+        res.lsuv_pkg = score(config, "default", 1.0, callbacks_after_init=[LsuvPackage()])[0]
     keys = {"n_trials": tuner_trials} if tuner_trials else {}
     if schemes:
         keys["schemes"] = schemes
-    tuner_config = TuneConfig(write_config(folder, name + " tuner", model, data, steps, seeds, **keys))
-    tune(tuner_config, Console(file=io.StringIO()))
+    tuner_config = TuneConfig(write_config(folder, name + " tuner", model, data, steps, seeds, trainer, **keys))
+    printed = io.StringIO()
+    tune(tuner_config, Console(file=printed, width=400))
+    res.trials_as = next(
+        (
+            line.strip()
+            for line in printed.getvalue().splitlines()
+            if "population trials" in line or "sequential trials" in line
+        ),
+        "",
+    )
     import optuna
 
     from autoinit.tuner.storage import open_storage
@@ -198,6 +279,7 @@ def bench_model(
     res.tuner_steps = sum(TrialRecord.of(t).steps_trained or 0 for t in study.get_trials())
     best_row = comparable(ranking(rows(study)))[0]  # the tuner's pick: full-fidelity trials only
     res.pick = (best_row.scheme, best_row.gain, best_row.score)
+    res.significant = (best_summary(tuner_config, rows(study)) or {}).get("significant")
     if long_factor:
         long_run(config, res, long_factor)
     res.seconds = time.perf_counter() - start
@@ -391,6 +473,102 @@ def render_long(results: list[Result]) -> list[str]:
     return out
 
 
+def real_models(folder: Path, quick: bool, only: list[str] | None) -> tuple[list[Result], str]:
+    """The real-model templates through :func:`bench_model`, each with its config's model, data, trainer,
+    steps and seeds, the reduced oracle grid, no `lsuv` package (it takes a tensor batch), and ``auto``
+    trained only where its weights differ from the model's own init."""
+    chosen = only or (["HF ViT"] if quick else list(REAL_MODELS))
+    unknown = [n for n in chosen if n not in REAL_MODELS]
+    if unknown:
+        raise SystemExit(f"--only: no real model {unknown}; choose from {list(REAL_MODELS)}")
+    gains = [1.0] if quick else REAL_GAINS
+    schemes, trials = (["as_built", "default", "auto", "xavier_uniform"], 4) if quick else (None, None)
+    results = []
+    for name in chosen:
+        raw = yaml.safe_load((CONFIGS / f"{REAL_MODELS[name]}.yaml").read_text())
+        steps, seeds = (8, 1) if quick else (raw["tune"]["steps"], raw["tune"]["seeds"])
+        res = bench_model(
+            folder,
+            name,
+            raw["model"],
+            raw["data"],
+            steps,
+            seeds,
+            gains,
+            schemes,
+            trials,
+            trainer=raw.get("trainer"),
+            lsuv_package=False,
+            maybe_same={"auto": BASELINE_SCHEME},
+        )
+        results.append(res)
+        print(f"{name}: {res.seconds / 60:.1f} min", flush=True)
+    settings = (
+        f"8 steps × 1 seed, oracle gains {gains}, schemes {schemes}, {trials} tuner trials (quick mode)"
+        if quick
+        else f"each config's steps × seeds, oracle gains {gains}, the tuner at its defaults"
+    )
+    return results, settings
+
+
+def _point(scheme: str, gain: float) -> str:
+    """``scheme·gain``, or the scheme alone where it uses no gain."""
+    return f"{scheme}·{gain:.3g}" if get_scheme(scheme).uses_gain else scheme
+
+
+def render_real(results: list[Result], settings: str, seconds: float) -> str:
+    """The real-model section: own init, PyTorch default, auto, the pick, the oracle, regret, improvement."""
+    out = [
+        f"{REAL_HEADING}: the model's own init is the yardstick\n",
+        f"Hugging Face `transformers` templates (configs/hf_*.yaml), built from their configs with random weights; "
+        f"{settings}; total {seconds / 60:.1f} min on this machine. Scores are early-loss AUC (mean training loss "
+        "over the steps, averaged over seeds); lower is better. **The oracle is a reduced grid**: the schemes the "
+        f"tuner can apply to the model × the oracle gains (a scheme without a gain, the model's own init, once) × "
+        "the seeds, the config's steps each — the tuner's halving search also tries gains off this grid, so a "
+        "negative regret means it found a better point than the reduced grid. The pick's change against the "
+        "model's own init is marked *beyond noise* where the tuner's Welch test (same seeds) says so.\n",
+        "| model | steps × seeds | own init (`as_built`) | PyTorch `default` | `auto` | tuner's pick | grid oracle "
+        "| regret | pick vs own init | tuner steps / grid steps | trials |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        auto = (
+            f"{r.at('auto'):.4g} (= own init: same weights)"
+            if r.same_as.get("auto") == BASELINE_SCHEME
+            else f"{r.at('auto'):.4g}"
+        )
+        noise = {True: ", beyond noise", False: ", within noise", None: ""}[r.significant]
+        if r.pick[0] == BASELINE_SCHEME:
+            noise = " (the pick is the own init)"
+        out.append(
+            f"| {r.name} | {r.steps} × {r.seeds} | {r.at(BASELINE_SCHEME):.4g} | {r.default:.4g} | {auto} | "
+            f"{_point(*r.pick[:2])}: {r.pick[2]:.4g} | {_point(*r.oracle[:2])}: {r.oracle[2]:.4g} | "
+            f"{100 * r.regret:+.1f}% | {100 * r.improvement:+.1f}%{noise} | "
+            f"{100 * r.tuner_steps / r.grid_steps:.0f}% | {r.trials_as or 'not printed'} |"
+        )
+    same = [r.name for r in results if "auto" in r.same_as]
+    if same:
+        out.append(
+            f"\n`auto` leaves every weight as the model built it on {', '.join(same)} (its state dict after init "
+            "equals the own init's, bit for bit, on every seed): it keeps a parameter whose author chose its init, "
+            "so its score is the own init's and it is not trained again."
+        )
+    return "\n".join(out) + "\n"
+
+
+def write_results(path: Path, *, main: str | None = None, real: str | None = None) -> str:
+    """Write ``path`` with a new main part or a new real-model section, keeping the other from the file
+    (each run of the bench replaces only its own part)."""
+    old = path.read_text() if path.exists() else ""
+    old_main, _, old_real = old.partition(REAL_HEADING)
+    main = main if main is not None else old_main
+    real = real if real is not None else (REAL_HEADING + old_real if old_real else "")
+    text = main.rstrip("\n") + "\n\n" + real if main and real else main or real
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke test: tiny models, few points")
@@ -403,7 +581,19 @@ def main() -> None:
     )
     parser.add_argument("--long-factor", type=int, default=10, help="the long run's steps over the tuning steps")
     parser.add_argument("--out", default="benchmarks/results/quality.md")
+    parser.add_argument(
+        "--real-models",
+        action="store_true",
+        help="run the real-model templates (configs/hf_*.yaml) instead; replaces only their section in --out",
+    )
+    parser.add_argument("--only", nargs="+", metavar="MODEL", help=f"with --real-models: some of {list(REAL_MODELS)}")
     args = parser.parse_args()
+    if args.real_models:
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            results, settings = real_models(Path(tmp), args.quick, args.only)
+        print(write_results(Path(args.out), real=render_real(results, settings, time.perf_counter() - start)))
+        return
     long_run_on = (not args.quick) if args.long_run is None else args.long_run
     factor = args.long_factor if long_run_on else 0
     start = time.perf_counter()
@@ -424,10 +614,7 @@ def main() -> None:
     settings = f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults" + (
         " (quick mode)" if args.quick else ""
     )
-    text = render(results, findings, settings, time.perf_counter() - start)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
-    print(text)
+    print(write_results(Path(args.out), main=render(results, findings, settings, time.perf_counter() - start)))
 
 
 if __name__ == "__main__":
