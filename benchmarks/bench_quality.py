@@ -516,44 +516,56 @@ def _point(scheme: str, gain: float) -> str:
     return f"{scheme}·{gain:.3g}" if get_scheme(scheme).uses_gain else scheme
 
 
-def render_real(results: list[Result], settings: str, seconds: float) -> str:
-    """The real-model section: own init, PyTorch default, auto, the pick, the oracle, regret, improvement."""
+def render_real(results: list[Result], settings: str, kept: dict[str, str] | None = None) -> str:
+    """The real-model section: own init, PyTorch default, auto, the pick, the oracle, regret, improvement.
+    ``kept``: model name -> its row from an earlier run (``--only`` runs some models and keeps the others')."""
+    new = {r.name: _real_row(r) for r in results}
+    table = {**(kept or {}), **new}
     out = [
         f"{REAL_HEADING}: the model's own init is the yardstick\n",
         f"Hugging Face `transformers` templates (configs/hf_*.yaml), built from their configs with random weights; "
-        f"{settings}; total {seconds / 60:.1f} min on this machine. Scores are early-loss AUC (mean training loss "
-        "over the steps, averaged over seeds); lower is better. **The oracle is a reduced grid**: the schemes the "
+        f"{settings}. Scores are early-loss AUC (mean training loss over the steps, averaged over seeds); lower "
+        "is better. **The oracle is a reduced grid**: the schemes the "
         f"tuner can apply to the model × the oracle gains (a scheme without a gain, the model's own init, once) × "
         "the seeds, the config's steps each — the tuner's halving search also tries gains off this grid, so a "
         "negative regret means it found a better point than the reduced grid. The pick's change against the "
         "model's own init is marked *beyond noise* where the tuner's Welch test (same seeds) says so.\n",
         "| model | steps × seeds | own init (`as_built`) | PyTorch `default` | `auto` | tuner's pick | grid oracle "
-        "| regret | pick vs own init | tuner steps / grid steps | trials |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| regret | pick vs own init | tuner steps / grid steps | trials | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        *(table[name] for name in REAL_MODELS if name in table),
     ]
-    for r in results:
-        auto = (
-            f"{r.at('auto'):.4g} (= own init: same weights)"
-            if r.same_as.get("auto") == BASELINE_SCHEME
-            else f"{r.at('auto'):.4g}"
-        )
-        noise = {True: ", beyond noise", False: ", within noise", None: ""}[r.significant]
-        if r.pick[0] == BASELINE_SCHEME:
-            noise = " (the pick is the own init)"
-        out.append(
-            f"| {r.name} | {r.steps} × {r.seeds} | {r.at(BASELINE_SCHEME):.4g} | {r.default:.4g} | {auto} | "
-            f"{_point(*r.pick[:2])}: {r.pick[2]:.4g} | {_point(*r.oracle[:2])}: {r.oracle[2]:.4g} | "
-            f"{100 * r.regret:+.1f}% | {100 * r.improvement:+.1f}%{noise} | "
-            f"{100 * r.tuner_steps / r.grid_steps:.0f}% | {r.trials_as or 'not printed'} |"
-        )
-    same = [r.name for r in results if "auto" in r.same_as]
-    if same:
-        out.append(
-            f"\n`auto` leaves every weight as the model built it on {', '.join(same)} (its state dict after init "
-            "equals the own init's, bit for bit, on every seed): it keeps a parameter whose author chose its init, "
-            "so its score is the own init's and it is not trained again."
-        )
+    not_run = [name for name in REAL_MODELS if name not in table]
+    if not_run:
+        out.append(f"\nNot run: {', '.join(not_run)} (`--real-models --only` adds a model's row, keeping the others).")
+    out.append(
+        "\n`auto` marked *same weights* leaves every weight as the model built it (its state dict after init "
+        "equals the own init's, bit for bit, on every seed): it keeps a parameter whose author chose its init, so "
+        "its score is the own init's and it is not trained again. *minutes*: the model's grid, tuner study and "
+        "checks, wall clock on this machine."
+    )
     return "\n".join(out) + "\n"
+
+
+def kept_rows(path: Path) -> dict[str, str]:
+    """The real-model rows of an earlier run in ``path``, by model name."""
+    text = path.read_text() if path.exists() else ""
+    _, _, section = text.partition(REAL_HEADING)
+    return {n: line for line in section.splitlines() for n in REAL_MODELS if line.startswith(f"| {n} |")}
+
+
+def _real_row(r: Result) -> str:
+    """One real model's table row."""
+    auto = f"{r.at('auto'):.4g}" + (" (= own init: same weights)" if r.same_as.get("auto") == BASELINE_SCHEME else "")
+    noise = {True: ", beyond noise", False: ", within noise", None: ""}[r.significant]
+    if r.pick[0] == BASELINE_SCHEME:
+        noise = " (the pick is the own init)"
+    return (
+        f"| {r.name} | {r.steps} × {r.seeds} | {r.at(BASELINE_SCHEME):.4g} | {r.default:.4g} | {auto} | "
+        f"{_point(*r.pick[:2])}: {r.pick[2]:.4g} | {_point(*r.oracle[:2])}: {r.oracle[2]:.4g} | "
+        f"{100 * r.regret:+.1f}% | {100 * r.improvement:+.1f}%{noise} | "
+        f"{100 * r.tuner_steps / r.grid_steps:.0f}% | {r.trials_as or 'not printed'} | {r.seconds / 60:.1f} |"
+    )
 
 
 def write_results(path: Path, *, main: str | None = None, real: str | None = None) -> str:
@@ -589,10 +601,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="MODEL", help=f"with --real-models: some of {list(REAL_MODELS)}")
     args = parser.parse_args()
     if args.real_models:
-        start = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             results, settings = real_models(Path(tmp), args.quick, args.only)
-        print(write_results(Path(args.out), real=render_real(results, settings, time.perf_counter() - start)))
+        kept = kept_rows(Path(args.out)) if args.only else {}
+        print(write_results(Path(args.out), real=render_real(results, settings, kept)))
         return
     long_run_on = (not args.quick) if args.long_run is None else args.long_run
     factor = args.long_factor if long_run_on else 0

@@ -105,3 +105,30 @@ def test_quality_benchmark_quick_mode(tmp_path):
     long = text[text.index("## Does the early pick last? (16 steps per seed") :]
     assert "| 8-layer ReLU MLP |" in long and "PyTorch default (" in long
     assert "The early winner is still ahead on " in long
+
+
+def test_quality_benchmark_real_models_quick_mode(tmp_path):
+    pytest.importorskip("transformers")
+    out = tmp_path / "quality.md"
+    gpt2 = "| HF GPT-2 | 40 × 3 | from an earlier run |"
+    # the plain models' part and a real model's row from runs before: both kept
+    out.write_text(f"# Quality benchmark\n\n| 8-layer ReLU MLP | kept |\n\n## Real models\n\n{gpt2}\n")
+    script = str(ROOT / "benchmarks" / "bench_quality.py")
+    proc = subprocess.run(
+        [sys.executable, script, "--quick", "--real-models", "--only", "HF ViT", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    text = out.read_text()
+    assert text.startswith("# Quality benchmark\n\n| 8-layer ReLU MLP | kept |")
+    real = text[text.index("## Real models") :]
+    assert gpt2 in real and "Not run: HF BERT, HF ConvNeXt" in real
+    row = next(line for line in real.splitlines() if line.startswith("| HF ViT |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == 12 and cells[1] == "8 × 1"
+    # ViT's own init is its library's: auto keeps every weight of it, so it is not trained twice
+    assert cells[4].endswith("(= own init: same weights)") and cells[4].split()[0] == cells[2]
+    assert cells[10].startswith(("population trials", "sequential trials"))
