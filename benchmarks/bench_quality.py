@@ -149,6 +149,11 @@ def grid_points(schemes: list[str], gains: list[float]) -> list[tuple[str, float
     return [(s, g) for s in schemes for g in (gains if get_scheme(s).uses_gain else [1.0])]
 
 
+def oracle_schemes(config: TuneConfig, schemes: list[str] | None) -> list[str]:
+    """The grid's schemes: ``schemes``, else every one the tuner can apply to the model (its baseline first)."""
+    return schemes or applicable_schemes(config, lambda msg: None)[0]
+
+
 def same_weights(config: TuneConfig, scheme: str, other: str) -> bool:
     """Whether ``scheme`` and ``other`` give the same weights, bit for bit, on every seed of ``config``
     (each seed's model built as a trial builds it, initialized as its ``AutoInit`` does, at gain 1)."""
@@ -240,7 +245,7 @@ def bench_model(
     res = Result(name, steps, seeds)
     path = write_config(folder, name, model, data, steps, seeds, trainer)
     config = TuneConfig(path)
-    names = schemes or applicable_schemes(config, lambda msg: None)[0]
+    names = oracle_schemes(config, schemes)
     res.same_as = {
         s: o for s, o in (maybe_same or {}).items() if s in names and o in names and same_weights(config, s, o)
     }

@@ -132,3 +132,19 @@ def test_quality_benchmark_real_models_quick_mode(tmp_path):
     # ViT's own init is its library's: auto keeps every weight of it, so it is not trained twice
     assert cells[4].endswith("(= own init: same weights)") and cells[4].split()[0] == cells[2]
     assert cells[10].startswith(("population trials", "sequential trials"))
+
+
+def test_quality_benchmark_grid_schemes_are_names(tmp_path, monkeypatch):
+    """The full run's grid takes every applicable scheme: names, not applicable_schemes' (names, authored)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "benchmarks" / "bench_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_quality", bench)  # its dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    config = TuneConfig(bench.write_config(tmp_path, "mlp", bench.mlp(3, "relu", 0.02), bench.DIGITS, 2, 1))
+    names = bench.oracle_schemes(config, None)
+    assert names[0] == "as_built" and "kaiming_normal" in names and all(isinstance(n, str) for n in names)
+    points = bench.grid_points(names, [0.5, 2.0])
+    assert ("as_built", 1.0) in points and ("as_built", 0.5) not in points  # a gainless scheme once
+    assert ("kaiming_normal", 0.5) in points and ("kaiming_normal", 2.0) in points
