@@ -76,7 +76,8 @@ class AutoInit(pl.Callback):
             training batch to the model's input, used when the module has no ``example_input_array``.
             Default: a tensor batch is the input, a tuple's first element, a dict's entries that
             ``forward`` takes as keyword arguments.
-        verbose: log the report table on rank 0.
+        verbose: log the report table on rank 0 (repeated blocks merged: :meth:`InitReport.compact`;
+            ``callback.report`` holds every row).
         sharded_draw: for DTensor parameters (``ModelParallelStrategy``): ``"full"`` draws each
             parameter's full tensor on every rank and keeps the local shard (bit-equal to one process;
             peak extra memory one parameter), ``"local"`` draws only the local shard (statistically
@@ -209,7 +210,7 @@ class AutoInit(pl.Callback):
         }
         if trainer.is_global_zero:
             if self.verbose:
-                rank_zero_info(str(report))
+                rank_zero_info(report.compact())
             for logger in trainer.loggers:
                 logger.log_hyperparams(
                     {"autoinit/scheme": self.scheme, "autoinit/gain": self.gain, "autoinit/seed": seed}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -90,26 +91,72 @@ class InitReport:
         return f"{text}; {self.structure}" if self.structure else text
 
     def __str__(self) -> str:
+        return self._table([(r.name, *_cells(r)) for r in self.rows])
+
+    def compact(self) -> str:
+        """The table with the rows of repeated blocks merged: rows whose names (and notes) differ only in
+        integers — a block's index, "branch 3/12" — and that agree on every other column but ``std`` are one
+        row, with ``{0..11}`` ranges in place of the integers (``h.{0..11}.attn.c_proj.weight``) and the range
+        of their stds. What the callback logs: a 12-block model's 150 rows read as one block's.
+        ``str(report)`` keeps every row."""
+        groups: dict[tuple[str, ...], list[ReportRow]] = {}
+        for r in self.rows:
+            *cells, _, note = _cells(r)
+            groups.setdefault((_INDEX.sub("#", r.name), *cells, _INTEGER.sub("#", note)), []).append(r)
+        body = []
+        for (name, *cells, note), rows in groups.items():
+            stds = [r.std for r in rows if r.std is not None]
+            low, high = (min(stds), max(stds)) if stds else (None, None)
+            std = _cells(rows[0])[-2] if low == high else f"{low:.3g}–{high:.3g}"
+            body.append(
+                (_fill(name, [_INDEX.findall(r.name) for r in rows]), *cells, std,
+                 _fill(note, [_INTEGER.findall(_cells(r)[-1]) for r in rows]))
+            )  # fmt: skip
+        return self._table(body)
+
+    def _table(self, body: list[tuple[str, ...]]) -> str:
         header = ("parameter", "layer", "fan_in", "fan_out", "activation", "scheme", "gain", "std", "note")
-        body = [
-            (
-                r.name,
-                r.layer_type,
-                "" if r.fan_in is None else str(r.fan_in),
-                "" if r.fan_out is None else str(r.fan_out),
-                r.activation,
-                r.scheme or "—",
-                "" if r.gain is None else f"{r.gain:.3g}",
-                "" if r.std is None else f"{r.std:.4g}",
-                "; ".join(filter(None, [r.residual, r.note])),
-            )
-            for r in self.rows
-        ]
         widths = [max(len(h), *(len(row[i]) for row in body)) if body else len(h) for i, h in enumerate(header)]
         fmt = "  ".join(f"{{:<{w}}}" for w in widths)
         lines = [self.summary(), fmt.format(*header), fmt.format(*("-" * w for w in widths))]
         lines += [fmt.format(*row).rstrip() for row in body]
         return "\n".join(lines)
+
+
+# A numeric segment of a parameter's dotted path: the index of a block in a ModuleList / Sequential.
+_INDEX = re.compile(r"(?<=\.)\d+(?=\.)|^\d+(?=\.)")
+# An integer in a note ("branch 3/12"), not a digit of a decimal ("std 0.02", "a=1.41").
+_INTEGER = re.compile(r"(?<![\d.])\d+(?![\d.])")
+
+
+def _cells(r: ReportRow) -> tuple[str, ...]:
+    """A row's columns after its name, as the table prints them."""
+    return (
+        r.layer_type,
+        "" if r.fan_in is None else str(r.fan_in),
+        "" if r.fan_out is None else str(r.fan_out),
+        r.activation,
+        r.scheme or "—",
+        "" if r.gain is None else f"{r.gain:.3g}",
+        "" if r.std is None else f"{r.std:.4g}",
+        "; ".join(filter(None, [r.residual, r.note])),
+    )
+
+
+def _fill(pattern: str, integers: list[list[str]]) -> str:
+    """``pattern`` with each ``#`` replaced by the span of the integers the merged rows had there."""
+    for column in zip(*integers, strict=True):
+        pattern = pattern.replace("#", _span(sorted({int(i) for i in column})), 1)
+    return pattern
+
+
+def _span(values: list[int]) -> str:
+    """``[3]`` → ``3``; ``[0, 1, 2]`` → ``{0..2}``; ``[0, 2, 5]`` → ``{0,2,5}``."""
+    if len(values) == 1:
+        return str(values[0])
+    if values == list(range(values[0], values[-1] + 1)):
+        return f"{{{values[0]}..{values[-1]}}}"
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 @dataclass
