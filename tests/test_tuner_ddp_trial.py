@@ -3,6 +3,11 @@
 import json
 import math
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -63,6 +68,47 @@ def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
     for t in trials:
         assert sorted(t.intermediate_values) == [2, 4, 6]  # rank 0 alone reported, every 2 steps
         assert len(t.user_attrs["curve"]) == 6
+
+
+def _gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+
+
+def test_a_rank_dies_with_its_worker(tmp_path):
+    """kill -9 of the worker (which cannot kill its ranks) ends a rank waiting for its peers: no rank is
+    left behind, unsupervised, waiting out the rendezvous timeout (30 minutes)."""
+    path = tmp_path / "ddp.yaml"
+    config = {
+        "model": {"class_path": "autoinit.templates.DeepMLP", "init_args": {"depth": 2, "width": 8}},
+        "data": {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 64}},
+        "trainer": {"accelerator": "cpu", "devices": 2, "strategy": "ddp"},
+        "tune": {"steps": 4, "output": str(tmp_path / "out")},
+    }
+    path.write_text(yaml.safe_dump(config))
+    with socket.socket() as s:  # a port nobody listens on: rank 1 waits for rank 0
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    worker = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "ddp_rank_parent.py"), str(path), str(port)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        rank = int(worker.stdout.readline())
+        time.sleep(1)
+        assert not _gone(rank)  # alive (importing, or waiting in the rendezvous)
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 120  # a liveness bound, not a timing assertion
+        while not _gone(rank) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _gone(rank), "the rank outlived its worker"
+    finally:
+        worker.kill()
+        if not _gone(rank):
+            os.kill(rank, signal.SIGKILL)
 
 
 def test_model_parallel_trials_run_one_process_per_rank_with_sharded_init(tmp_path, monkeypatch):

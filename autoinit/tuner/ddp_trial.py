@@ -21,6 +21,7 @@ from typing import Any
 import optuna
 import torch.distributed as dist
 
+from autoinit.interrupts import die_with
 from autoinit.tuner import storage
 from autoinit.tuner.records import TrialStatus
 from autoinit.tuner.search_space import Point
@@ -90,6 +91,8 @@ def run_ddp_trial(config: TrialSource, trial: optuna.Trial, point: Point, world_
                 str(storage.trial_id(trial)),
                 "--result",
                 str(result_path),
+                "--parent",
+                str(os.getpid()),
             ]
             log = open(Path(tmp) / f"rank{rank}.log", "w")  # noqa: SIM115 (closed below)
             procs.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT), log))
@@ -130,7 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr-scale", type=float, default=1.0)
     parser.add_argument("--trial-id", type=int, required=True)
     parser.add_argument("--result", required=True)
+    parser.add_argument("--parent", type=int, default=None, help="the worker's pid: the rank dies with it")
     args = parser.parse_args(argv)
+    if args.parent is not None:
+        # A worker killed with -9 cannot kill its ranks; without this they would wait in the rendezvous
+        # (or train on) unsupervised. SIGTERM's default action ends the rank: the trial's state is the
+        # worker's to settle, and whoever resumes the study fails and requeues it.
+        die_with(args.parent)
 
     from autoinit.tuner.config import TuneConfig
 
