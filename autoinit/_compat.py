@@ -73,6 +73,16 @@ def heartbeat_storage(study: optuna.Study) -> Any | None:
     return storage_of(study) if has_heartbeat(study) else None
 
 
+def journal_detail_ops() -> frozenset[int]:
+    """The journal op codes of a trial's details — a parameter, an intermediate value, a user or system
+    attribute (``optuna.storages.journal._storage.JournalOperation``, not exported): every record but a
+    study's, a trial's creation and a trial's state change."""
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    ops = (Op.SET_TRIAL_PARAM, Op.SET_TRIAL_INTERMEDIATE_VALUE, Op.SET_TRIAL_USER_ATTR, Op.SET_TRIAL_SYSTEM_ATTR)
+    return frozenset(int(op) for op in ops)
+
+
 def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
     """The parameters a trial was queued with (``enqueue_trial`` keeps them in the ``fixed_params``
     system attribute until the trial suggests them), merged with those it suggested."""

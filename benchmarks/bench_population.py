@@ -12,6 +12,7 @@ population in a fresh process. Run by hand:
 
     .ci/in-venv python benchmarks/bench_population.py [--config configs/quickstart.yaml] [--threads 2]
     .ci/in-venv python benchmarks/bench_population.py --engine-only
+    .ci/in-venv python benchmarks/bench_population.py --command-only --config configs/relu_mlp.yaml
     .ci/in-venv python benchmarks/bench_population.py --rss 60
     .ci/in-venv python benchmarks/bench_population.py --rss 0 -- --model.init_args.width=1024 \
         --model.init_args.depth=30          # 0: the largest population the tuner's sizing allows
@@ -324,6 +325,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=60)
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--engine-only", action="store_true")
+    parser.add_argument("--command-only", action="store_true", help="only the whole commands, not the engine")
     parser.add_argument("--large", default="--model.init_args.width=1024 --model.init_args.depth=30")
     parser.add_argument("--large-members", type=int, default=4)
     parser.add_argument("--large-steps", type=int, default=5)
@@ -361,6 +363,8 @@ def main() -> None:
         print(f"| of trials: training span | {rows['auto']['span']:.2f} | {rows['off']['span']:.2f} |")
         print(f"| whole command | {rows['auto']['wall']:.2f} | {rows['off']['wall']:.2f} |")
         print_calls(rows["auto"]["calls"])
+    if args.command_only:
+        return
     print(
         "\n| engine vs hand-written vmapped loop | reference member-steps/s (whole / loop) "
         "| engine (whole call / vmapped steps) | engine time over reference (whole / loop) |"

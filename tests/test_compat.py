@@ -115,3 +115,21 @@ def test_optuna_queue_and_heartbeat_attributes(tmp_path):
     callback(hb, hb.get_trials(deepcopy=False)[0])  # what a stale heartbeat does
     assert _compat.retried_numbers(hb.get_trials(deepcopy=False)[1]) == [0, 0]
     assert not _compat.has_heartbeat(optuna.create_study(storage=optuna.storages.RDBStorage(url)))
+
+
+def test_compat_journal_detail_ops_are_optunas_trial_detail_records(tmp_path):
+    import json
+
+    from autoinit.tuner import storage
+    from autoinit.tuner.settings import TuneSettings
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="j", storage=storage.open_storage(TuneSettings(), tmp_path / "out"))
+    trial = study.ask()
+    trial.suggest_float("gain", 0.5, 2.0)
+    trial.report(1.0, 0)
+    trial.set_user_attr("a", 1)
+    study.tell(trial, 1.0)
+    ops = [json.loads(line)["op_code"] for line in (tmp_path / "out" / storage.JOURNAL_NAME).read_text().splitlines()]
+    details = [op for op in ops if op in _compat.journal_detail_ops()]
+    assert len(details) == 3 and len(ops) == 6  # create study, create trial, 3 details, state

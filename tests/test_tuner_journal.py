@@ -128,3 +128,23 @@ def test_a_lock_left_by_a_process_killed_mid_write_is_not_waited_on(tmp_path, mo
     study.set_user_attr("next", "run")
     assert _fresh_read(out).user_attrs == {"killed": "mid-write", "next": "run"}
     assert not os.path.lexists(out / (storage.JOURNAL_NAME + ".lock"))
+
+
+def test_only_a_trials_creation_state_changes_and_study_records_are_synced(tmp_path, monkeypatch):
+    from autoinit.tuner import journal
+
+    study = _study(tmp_path / "out")
+    synced: list[int] = []
+    monkeypatch.setattr(journal.os, "fsync", lambda fd: synced.append(fd))
+    study.set_user_attr("plan", [1, 2])  # a study record: synced
+    trial = study.ask()  # created RUNNING: synced
+    trial.suggest_float("gain", 0.5, 2.0)  # details: not synced
+    trial.set_user_attr("seconds", 0.1)
+    for step in range(5):
+        trial.report(2.3 - 0.1 * step, step)
+    assert len(synced) == 2
+    study.tell(trial, 1.9)  # its state: synced
+    assert len(synced) == 3
+    fresh = _fresh_read(tmp_path / "out").trials[0]  # every record reached the file
+    assert fresh.state == TrialState.COMPLETE and fresh.user_attrs == {"seconds": 0.1}
+    assert sorted(fresh.intermediate_values) == [0, 1, 2, 3, 4] and "gain" in fresh.params
