@@ -75,12 +75,19 @@ def heartbeat_storage(study: optuna.Study) -> Any | None:
 
 def journal_detail_ops() -> frozenset[int]:
     """The journal op codes of a trial's details — a parameter, an intermediate value, a user or system
-    attribute (``optuna.storages.journal._storage.JournalOperation``, not exported): every record but a
-    study's, a trial's creation and a trial's state change."""
+    attribute (``optuna.storages.journal._storage.JournalOperation``, not exported)."""
     from optuna.storages.journal._storage import JournalOperation as Op
 
     ops = (Op.SET_TRIAL_PARAM, Op.SET_TRIAL_INTERMEDIATE_VALUE, Op.SET_TRIAL_USER_ATTR, Op.SET_TRIAL_SYSTEM_ATTR)
     return frozenset(int(op) for op in ops)
+
+
+def journal_state_ops() -> frozenset[int]:
+    """The journal op codes that set a trial's state (its ``state`` field, RUNNING when absent): a trial's
+    creation and its state change (``JournalOperation``, not exported)."""
+    from optuna.storages.journal._storage import JournalOperation as Op
+
+    return frozenset(int(op) for op in (Op.CREATE_TRIAL, Op.SET_TRIAL_STATE_VALUES))
 
 
 def queued_params(trial: optuna.trial.FrozenTrial) -> dict[str, Any]:

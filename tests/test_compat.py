@@ -117,7 +117,7 @@ def test_optuna_queue_and_heartbeat_attributes(tmp_path):
     assert not _compat.has_heartbeat(optuna.create_study(storage=optuna.storages.RDBStorage(url)))
 
 
-def test_compat_journal_detail_ops_are_optunas_trial_detail_records(tmp_path):
+def test_journal_op_codes_are_optunas_trial_detail_and_state_records(tmp_path):
     import json
 
     from autoinit.tuner import storage
@@ -132,4 +132,5 @@ def test_compat_journal_detail_ops_are_optunas_trial_detail_records(tmp_path):
     study.tell(trial, 1.0)
     ops = [json.loads(line)["op_code"] for line in (tmp_path / "out" / storage.JOURNAL_NAME).read_text().splitlines()]
     details = [op for op in ops if op in _compat.journal_detail_ops()]
-    assert len(details) == 3 and len(ops) == 6  # create study, create trial, 3 details, state
+    states = [op for op in ops if op in _compat.journal_state_ops()]
+    assert len(details) == 3 and len(states) == 2 and len(ops) == 6  # + the study's creation

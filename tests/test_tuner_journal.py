@@ -130,21 +130,24 @@ def test_a_lock_left_by_a_process_killed_mid_write_is_not_waited_on(tmp_path, mo
     assert not os.path.lexists(out / (storage.JOURNAL_NAME + ".lock"))
 
 
-def test_only_a_trials_creation_state_changes_and_study_records_are_synced(tmp_path, monkeypatch):
+def test_only_a_finished_trial_and_study_records_are_synced(tmp_path, monkeypatch):
     from autoinit.tuner import journal
 
     study = _study(tmp_path / "out")
     synced: list[int] = []
     monkeypatch.setattr(journal.os, "fsync", lambda fd: synced.append(fd))
     study.set_user_attr("plan", [1, 2])  # a study record: synced
-    trial = study.ask()  # created RUNNING: synced
+    study.enqueue_trial({"gain": 1.0})  # created WAITING: not synced
+    trial = study.ask()  # claimed RUNNING: not synced
     trial.suggest_float("gain", 0.5, 2.0)  # details: not synced
     trial.set_user_attr("seconds", 0.1)
     for step in range(5):
         trial.report(2.3 - 0.1 * step, step)
-    assert len(synced) == 2
-    study.tell(trial, 1.9)  # its state: synced
+    assert len(synced) == 1
+    study.tell(trial, 1.9)  # finished: synced
+    other = study.ask()
+    study.tell(other, state=TrialState.PRUNED)
     assert len(synced) == 3
     fresh = _fresh_read(tmp_path / "out").trials[0]  # every record reached the file
     assert fresh.state == TrialState.COMPLETE and fresh.user_attrs == {"seconds": 0.1}
-    assert sorted(fresh.intermediate_values) == [0, 1, 2, 3, 4] and "gain" in fresh.params
+    assert sorted(fresh.intermediate_values) == [0, 1, 2, 3, 4] and fresh.params == {"gain": 1.0}

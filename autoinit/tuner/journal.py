@@ -7,12 +7,13 @@
   write that fails is cut back to where it began, and a torn tail found on opening or before a write is
   cut off, the file as it was kept beside it, and said in one line.
 
-And it syncs to disk (``fsync``) only a write that holds more than a trial's details: a study's record, a
-trial's creation or state change. A population study writes ~2,100 records, ~85% of them details
-(parameters, reports, attributes; docs/benchmarks.md), each an ``fsync`` of 1–3 ms on a busy disk. A
-sync covers every earlier write of the file, so a power loss can only lose details written after the last
-state change — of trials still running, which a resume runs again anyway; a killed process loses nothing
-(its writes are in the kernel's cache, which every process reads).
+And it syncs to disk (``fsync``) only a write that finishes a trial or changes a study. A population study
+writes ~2,100 records, ~95% of them a running trial's (its creation, claim, parameters, reports,
+attributes; docs/benchmarks.md), each ``fsync`` some milliseconds on a busy disk. A sync covers every
+earlier write of the file, so a power loss can only lose records written after the last finished trial:
+trials still waiting or running, which a resume queues or runs again anyway (a round's queued trials are
+synced by the study record that follows them); a killed process loses nothing (its writes are in the
+kernel's cache, which every process reads).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 
 from autoinit import _compat
 from autoinit.tuner.filelock import FileLock
@@ -34,6 +36,7 @@ LOCK_SUFFIX = ".flock"
 TORN_SUFFIX = ".torn"
 _CHUNK = 1 << 16
 _DETAIL_OPS = _compat.journal_detail_ops()
+_STATE_OPS = _compat.journal_state_ops()
 
 
 def _say(line: str) -> None:
@@ -91,8 +94,15 @@ class Journal(JournalFileBackend):
 
 
 def needs_sync(logs: list[dict[str, Any]]) -> bool:
-    """Whether a write of these records is synced to disk: unless every one is a trial's detail."""
-    return any(log.get("op_code") not in _DETAIL_OPS for log in logs)
+    """Whether a write of these records is synced to disk: when one finishes a trial or is a study's."""
+    return any(_finishes_or_is_a_study_record(log) for log in logs)
+
+
+def _finishes_or_is_a_study_record(log: dict[str, Any]) -> bool:
+    op = log.get("op_code")
+    if op in _STATE_OPS:
+        return TrialState(log.get("state", TrialState.RUNNING)).is_finished()
+    return op not in _DETAIL_OPS
 
 
 def _last_newline_end(f: Any, size: int) -> int:
