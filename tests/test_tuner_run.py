@@ -10,6 +10,7 @@ from rich.console import Console
 
 from autoinit import AutoInit, AutoInitError
 from autoinit.cli import main
+from autoinit.tuner import storage
 from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.run import tune
 
@@ -103,8 +104,12 @@ def test_resume_runs_only_missing_trials(tmp_path, monkeypatch):
     second = _csv(tmp_path)
     assert len(second) == 5 and second[:3] == first[:3]
     _unbuildable(monkeypatch)
+    opened = []
+    real_open = storage.open_storage
+    monkeypatch.setattr(storage, "open_storage", lambda *a: opened.append(a) or real_open(*a))
     code, text = _run(path, ["--tune.n_trials=5"])
     assert code == 0 and "5 trials done, 0 to run" in text and len(_csv(tmp_path)) == 5
+    assert len(opened) == 1  # the journal replayed once, not once per check
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):

@@ -55,8 +55,11 @@ def good_trials(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=GOOD_STATES))
 
 
-def create_study(config: TrialSource, schemes: list[str]) -> optuna.Study:
+def create_study(
+    config: TrialSource, schemes: list[str], study_storage: optuna.storages.BaseStorage | None = None
+) -> optuna.Study:
     """Create the study, or load it to resume; the config must be the one it was made from.
+    ``study_storage``: the config's storage when the caller has it open already.
 
     On a resume, the trials of processes that are gone are failed, and every trial that was lost or
     interrupted (not failed by the user's code) is queued again, once.
@@ -65,7 +68,7 @@ def create_study(config: TrialSource, schemes: list[str]) -> optuna.Study:
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         study_name=config.study_name,
-        storage=storage.open_storage(s, config.output),
+        storage=study_storage or storage.open_storage(s, config.output),
         sampler=make_sampler(s, schemes),
         pruner=make_pruner(s, len(schemes)),
         direction="minimize",
