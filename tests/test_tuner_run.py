@@ -1,6 +1,7 @@
 """End-to-end tunes on tiny configs."""
 
 import csv
+import gc
 import re
 
 import pytest
@@ -107,9 +108,12 @@ def test_resume_runs_only_missing_trials(tmp_path, monkeypatch):
     opened = []
     real_open = storage.open_storage
     monkeypatch.setattr(storage, "open_storage", lambda *a: opened.append(a) or real_open(*a))
+    collected = []
+    monkeypatch.setattr(gc, "collect", lambda *a: collected.append(a) or 0)
     code, text = _run(path, ["--tune.n_trials=5"])
     assert code == 0 and "5 trials done, 0 to run" in text and len(_csv(tmp_path)) == 5
     assert len(opened) == 1  # the journal replayed once, not once per check
+    assert collected == []  # no trial follows: the startup objects are frozen without a collection first
 
 
 def test_resume_with_a_different_config_is_refused(tmp_path):

@@ -78,9 +78,9 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
     if finished is not None:
         study, schemes = finished
         search = make_search(s, schemes)
-        # as a run does before its trials: the process's exit then skips a full collection over every object
-        # torch and Lightning made (1–1.5 s of a 6 s resume at a load of 3)
-        freeze_startup_objects()
+        # the process's exit then skips a full collection over every object torch and Lightning made (1–1.5 s
+        # of a 6 s resume at a load of 3); no trial follows, so no collection first either (0.5 s at a load of 10)
+        freeze_startup_objects(collect=False)
     else:
         schemes, authored = applicable_schemes(config, note)
         search = make_search(s, schemes)
