@@ -147,7 +147,7 @@ class AutoInit(pl.Callback):
                 warnings.warn(
                     f"AutoInit.from_file: '{path}' holds a tuned lr_scale={lr_scale}, which AutoInit does not apply: "
                     "multiply the optimizer's learning rate by it, or use "
-                    "autoinit.tuner.pick.TunedAutoInit.from_file, which does",
+                    "autoinit.tuner.report.pick.TunedAutoInit.from_file, which does",
                     UserWarning,
                     stacklevel=2,
                 )

@@ -50,8 +50,8 @@ def _config_path(args: argparse.Namespace) -> str:
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from autoinit.tuner.config import TuneConfig
     from autoinit.tuner.run import tune
+    from autoinit.tuner.sources.config import TuneConfig
 
     overrides = list(args.overrides)
     if args.workers is not None:
@@ -62,7 +62,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         overrides.append("--tune.oversubscribe=true")
     config = TuneConfig(_config_path(args), overrides)
     if config.settings.log_trials:
-        from autoinit.tuner.trial_log import configured_loggers
+        from autoinit.tuner.trials.loggers import configured_loggers
 
         configured_loggers(config)  # a logger it cannot use: one line now, not in every worker
     return tune(config)
@@ -82,7 +82,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from autoinit.data import load_callable
     from autoinit.inspection import inspect_schemes, plot, render
     from autoinit.schemes.registry import get_scheme
-    from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.sources.config import TuneConfig
 
     # Every argument checked before the config is built: one-line errors, no work done.
     if not math.isfinite(args.gain) or args.gain <= 0:

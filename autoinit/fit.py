@@ -5,7 +5,7 @@ Every LightningCLI fit option works as with ``python main.py fit --config config
 line is the config's overrides (``--trainer.max_epochs=5``, ``--model.init_args.width=64``) plus the
 ``fit`` subcommand's own options (``--ckpt_path`` to resume, whose restored weights are kept: nothing is
 tuned and ``AutoInit`` leaves a resumed model alone). With ``tune.proxy`` the study runs on the proxy and
-the fit follows what its check on the full model recommends (:mod:`autoinit.tuner.transfer`). Trainer keys
+the fit follows what its check on the full model recommends (:mod:`autoinit.tuner.report.transfer`). Trainer keys
 a trial sets itself (``max_epochs``, ``logger``, ``callbacks`` such as checkpointing) are not part of the
 config's hash, so changing them does not tune again.
 """
@@ -25,7 +25,7 @@ from rich.console import Console
 from autoinit.callback import AutoInit
 from autoinit.errors import AutoInitError
 from autoinit.interrupts import INTERRUPTED
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.sources.settings import TuneSettings
 
 # Trainer.fit arguments a config cannot hold (LightningCLI fills the model and data ones itself).
 _FIT_ONLY = tuple(
@@ -104,12 +104,12 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
     """The callback the fit runs with: the tune's pick (tuned now, or read back from a finished study of
     the same config), the config's own AutoInit, or ``AutoInit()``; None keeps the config's own."""
     from autoinit.tuner import run
-    from autoinit.tuner.config import TuneConfig
-    from autoinit.tuner.proxy import proxy_source
-    from autoinit.tuner.result import TuneResult
+    from autoinit.tuner.report.result import TuneResult
+    from autoinit.tuner.report.verdicts import fit_line
     from autoinit.tuner.reuse import finished_study, study_name_for
-    from autoinit.tuner.trial_log import configured_loggers
-    from autoinit.tuner.verdicts import fit_line
+    from autoinit.tuner.sources.config import TuneConfig
+    from autoinit.tuner.sources.proxy import proxy_source
+    from autoinit.tuner.trials.loggers import configured_loggers
 
     config = TuneConfig(path, overrides)  # every key checked: one-line errors before any work
     trainer = config.cli.config_init.get("trainer") or {}

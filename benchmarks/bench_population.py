@@ -54,8 +54,8 @@ PHASES = [
 def drive(phases_path: str, argv: list[str]) -> int:
     """``autoinit <argv>`` in this process, timing each phase of ``tune`` (written to ``phases_path``)."""
     import autoinit.cli
-    import autoinit.tuner.config
     import autoinit.tuner.run as run
+    import autoinit.tuner.sources.config
 
     seconds: dict[str, float] = {"imports": time.perf_counter() - _T0}
 
@@ -85,9 +85,9 @@ def record_populations() -> list[dict]:
     its span, and per population its members, member-steps and the engine's phases."""
     import dataclasses
 
-    import autoinit.tuner.population_study as study
-    import autoinit.tuner.population_trials as trials
-    from autoinit.tuner.population import EngineTimes
+    import autoinit.tuner.population.study as study
+    import autoinit.tuner.population.trials as trials
+    from autoinit.tuner.population.engine import EngineTimes
 
     calls: list[dict] = []
     batch_call, engine = study.PopulationBatch.__call__, trials.train_population
@@ -208,7 +208,7 @@ def reference(config: str, overrides: list[str], members: int, steps: int) -> tu
     import torch
 
     from autoinit import data
-    from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.sources.config import TuneConfig
 
     start = time.perf_counter()
     cfg = TuneConfig(config, overrides)
@@ -252,8 +252,8 @@ def reference(config: str, overrides: list[str], members: int, steps: int) -> tu
 def engine(config: str, overrides: list[str], members: int, steps: int) -> tuple[float, float, int]:
     """The engine on the same work, seconds (whole call, vmapped steps only) and its member-steps; the
     members' seeds cycle as a study's do (0, 1, 2 for 3 seeds)."""
-    from autoinit.tuner.config import TuneConfig
-    from autoinit.tuner.population import EngineTimes, Member, train_population
+    from autoinit.tuner.population.engine import EngineTimes, Member, train_population
+    from autoinit.tuner.sources.config import TuneConfig
 
     start = time.perf_counter()
     cfg = TuneConfig(config, [*overrides, f"--tune.steps={steps}"])
@@ -270,8 +270,8 @@ def threads_for(config: str, overrides: list[str], members: int, threads: int) -
     import torch
 
     from autoinit import data
-    from autoinit.tuner.config import TuneConfig
-    from autoinit.tuner.threads import step_flops
+    from autoinit.tuner.common.threads import step_flops
+    from autoinit.tuner.sources.config import TuneConfig
 
     model, datamodule = TuneConfig(config, overrides).build()
     stacked = {n: p.expand(members, *p.shape) for n, p in model.named_parameters()}
@@ -306,9 +306,9 @@ def peak_rss(config: str, overrides: list[str], members: int, threads: int) -> N
 
     import torch
 
-    from autoinit.tuner.config import TuneConfig
-    from autoinit.tuner.population import Member, train_population
-    from autoinit.tuner.population_trials import population_size
+    from autoinit.tuner.population.engine import Member, train_population
+    from autoinit.tuner.population.trials import population_size
+    from autoinit.tuner.sources.config import TuneConfig
 
     torch.set_num_threads(threads)
     cfg = TuneConfig(config, overrides)

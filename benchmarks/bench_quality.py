@@ -40,15 +40,15 @@ import yaml
 from rich.console import Console
 
 from autoinit.schemes.registry import get_scheme
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.outputs import best_summary, ranking, rows
-from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.records.scores import trial_score
+from autoinit.tuner.report.outputs import best_summary, ranking, rows
+from autoinit.tuner.report.verdicts import comparable
 from autoinit.tuner.run import tune
-from autoinit.tuner.scores import trial_score
-from autoinit.tuner.screening import applicable_schemes, sample_input
-from autoinit.tuner.settings import BASELINE_SCHEME
-from autoinit.tuner.trial import run_trial
-from autoinit.tuner.verdicts import comparable
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.settings import BASELINE_SCHEME
+from autoinit.tuner.trials.screening import applicable_schemes, sample_input
+from autoinit.tuner.trials.trial import run_trial
 
 GAINS = [0.5, 0.71, 1.0, 1.41, 2.0]
 # The real models' oracle: fewer gains (each point trains a library model 3 seeds × its config's steps).
@@ -161,7 +161,7 @@ def same_weights(config: TuneConfig, scheme: str, other: str) -> bool:
 
     from autoinit import data
     from autoinit.initialize import init_model
-    from autoinit.tuner.source import build_for_seed
+    from autoinit.tuner.sources.source import build_for_seed
 
     for seed in range(config.settings.seeds):
         states = []
@@ -186,8 +186,8 @@ def score(config: TuneConfig, scheme: str, gain: float, **kw) -> tuple[float, in
 def grid_scores(config: TuneConfig, points: list[tuple[str, float]]) -> list[tuple[float, int]]:
     """The grid's (score, steps trained) per point, trained as the tuner's trials are: as populations where
     the config allows it (the tuner's default), else one sequential trial each."""
-    from autoinit.tuner.population_trials import probe, run_population_trials
-    from autoinit.tuner.search_space import Point
+    from autoinit.tuner.population.trials import probe, run_population_trials
+    from autoinit.tuner.search.space import Point
 
     if probe(config) is not None:
         return [score(config, scheme, g) for scheme, g in points]
@@ -276,7 +276,7 @@ def bench_model(
     )
     import optuna
 
-    from autoinit.tuner.storage import open_storage
+    from autoinit.tuner.storage.backend import open_storage
 
     study = optuna.load_study(
         study_name=tuner_config.study_name, storage=open_storage(tuner_config.settings, tuner_config.output)

@@ -27,11 +27,11 @@ import torch
 import yaml
 from rich.console import Console
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.proxy import PROXY_SUFFIX
+from autoinit.tuner.report.transfer import study_cost
+from autoinit.tuner.report.verdicts import recommended
 from autoinit.tuner.run import tune
-from autoinit.tuner.transfer import study_cost
-from autoinit.tuner.verdicts import recommended
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.proxy import PROXY_SUFFIX
 
 DIGITS = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
 
@@ -114,7 +114,7 @@ def run_one(name: str, model: dict, proxy: dict, schemes: list[str] | str, tune_
     best = yaml.safe_load((direct.output / "best.yaml").read_text())
     import optuna
 
-    from autoinit.tuner import storage
+    from autoinit.tuner.storage import backend as storage
 
     study = optuna.load_study(
         study_name=direct.study_name, storage=storage.open_storage(direct.settings, direct.output)

@@ -17,8 +17,8 @@ import time
 import lightning.pytorch as pl
 import torch
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.trial import freeze_startup_objects, run_trial
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.trials.trial import freeze_startup_objects, run_trial
 
 
 def plain_loop(config: TuneConfig, steps: int) -> float:
@@ -56,7 +56,7 @@ def trial(config: TuneConfig, steps: int) -> float:
 
 def population(config: TuneConfig, steps: int, members: int = 60) -> float:
     """A population of ``members`` trained ``steps`` steps; divided by ``members``: the cost per member."""
-    from autoinit.tuner.population import Member, train_population
+    from autoinit.tuner.population.engine import Member, train_population
 
     start = time.perf_counter()
     train_population(config, [Member(scheme="kaiming_normal", gain=1.0, seed=i) for i in range(members)], steps=steps)

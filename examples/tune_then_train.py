@@ -14,8 +14,8 @@ import lightning.pytorch as pl
 
 from autoinit import AutoInit
 from autoinit.templates import DeepMLP, DigitsData
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.run import tune
+from autoinit.tuner.sources.config import TuneConfig
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
 

@@ -194,7 +194,7 @@ class BlockingMLP(FlakyMLP):
         from pathlib import Path
 
         main = getattr(sys.modules["__main__"], "__spec__", None)
-        if self.folder and main is not None and main.name == "autoinit.tuner.worker":
+        if self.folder and main is not None and main.name == "autoinit.tuner.execution.worker":
             folder = Path(self.folder)
             (folder / f"started-{os.getpid()}").touch()
             while not (folder / "release").exists():

@@ -15,8 +15,8 @@ from userland import OneShotStream
 import autoinit
 from autoinit import AutoInit, AutoInitError
 from autoinit.templates import DeepMLP, TeacherData
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.run import tune as run_tune
+from autoinit.tuner.sources.config import TuneConfig
 
 MLP_ARGS = {"depth": 4, "width": 16, "in_features": 32, "classes": 4}
 DATA_ARGS = {"n": 512, "classes": 4, "batch_size": 32}

@@ -63,3 +63,62 @@ def test_find_cycle_finds_one():
 def test_import_graph_has_no_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+# The tuner's layers, in order: a module of one imports only its own layer's modules and earlier layers'.
+# Modules at the top of autoinit.tuner (run, api, reuse) are the entry points, after every layer.
+TUNER_LAYERS = [
+    "common",
+    "records",
+    "sources",
+    "storage",
+    "search",
+    "study",
+    "trials",
+    "population",
+    "execution",
+    "report",
+]
+
+
+def tuner_layer(module: str) -> int | None:
+    """The layer of an ``autoinit.tuner`` module (``len(TUNER_LAYERS)`` for the entry points), else None."""
+    parts = module.split(".")
+    if parts[:2] != ["autoinit", "tuner"]:
+        return None
+    if len(parts) > 3 and parts[2] in TUNER_LAYERS:
+        return TUNER_LAYERS.index(parts[2])
+    if len(parts) == 3 and parts[2] in TUNER_LAYERS:  # a layer's package (its __init__)
+        return TUNER_LAYERS.index(parts[2])
+    return len(TUNER_LAYERS)
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, deps in sorted(graph.items()):
+        layer = tuner_layer(module)
+        if layer is None:
+            continue
+        for dep in sorted(deps):
+            dep_layer = tuner_layer(dep)
+            if dep_layer is not None and dep_layer > layer:
+                bad.append(f"{module} ({TUNER_LAYERS[layer] if layer < len(TUNER_LAYERS) else 'entry'}) imports {dep}")
+    return bad
+
+
+def test_layer_violations_finds_an_import_upwards():
+    graph = {
+        "autoinit.tuner.records.record": {"autoinit.tuner.search.space"},
+        "autoinit.tuner.run": {"autoinit.tuner.report.result"},
+    }
+    assert layer_violations(graph) == ["autoinit.tuner.records.record (records) imports autoinit.tuner.search.space"]
+
+
+def test_tuner_modules_live_in_layers():
+    flat = {p.stem for p in (ROOT / "tuner").glob("*.py")}
+    assert flat == {"__init__", "_moved", "api", "reuse", "run"}
+    assert {p.name for p in (ROOT / "tuner").iterdir() if p.is_dir() and p.name != "__pycache__"} == set(TUNER_LAYERS)
+
+
+def test_tuner_layers_import_only_earlier_layers():
+    assert layer_violations(import_graph()) == []

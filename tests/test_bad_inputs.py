@@ -290,7 +290,7 @@ def test_resume_with_a_changed_config_names_the_key_and_keeps_the_trials(tmp_pat
 
 
 def test_outputs_that_cannot_be_written_at_the_end_lose_no_trial(tmp_path, capsys, monkeypatch):
-    from autoinit.tuner import outputs
+    from autoinit.tuner.report import outputs
 
     path = _project(tmp_path / "proj")
 
@@ -360,7 +360,7 @@ def test_from_file_on_a_binary_file_is_one_line(tmp_path):
 
 
 def test_from_file_applies_a_tuned_lr_scale_or_says_it_does_not(tmp_path):
-    from autoinit.tuner.pick import TunedAutoInit
+    from autoinit.tuner.report.pick import TunedAutoInit
 
     path = tmp_path / "best.yaml"
     path.write_text(yaml.safe_dump({"scheme": "kaiming_normal", "gain": 1.0, "lr_scale": 0.5}))

@@ -120,8 +120,8 @@ def test_optuna_queue_and_heartbeat_attributes(tmp_path):
 def test_journal_op_codes_are_optunas_trial_detail_and_state_records(tmp_path):
     import json
 
-    from autoinit.tuner import storage
-    from autoinit.tuner.settings import TuneSettings
+    from autoinit.tuner.sources.settings import TuneSettings
+    from autoinit.tuner.storage import backend as storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="j", storage=storage.open_storage(TuneSettings(), tmp_path / "out"))

@@ -9,7 +9,7 @@ import pytest
 
 from autoinit import configs
 from autoinit.errors import AutoInitError
-from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.sources.config import TuneConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNE_CONFIGS = sorted(p for p in configs.FOLDER.glob("*.yaml") if p.name != "fit_with_autoinit.yaml")

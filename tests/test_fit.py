@@ -10,7 +10,7 @@ import yaml
 
 from autoinit.cli import main
 from autoinit.fit import split_args
-from autoinit.tuner.config import TuneConfig
+from autoinit.tuner.sources.config import TuneConfig
 
 
 class RecordStart(pl.Callback):

@@ -9,7 +9,9 @@ import optuna
 import pytest
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.halving import (
+from autoinit.tuner.records.record import TrialRecord, TrialStatus
+from autoinit.tuner.records.stop_rule import Action
+from autoinit.tuner.search.halving import (
     ROUND_FULL,
     ROUND_LONGER,
     ROUND_SCREEN,
@@ -21,10 +23,8 @@ from autoinit.tuner.halving import (
     queued_rounds,
     spent_member_steps,
 )
-from autoinit.tuner.records import TrialRecord, TrialStatus
-from autoinit.tuner.search_space import Fidelity, Point, suggest
-from autoinit.tuner.settings import Range, TuneSettings
-from autoinit.tuner.stop_rule import Action
+from autoinit.tuner.search.space import Fidelity, Point, suggest
+from autoinit.tuner.sources.settings import Range, TuneSettings
 
 # As TuneSettings.scheme_names() gives them: the baseline (the model's own init, which takes no gain) first.
 SCHEMES = ["as_built", "default", "kaiming_normal", "xavier_uniform", "orthogonal", "lsuv", "lecun_normal"]
@@ -323,7 +323,7 @@ def test_a_point_within_noise_of_the_cut_survives_it():
 
 
 def test_the_noise_is_the_seed_spread_of_learning_trials_not_of_a_stalled_baseline():
-    from autoinit.tuner.halving import NOISE_PRIOR, relative_noise
+    from autoinit.tuner.search.halving import NOISE_PRIOR, relative_noise
 
     full = Fidelity(0, 100, 3)
     stalled = Measured(Point("default", 1.0, 1.0, full), 2.3, 300, stalled=True, seed_scores=(2.3, 2.3001, 2.2999))

@@ -8,9 +8,9 @@ import autoinit
 from autoinit import AutoInitError
 from autoinit.cli import main
 from autoinit.templates import DeepMLP, TeacherData
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.proxy import PROXY_SUFFIX, proxy_source
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.proxy import PROXY_SUFFIX, proxy_source
+from autoinit.tuner.sources.settings import TuneSettings
 
 MLP = {"class_path": "autoinit.templates.DeepMLP", "init_args": {"depth": 6, "width": 16, "in_features": 32}}
 DATA = {"class_path": "autoinit.templates.TeacherData", "init_args": {"n": 256, "batch_size": 32}}

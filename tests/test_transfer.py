@@ -9,14 +9,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.pick import TunedAutoInit
-from autoinit.tuner.proxy import PROXY_SUFFIX, proxy_source
-from autoinit.tuner.records import TrialStatus
+from autoinit.tuner.records.record import TrialStatus
+from autoinit.tuner.report.pick import TunedAutoInit
+from autoinit.tuner.report.transfer import CheckRow, Role, Verdict, judge, measure
+from autoinit.tuner.report.verdicts import fit_line, recommended
 from autoinit.tuner.run import tune
-from autoinit.tuner.transfer import CheckRow, Role, Verdict, judge, measure
-from autoinit.tuner.trial import run_trial
-from autoinit.tuner.verdicts import fit_line, recommended
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.proxy import PROXY_SUFFIX, proxy_source
+from autoinit.tuner.trials.trial import run_trial
 
 DIGITS = {"class_path": "autoinit.templates.DigitsData", "init_args": {"flat": True, "batch_size": 64}}
 

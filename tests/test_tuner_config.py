@@ -2,8 +2,8 @@ import pytest
 import yaml
 
 from autoinit import AutoInitError
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.settings import Range
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.settings import Range
 
 BASE = {
     "model": {"class_path": "autoinit.templates.DeepMLP", "init_args": {"depth": 4, "width": 16}},

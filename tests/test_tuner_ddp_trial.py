@@ -16,9 +16,9 @@ import yaml
 from optuna.trial import TrialState
 from rich.console import Console
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.ddp_trial import trial_devices
 from autoinit.tuner.run import tune
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.trials.ddp import trial_devices
 
 pytestmark = pytest.mark.multiprocess
 SCRIPTS = Path(__file__).parent / "scripts"

@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoinit.tuner import storage
-from autoinit.tuner.journal import TORN_SUFFIX
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.sources.settings import TuneSettings
+from autoinit.tuner.storage import backend as storage
+from autoinit.tuner.storage.journal import TORN_SUFFIX
 
 ROOT = Path(__file__).parent.parent
 
@@ -69,8 +69,8 @@ def test_a_write_cut_short_by_a_full_disk_leaves_the_journal_readable(tmp_path):
         import errno, resource, signal
         from pathlib import Path
         import optuna
-        from autoinit.tuner import storage
-        from autoinit.tuner.settings import TuneSettings
+        from autoinit.tuner.storage import backend as storage
+        from autoinit.tuner.sources.settings import TuneSettings
 
         out = Path(sys.argv[1])
         optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -106,8 +106,8 @@ def test_a_lock_left_by_a_process_killed_mid_write_is_not_waited_on(tmp_path, mo
         import os, signal
         from pathlib import Path
         import optuna
-        from autoinit.tuner import storage
-        from autoinit.tuner.settings import TuneSettings
+        from autoinit.tuner.storage import backend as storage
+        from autoinit.tuner.sources.settings import TuneSettings
 
         out = Path(sys.argv[1])
         optuna.logging.set_verbosity(optuna.logging.WARNING)

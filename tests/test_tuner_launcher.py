@@ -11,8 +11,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from autoinit.tuner.launcher import device_env
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.execution.launcher import device_env
+from autoinit.tuner.sources.settings import TuneSettings
 
 pytestmark = pytest.mark.multiprocess
 
@@ -133,7 +133,7 @@ def test_cpu_workers_share_the_cores():
 def test_more_workers_than_cores_is_a_one_line_error_unless_forced(tmp_path, monkeypatch, capsys):
     from autoinit.cli import main
     from autoinit.errors import AutoInitError
-    from autoinit.tuner import launcher
+    from autoinit.tuner.execution import launcher
 
     monkeypatch.setattr(launcher, "_gpus", lambda: 0)
     monkeypatch.setattr(launcher, "_cores", lambda: 2)

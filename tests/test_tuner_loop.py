@@ -8,11 +8,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoinit.tuner.loop import ClaimLock, optimize, worker_id
-from autoinit.tuner.owner import process_start
-from autoinit.tuner.records import TrialRecord
-from autoinit.tuner.settings import TuneSettings
-from autoinit.tuner.stop_rule import StopReason
+from autoinit.tuner.execution.loop import ClaimLock, optimize, worker_id
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.records.stop_rule import StopReason
+from autoinit.tuner.sources.settings import TuneSettings
+from autoinit.tuner.storage.owner import process_start
 
 
 def _journal_study(tmp_path):
@@ -71,7 +71,7 @@ def test_population_trials_beat_from_their_claim_on_a_heartbeat_storage(tmp_path
     the rest leaves trials that go stale, not trials that run forever."""
     import sqlite3
 
-    from autoinit.tuner.loop import _batch_claims
+    from autoinit.tuner.execution.loop import _batch_claims
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
     study = optuna.create_study(storage=storage)

@@ -8,9 +8,9 @@ import torch
 import yaml
 from torch import nn
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.noise import quiet_lightning
-from autoinit.tuner.trial import run_trial
+from autoinit.tuner.common.noise import quiet_lightning
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.trials.trial import run_trial
 
 
 class WarningMLP(pl.LightningModule):

@@ -2,7 +2,7 @@
 
 import optuna
 
-from autoinit.tuner.outputs import rows
+from autoinit.tuner.report.outputs import rows
 
 
 def test_a_waiting_trial_shows_the_point_it_was_queued_with():
@@ -27,7 +27,7 @@ def test_a_killed_runs_temporary_files_are_removed_by_the_next_run(tmp_path):
     import sys
     from types import SimpleNamespace
 
-    from autoinit.tuner.outputs import check_output
+    from autoinit.tuner.report.outputs import check_output
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     stale = tmp_path / f".best.yaml.{int(dead.stdout)}.tmp"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from autoinit.tuner.owner import Lease, lost_why, process_exists, process_start, worker_id
-from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.storage.owner import Lease, lost_why, process_exists, process_start, worker_id
 
 
 def test_a_reused_pid_is_not_the_owner():

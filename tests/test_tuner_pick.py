@@ -5,7 +5,7 @@ import yaml
 from helpers import TinyClassifier, trainer
 from lightning.pytorch.loggers import CSVLogger
 
-from autoinit.tuner.pick import TunedAutoInit
+from autoinit.tuner.report.pick import TunedAutoInit
 
 PICK = {"scheme": "kaiming_normal", "gain": 1.25, "options": {}, "lr_scale": 2.0, "improvement": 0.3, "score": 0.7}
 

@@ -14,14 +14,14 @@ import yaml
 from torch import nn
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner import population_trials
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.population import Member, PopulationFailed, train_population
-from autoinit.tuner.population_trials import member_bytes, probe, run_population_trials
-from autoinit.tuner.records import TrialRecord
-from autoinit.tuner.search_space import Point
-from autoinit.tuner.settings import TuneSettings
-from autoinit.tuner.trial import run_trial
+from autoinit.tuner.population import trials as population_trials
+from autoinit.tuner.population.engine import Member, PopulationFailed, train_population
+from autoinit.tuner.population.trials import member_bytes, probe, run_population_trials
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.search.space import Point
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.settings import TuneSettings
+from autoinit.tuner.trials.trial import run_trial
 
 # Short trials on small models: the contract is per step, so a few steps check it (the whole file runs in
 # well under a minute on an idle 2-core machine).
@@ -288,7 +288,7 @@ def test_out_of_memory_halves_the_population_and_loses_nothing(monkeypatch):
 
 def test_a_member_whose_init_fails_fails_only_its_trial(monkeypatch):
     cfg = _cfg("configs/quickstart.yaml", "--model.init_args.depth=2")
-    from autoinit.tuner import population
+    from autoinit.tuner.population import engine as population
 
     real = population._initialize
 
@@ -391,7 +391,8 @@ def test_a_halving_search_measures_the_same_rounds_and_pick_with_populations_and
 
 
 def test_a_small_population_step_trains_on_one_thread_and_the_thread_count_is_restored(monkeypatch):
-    from autoinit.tuner import population, threads
+    from autoinit.tuner.common import threads
+    from autoinit.tuner.population import engine as population
 
     seen, inits = [], []
     real, real_init = population._TrainingStep.forward, population._initialize

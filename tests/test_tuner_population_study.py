@@ -5,10 +5,10 @@ import optuna
 import pytest
 from rich.console import Console
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.population_study import batch_trials
-from autoinit.tuner.records import TrialRecord
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.population.study import batch_trials
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.settings import TuneSettings
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "gp"])
@@ -72,9 +72,9 @@ def test_a_tpe_study_learns_between_batches_and_prunes_its_sampled_trials(tmp_pa
 
 
 def test_ctrl_c_in_a_later_population_keeps_the_trials_an_earlier_one_finished(tmp_path, monkeypatch):
-    from autoinit.tuner import population_trials
-    from autoinit.tuner.population import PopulationFailed
-    from autoinit.tuner.population_study import PopulationBatch
+    from autoinit.tuner.population import trials as population_trials
+    from autoinit.tuner.population.engine import PopulationFailed
+    from autoinit.tuner.population.study import PopulationBatch
 
     cfg = TuneConfig(
         "configs/quickstart.yaml",

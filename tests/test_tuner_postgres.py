@@ -15,7 +15,7 @@ import yaml
 from optuna.trial import TrialState
 from postgres_server import PASSWORD, PostgresServer
 
-from autoinit.tuner.records import TrialRecord
+from autoinit.tuner.records.record import TrialRecord
 
 pytestmark = pytest.mark.multiprocess
 

@@ -4,8 +4,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoinit.tuner import records
-from autoinit.tuner.records import TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.records import record as records
+from autoinit.tuner.records.record import TrialRecord, TrialStatus, trial_status
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import yaml
 from optuna.trial import TrialState
 from rich.console import Console
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.records import GOOD_STATES, TrialRecord, TrialStatus, trial_status
+from autoinit.tuner.records.record import GOOD_STATES, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.run import tune
+from autoinit.tuner.sources.config import TuneConfig
 
 pytestmark = pytest.mark.multiprocess
 

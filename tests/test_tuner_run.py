@@ -11,9 +11,9 @@ from rich.console import Console
 
 from autoinit import AutoInit, AutoInitError
 from autoinit.cli import main
-from autoinit.tuner import storage
-from autoinit.tuner.config import TuneConfig
 from autoinit.tuner.run import tune
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.storage import backend as storage
 
 MLP = {
     "class_path": "autoinit.templates.DeepMLP",
@@ -416,7 +416,7 @@ def test_verdict_when_the_baseline_stalls_in_best_yaml_summary_and_result(tmp_pa
     std = float(rows["kaiming_normal"]["score_std"])
     assert float(rows["kaiming_normal"]["score_se"]) == pytest.approx(std / 2**0.5, rel=1e-4)  # std(ddof=0)/√(n-1)
 
-    from autoinit.tuner.result import TuneResult
+    from autoinit.tuner.report.result import TuneResult
 
     result = TuneResult.load(TuneConfig(path))
     assert str(result) == line and result.significant is None and result.tied_with == []
@@ -439,6 +439,6 @@ def test_verdict_within_noise_says_keep_the_default(tmp_path):
         baseline = {"scheme": "as_built", "gain": 1.0, "score": best["baseline_score"]}
         assert baseline in best["tied_with"]
         assert ", no init beats the model's own init beyond the spread over seeds (Welch, 2 seeds): keep it" in line
-    from autoinit.tuner.result import TuneResult
+    from autoinit.tuner.report.result import TuneResult
 
     assert str(TuneResult.load(TuneConfig(path))) == line

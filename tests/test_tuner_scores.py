@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from autoinit.tuner.scores import curve_score, downsample, is_stalled, mean_curve, trial_score
+from autoinit.tuner.records.scores import curve_score, downsample, is_stalled, mean_curve, trial_score
 
 
 def test_auc_final_steps_to():

@@ -10,8 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from autoinit import AutoInitError, data
 from autoinit.inspection import measure
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.screening import (
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.trials.screening import (
     applicable_schemes,
     check_training,
     prescreen,

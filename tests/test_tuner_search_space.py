@@ -4,9 +4,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoinit.tuner.records import TrialRecord
-from autoinit.tuner.search_space import make_pruner, make_sampler
-from autoinit.tuner.settings import TuneSettings
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.search.space import make_pruner, make_sampler
+from autoinit.tuner.sources.settings import TuneSettings
 
 SCHEMES = ["default", "kaiming_normal", "orthogonal"]
 

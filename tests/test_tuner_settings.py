@@ -8,7 +8,7 @@ import pytest
 
 from autoinit import AutoInitError
 from autoinit.schemes.registry import builtin_scheme_names, list_schemes
-from autoinit.tuner.settings import Range, TuneSettings
+from autoinit.tuner.sources.settings import Range, TuneSettings
 
 TUNER_DOC = Path(__file__).resolve().parents[1] / "docs" / "tuner.md"
 

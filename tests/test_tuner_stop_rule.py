@@ -4,9 +4,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from autoinit.tuner.loop import ClaimLock, optimize
-from autoinit.tuner.settings import TuneSettings
-from autoinit.tuner.stop_rule import Action, StopReason, WorkerExit, next_action
+from autoinit.tuner.execution.loop import ClaimLock, optimize
+from autoinit.tuner.records.stop_rule import Action, StopReason, WorkerExit, next_action
+from autoinit.tuner.sources.settings import TuneSettings
 
 RUN, WAIT, STOP = Action.RUN, Action.WAIT, Action.STOP
 

@@ -6,10 +6,10 @@ import stat
 import pytest
 from helpers import BlobsData, TinyClassifier
 
-from autoinit.tuner import storage
-from autoinit.tuner.launcher import worker_command
-from autoinit.tuner.settings import TuneSettings
-from autoinit.tuner.spec import PythonSpec
+from autoinit.tuner.execution.launcher import worker_command
+from autoinit.tuner.sources.settings import TuneSettings
+from autoinit.tuner.sources.spec import PythonSpec
+from autoinit.tuner.storage import backend as storage
 
 PASSWORD = "pa55-Zq9"
 
@@ -45,7 +45,7 @@ def test_the_study_line_masks_a_query_password(tmp_path):
 
 
 def test_a_worker_gets_the_storage_through_its_environment_not_its_command_line(tmp_path):
-    from autoinit.tuner.config import TuneConfig
+    from autoinit.tuner.sources.config import TuneConfig
 
     url = f"postgresql://user:{PASSWORD}@db-host/autoinit"
     path = tmp_path / "c.yaml"

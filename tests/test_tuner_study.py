@@ -9,12 +9,12 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from autoinit.tuner import storage
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.loop import worker_id
-from autoinit.tuner.owner import process_start
-from autoinit.tuner.records import STUDY_ATTR_ANCHORS, STUDY_ATTR_POINT_KEYS, TrialRecord, TrialStatus
-from autoinit.tuner.study import (
+from autoinit.tuner.execution.loop import worker_id
+from autoinit.tuner.records.record import STUDY_ATTR_ANCHORS, STUDY_ATTR_POINT_KEYS, TrialRecord, TrialStatus
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.storage import backend as storage
+from autoinit.tuner.storage.owner import process_start
+from autoinit.tuner.study.lifecycle import (
     create_study,
     fail_lost_trials,
     fail_trials_of,

@@ -5,11 +5,11 @@ import pytest
 import yaml
 
 from autoinit import AutoInitError
-from autoinit.tuner import trial as trial_module
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.population import static_reason
-from autoinit.tuner.trainer_keys import TRAINER_KEYS, KeyUse, measured_trainer, population_accepts, trial_values
-from autoinit.tuner.trial import run_trial
+from autoinit.tuner.population.engine import static_reason
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.sources.trainer_keys import TRAINER_KEYS, KeyUse, measured_trainer, population_accepts, trial_values
+from autoinit.tuner.trials import trial as trial_module
+from autoinit.tuner.trials.trial import run_trial
 
 # Keys that would change how long a trial trains, each with a value that did before the table.
 STRETCHING = {

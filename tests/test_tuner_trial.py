@@ -5,8 +5,8 @@ import pytest
 import torch
 import yaml
 
-from autoinit.tuner.config import TuneConfig
-from autoinit.tuner.trial import LossCurve, run_trial
+from autoinit.tuner.sources.config import TuneConfig
+from autoinit.tuner.trials.trial import LossCurve, run_trial
 
 
 def _config(tmp_path, tune=None, model=None, data=None, overrides=()):
@@ -193,7 +193,7 @@ def test_a_small_sequential_step_trains_on_one_thread_and_the_thread_count_is_re
     import torch
 
     from autoinit import templates
-    from autoinit.tuner import threads
+    from autoinit.tuner.common import threads
 
     seen = []
     real = templates.DeepMLP.forward
@@ -224,7 +224,7 @@ def test_a_small_sequential_step_trains_on_one_thread_and_the_thread_count_is_re
 def test_the_models_own_init_varies_by_seed_and_reproduces(tmp_path, monkeypatch):
     """as_built trains the model as its constructor drew it (from the global RNG): seed k builds it under
     seed k, so two runs give the same curves, two seeds different ones, and the data order stays fixed."""
-    from autoinit.tuner.source import build_for_seed
+    from autoinit.tuner.sources.source import build_for_seed
 
     cfg = _config(tmp_path)
     a, b = build_for_seed(cfg, 0)[0], build_for_seed(cfg, 0)[0]

@@ -8,8 +8,8 @@ from rich.console import Console
 
 import autoinit
 from autoinit import AutoInitError
-from autoinit.tuner import trial_log
-from autoinit.tuner.trial_log import register_trial_logger
+from autoinit.tuner.trials import loggers as trial_log
+from autoinit.tuner.trials.loggers import register_trial_logger
 
 KEYS = {
     "steps": 7,

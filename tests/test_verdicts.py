@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from scipy.stats import ttest_ind
 
-from autoinit.tuner.outputs import Row, baseline_row, best_summary, ranking, summary_line
-from autoinit.tuner.records import TrialStatus
-from autoinit.tuner.verdicts import (
+from autoinit.tuner.records.record import TrialStatus
+from autoinit.tuner.report.outputs import Row, baseline_row, best_summary, ranking, summary_line
+from autoinit.tuner.report.verdicts import (
     comparable,
     fit_line,
     significant,
@@ -119,7 +119,7 @@ class _Source:
     """What best_summary reads of a config."""
 
     def __init__(self, seeds):
-        from autoinit.tuner.settings import TuneSettings
+        from autoinit.tuner.sources.settings import TuneSettings
 
         self.settings = TuneSettings(seeds=seeds, steps=10)
 
@@ -254,7 +254,7 @@ def test_when_the_summary_says_keep_the_baseline_the_callback_keeps_it(caplog):
     import logging
     from pathlib import Path
 
-    from autoinit.tuner.result import TuneResult
+    from autoinit.tuner.report.result import TuneResult
 
     rows = [
         row("as_built", [2.30, 2.31, 2.29]),

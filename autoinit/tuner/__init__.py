@@ -8,17 +8,25 @@ Public surface (imported lazily, so ``import autoinit.tuner`` stays cheap):
 - :func:`next_action`, :class:`Action`, :class:`StopReason`, :class:`WorkerExit`: the stop rule shared by
   every trial process, why a process stopped, and a worker's exit code.
 
-Modules, by concern: ``settings`` and ``config`` (the config), ``search_space`` (anchors, suggestions,
-sampler, pruner), ``screening`` (applicable schemes, pre-screen), ``scores`` (a curve's score),
-``trial`` (training one point), ``objective`` (the Optuna objective), ``records`` (the trial record),
-``storage`` (Optuna storage access), ``owner`` (who runs a trial: pid, start time, lease), ``study``
-(create, load, resume, fail dead trials, queue interrupted ones again), ``stop_rule``,
-``loop``, ``launcher``, ``worker``, ``ddp_trial`` (execution), ``outputs``, ``run``, ``noise``.
+The tuner is built in layers, each a package that imports only the layers above it in this list
+(``tests/test_architecture.py`` holds it so); each package re-exports its modules' public names:
 
-From Python (``autoinit.tune``): ``source`` (the :class:`TrialSource` protocol a YAML config and a Python
-spec both satisfy, so both run the code above), ``spec`` (the Python spec), ``api`` (``tune()``),
-``result`` (:class:`TuneResult`), ``reuse`` (finding a finished study of the same config), ``pick`` (the
-``TunedAutoInit`` callback), ``trial_log`` (``tune.log_trials``).
+0. ``common``: noise silencing, a file lock, CPU thread counts (no tuner dependency);
+1. ``records``: the trial record, a loss curve's score, the stop rule;
+2. ``sources``: the ``tune`` settings, the :class:`TrialSource` protocol a YAML config and a Python spec
+   both satisfy, the proxy, the trainer keys a trial sets;
+3. ``storage``: the Optuna storage, the journal's lock, who owns a trial (pid, start time, lease);
+4. ``search``: the space (anchors, points, fidelities), samplers and pruners, the halving search;
+5. ``study``: create, load and resume a study, fail and retry lost trials;
+6. ``trials``: training one point (sequential, DDP), the objective, screening, trial loggers;
+7. ``population``: trials trained together as one stacked model;
+8. ``execution``: the in-process loop, the launcher and its worker processes;
+9. ``report``: trial rows and output files, verdicts, the pick, the transfer check, :class:`TuneResult`;
+10. the entry points here: ``run`` (config → study → outputs), ``api`` (``autoinit.tune``), ``reuse``
+    (finding a finished study of the same config).
+
+The flat module paths of autoinit 0.1 (``autoinit.tuner.halving`` ...) still import, with a
+``DeprecationWarning``, for one release (:mod:`autoinit.tuner._moved`).
 """
 
 from __future__ import annotations
@@ -26,17 +34,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from autoinit.tuner import _moved
+
+_moved.install()
+
 _EXPORTS = {
-    "TuneConfig": "autoinit.tuner.config",
-    "TuneSettings": "autoinit.tuner.settings",
-    "Range": "autoinit.tuner.settings",
+    "TuneConfig": "autoinit.tuner.sources.config",
+    "TuneSettings": "autoinit.tuner.sources.settings",
+    "Range": "autoinit.tuner.sources.settings",
     "tune": "autoinit.tuner.run",
-    "TrialRecord": "autoinit.tuner.records",
-    "TrialStatus": "autoinit.tuner.records",
-    "next_action": "autoinit.tuner.stop_rule",
-    "Action": "autoinit.tuner.stop_rule",
-    "StopReason": "autoinit.tuner.stop_rule",
-    "WorkerExit": "autoinit.tuner.stop_rule",
+    "TrialRecord": "autoinit.tuner.records.record",
+    "TrialStatus": "autoinit.tuner.records.record",
+    "next_action": "autoinit.tuner.records.stop_rule",
+    "Action": "autoinit.tuner.records.stop_rule",
+    "StopReason": "autoinit.tuner.records.stop_rule",
+    "WorkerExit": "autoinit.tuner.records.stop_rule",
 }
 
 __all__ = sorted(_EXPORTS)

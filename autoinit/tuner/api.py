@@ -1,8 +1,8 @@
 """``autoinit.tune(...)``: the tuner from Python, the way ``Tuner(trainer).lr_find(model)`` is Lightning's.
 
-It builds a :class:`~autoinit.tuner.spec.PythonSpec` and runs it through the same code as
+It builds a :class:`~autoinit.tuner.sources.spec.PythonSpec` and runs it through the same code as
 ``autoinit tune config.yaml`` (:func:`autoinit.tuner.run.tune`: study, storage, workers, loop, outputs),
-then returns a :class:`~autoinit.tuner.result.TuneResult`.
+then returns a :class:`~autoinit.tuner.report.result.TuneResult`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 from rich.console import Console
 
 from autoinit.errors import AutoInitError
-from autoinit.tuner.result import TuneResult
-from autoinit.tuner.settings import Range, TuneSettings
-from autoinit.tuner.spec import DataArg, ModelArg, PythonSpec
+from autoinit.tuner.report.result import TuneResult
+from autoinit.tuner.sources.settings import Range, TuneSettings
+from autoinit.tuner.sources.spec import DataArg, ModelArg, PythonSpec
 
 __all__ = ["TuneResult", "settings_from_keys", "tune"]
 
@@ -89,10 +89,10 @@ def tune(
     """
     from autoinit.interrupts import INTERRUPTED
     from autoinit.tuner import run
-    from autoinit.tuner.ddp_trial import trial_devices
-    from autoinit.tuner.proxy import proxy_source
     from autoinit.tuner.reuse import finished_study, study_name_for
-    from autoinit.tuner.trial_log import configured_loggers
+    from autoinit.tuner.sources.proxy import proxy_source
+    from autoinit.tuner.trials.ddp import trial_devices
+    from autoinit.tuner.trials.loggers import configured_loggers
 
     spec = PythonSpec(
         model,

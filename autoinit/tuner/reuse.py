@@ -8,13 +8,13 @@ from pathlib import Path
 
 import optuna
 
-from autoinit.tuner import storage
-from autoinit.tuner.halving import make_search
-from autoinit.tuner.outputs import check_writable
-from autoinit.tuner.records import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
-from autoinit.tuner.search_space import target_trials
-from autoinit.tuner.source import TrialSource
-from autoinit.tuner.study import create_study, good_trials
+from autoinit.tuner.records.record import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
+from autoinit.tuner.report.outputs import check_writable
+from autoinit.tuner.search.halving import make_search
+from autoinit.tuner.search.space import target_trials
+from autoinit.tuner.sources.source import TrialSource
+from autoinit.tuner.storage import backend as storage
+from autoinit.tuner.study.lifecycle import create_study, good_trials
 
 
 def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
@@ -67,7 +67,7 @@ def _is_finished(source: TrialSource, study: optuna.Study) -> bool:
 
 def resume_finished(source: TrialSource) -> tuple[optuna.Study, list[str]] | None:
     """The source's study and its recorded schemes when a resume has nothing left to run: finished
-    (:func:`finished_study`) even after :func:`~autoinit.tuner.study.create_study`'s resume bookkeeping
+    (:func:`finished_study`) even after :func:`~autoinit.tuner.study.lifecycle.create_study`'s resume bookkeeping
     (lost trials failed, interrupted ones queued again). Then ``autoinit tune`` builds nothing — no
     applicability check, no probe — and only writes the outputs again. None: the ordinary path. The
     storage is opened once (each opening replays the whole journal: ~2,100 records for a quick start)."""

@@ -11,22 +11,30 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from autoinit.errors import AutoInitError, one_line
 from autoinit.interrupts import INTERRUPTED
-from autoinit.tuner import storage, transfer
-from autoinit.tuner.ddp_trial import trial_devices
-from autoinit.tuner.halving import make_search
-from autoinit.tuner.loop import claim_lock, optimize
-from autoinit.tuner.objective import make_objective
-from autoinit.tuner.outputs import check_output, claim_output, collect, ranking_table, summary_line, write_outputs
-from autoinit.tuner.population_study import population_runner
-from autoinit.tuner.proxy import describe, proxy_source
-from autoinit.tuner.records import STUDY_ATTR_OWN_INIT, TrialRecord
+from autoinit.tuner.execution.loop import claim_lock, optimize
+from autoinit.tuner.population.study import population_runner
+from autoinit.tuner.records.record import STUDY_ATTR_OWN_INIT, TrialRecord
+from autoinit.tuner.records.stop_rule import StopReason
+from autoinit.tuner.report import transfer
+from autoinit.tuner.report.outputs import (
+    check_output,
+    claim_output,
+    collect,
+    ranking_table,
+    summary_line,
+    write_outputs,
+)
 from autoinit.tuner.reuse import resume_finished
-from autoinit.tuner.screening import applicable_schemes, check_training, prescreen_schemes
-from autoinit.tuner.search_space import target_trials
-from autoinit.tuner.source import TrialSource
-from autoinit.tuner.stop_rule import StopReason
-from autoinit.tuner.study import create_study, good_trials
-from autoinit.tuner.trial import freeze_startup_objects
+from autoinit.tuner.search.halving import make_search
+from autoinit.tuner.search.space import target_trials
+from autoinit.tuner.sources.proxy import describe, proxy_source
+from autoinit.tuner.sources.source import TrialSource
+from autoinit.tuner.storage import backend as storage
+from autoinit.tuner.study.lifecycle import create_study, good_trials
+from autoinit.tuner.trials.ddp import trial_devices
+from autoinit.tuner.trials.objective import make_objective
+from autoinit.tuner.trials.screening import applicable_schemes, check_training, prescreen_schemes
+from autoinit.tuner.trials.trial import freeze_startup_objects
 
 
 def best_description(study: optuna.Study) -> str:
@@ -38,8 +46,8 @@ def best_description(study: optuna.Study) -> str:
 
 def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSource | None = None) -> int:
     """Run (or resume) the study described by ``config``; returns a process exit code. With ``tune.proxy``
-    the study runs on the proxy (``proxy``: its source, by default :func:`~autoinit.tuner.proxy.proxy_source`)
-    and its pick is then checked on ``config``'s full model (:mod:`autoinit.tuner.transfer`)."""
+    the study runs on the proxy (``proxy``: its source, by default :func:`~autoinit.tuner.sources.proxy.proxy_source`)
+    and its pick is then checked on ``config``'s full model (:mod:`autoinit.tuner.report.transfer`)."""
     console = console or Console()
     if config.settings.proxy is None:
         return _reached(config, console, full=None)
@@ -69,7 +77,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
     s = config.settings
     out = config.output
     if s.workers > 1:
-        from autoinit.tuner.launcher import check_worker_count
+        from autoinit.tuner.execution.launcher import check_worker_count
 
         check_worker_count(s)  # before any work: more workers than devices is a one-line error
     check_output(config)  # before any work: a folder that cannot be written, or another study's
@@ -131,7 +139,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
 
             try:
                 if s.workers > 1:
-                    from autoinit.tuner.launcher import launch
+                    from autoinit.tuner.execution.launcher import launch
 
                     reason = launch(config, study, settings, on_trial=on_trial, console=console)
                 else:

@@ -30,7 +30,7 @@ def die() -> None:
 
 
 if moment == "before_first_step":
-    import autoinit.tuner.objective as objective
+    import autoinit.tuner.trials.objective as objective
 
     real_run_trial = objective.run_trial
 
@@ -52,7 +52,7 @@ elif moment == "between_suggestions":
 
     optuna.trial.Trial.suggest_float = suggest_float
 elif moment == "mid_trial":
-    from autoinit.tuner.trial import LossCurve
+    from autoinit.tuner.trials.trial import LossCurve
 
     real_batch_end = LossCurve.on_train_batch_end
     curves: list[int] = []
@@ -66,7 +66,7 @@ elif moment == "mid_trial":
 
     LossCurve.on_train_batch_end = on_train_batch_end
 elif moment == "writing_outputs":
-    import autoinit.tuner.outputs as outputs
+    import autoinit.tuner.report.outputs as outputs
 
     def write_best_yaml(path, summary):
         path.write_text("scheme: ")  # half a file, then gone
@@ -97,7 +97,7 @@ elif moment == "ctrl_c_starting":
 
     sys.meta_path.insert(0, CtrlC())
 elif moment == "ctrl_c_writing_outputs":
-    import autoinit.tuner.outputs as outputs
+    import autoinit.tuner.report.outputs as outputs
 
     real_plot_curves = outputs.plot_curves
 

@@ -1,0 +1,23 @@
+"""A package's public names, each imported from its private module on first use (PEP 562), so importing a
+layer of the tuner costs nothing until a name is used (``autoinit tune --help`` imports no torch)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``, whose ``exports`` map a public name to the module
+    (relative to ``package``) that defines it."""
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+
+    def __dir__() -> list[str]:
+        return sorted({*importlib.import_module(package).__dict__, *exports})
+
+    return __getattr__, __dir__

@@ -1,0 +1,179 @@
+"""The loop every trial process runs: take trials from the shared study until it holds ``n_trials`` good
+(complete or pruned) trials. Used in-process (one worker), by each worker process, and by the same
+command run on several machines against one RDB storage."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import optuna
+
+from autoinit.tuner.common.filelock import FileLock
+from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.records.stop_rule import Action, StopReason, next_action
+from autoinit.tuner.sources.settings import TuneSettings
+from autoinit.tuner.storage import backend as storage
+from autoinit.tuner.storage.owner import LEASE_INTERVALS, Lease, process_start, worker_id
+from autoinit.tuner.study.lifecycle import fail_lost_trials, progress
+
+__all__ = ["ClaimLock", "OnTrial", "Search", "claim_lock", "optimize", "worker_id"]
+
+# Stop a process whose first trials all fail: the config or the model is broken, not the init.
+FAILS_BEFORE_GIVING_UP = 3
+WAIT_SECONDS = 0.5
+CLAIM_LOCK_NAME = ".claim.lock"
+
+OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+# run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
+# release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population.study)
+RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
+
+
+class Search(Protocol):
+    """A search that queues its own trials (:class:`autoinit.tuner.search.halving.HalvingSearch`): called under the
+    claim lock, it says what this process does next and how many queued trials it may take."""
+
+    def next_action(self, study: optuna.Study) -> tuple[Action, int]: ...
+
+
+class ClaimLock(FileLock):
+    """An exclusive lock, shared by the processes of one output folder, held from reading the study's
+    progress until this process's next trial is RUNNING (or the launcher has failed and re-queued a dead
+    worker's trials): two processes cannot both see one trial missing and both start it."""
+
+
+def claim_lock(output: Path) -> ClaimLock:
+    return ClaimLock(output / CLAIM_LOCK_NAME)
+
+
+def optimize(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    settings: TuneSettings,
+    *,
+    lock: ClaimLock,
+    on_trial: OnTrial | None = None,
+    should_exit: Callable[[], bool] = lambda: False,
+    run_batch: RunBatch | None = None,
+    search: Search | None = None,
+) -> StopReason:
+    """Run trials one at a time (or a batch at a time with ``run_batch``) until the study is done: it holds
+    ``settings.n_trials`` good trials, or ``search`` has no round left. Returns why it stopped (EXIT:
+    ``should_exit`` asked this process to make way for a fresh one)."""
+    start = time.monotonic()
+    ran = failed_in_a_row = 0
+    me, my_start = worker_id(), process_start()
+    heartbeat = storage.has_heartbeat(study)
+    lease_seconds = LEASE_INTERVALS * settings.heartbeat_interval
+
+    def claimed(trial: optuna.Trial) -> float:
+        # The trial is RUNNING now, so every other process counts it: the claim is made. Its owner is
+        # recorded before the claim lock is released: no process sees a trial nobody owns.
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
+        lock.release()
+        if heartbeat:
+            return _run(objective, trial)
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+
+        def renew(until: float) -> None:
+            storage.record_on(study, frozen, lease_until=until)
+
+        with Lease(renew, settings.heartbeat_interval):
+            return _run(objective, trial)
+
+    while True:
+        if settings.timeout is not None and time.monotonic() - start > settings.timeout:
+            return StopReason.TIMEOUT
+        lock.acquire()
+        try:
+            # A trial whose process died never finishes: fail it and queue its point again, before the
+            # stop rule counts it as running (a study never waits on a dead process). On an RDB its
+            # heartbeat goes stale too; a trial claimed but never beaten for is caught by its owner here.
+            if heartbeat:
+                storage.fail_stale_trials(study)
+            fail_lost_trials(study, lease_seconds=lease_seconds)
+            if search is not None:
+                action, room = search.next_action(study)
+            else:
+                p = progress(study)
+                action = next_action(p.good, p.running, p.waiting, settings.n_trials)
+                room = settings.n_trials - p.good - p.running
+            if action == Action.STOP:
+                return StopReason.DONE
+            if action == Action.WAIT:
+                pass  # the last trials run elsewhere: look again (above) after a while
+            elif run_batch is not None:
+                with _batch_claims(study, me, my_start, settings.heartbeat_interval, heartbeat=heartbeat) as claim:
+                    run_batch(study, room, claim, lock.release)
+            else:
+                study.optimize(claimed, n_trials=1, catch=(Exception,))
+        finally:
+            lock.release()
+        if action == Action.WAIT:
+            time.sleep(WAIT_SECONDS)
+            continue
+        last = max(
+            (t for t in study.get_trials(deepcopy=False) if TrialRecord.of(t).worker == me),
+            key=lambda t: t.number,
+            default=None,
+        )
+        ran += 1
+        if last is not None and on_trial is not None:
+            on_trial(study, last)
+        if last is not None and last.state == optuna.trial.TrialState.FAIL:
+            failed_in_a_row += 1
+            if failed_in_a_row == ran and ran >= FAILS_BEFORE_GIVING_UP:
+                return StopReason.FAILING
+        else:
+            failed_in_a_row = 0
+        if should_exit():
+            return StopReason.EXIT
+
+
+@contextmanager
+def _batch_claims(
+    study: optuna.Study, me: str, my_start: str | None, interval: float, *, heartbeat: bool
+) -> Iterator[Callable[[optuna.Trial], None]]:
+    """The ``claim`` of a batch (a population): each asked trial records its owner, as a sequential trial
+    does, before the claim lock is released, and from its claim on it is vouched for every ``interval``
+    seconds while the batch runs — by an RDB heartbeat (its first beat before anything else, so a process
+    killed while it claims leaves trials that go stale), else by one lease covering every claimed trial."""
+    claimed: list[optuna.trial.FrozenTrial] = []
+
+    def vouch(frozen: optuna.trial.FrozenTrial, until: float) -> None:
+        if heartbeat:
+            storage.record_heartbeat(study, frozen)
+        else:
+            storage.record_on(study, frozen, lease_until=until)
+
+    def claim(trial: optuna.Trial) -> None:
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+        if heartbeat:
+            vouch(frozen, 0.0)
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
+        if not heartbeat:
+            vouch(frozen, time.time() + LEASE_INTERVALS * interval)
+        claimed.append(frozen)
+
+    def renew(until: float) -> None:
+        for frozen in list(claimed):
+            try:
+                vouch(frozen, until)
+            except Exception:  # finished (told), or failed by another process: nothing left to vouch for
+                claimed.remove(frozen)
+
+    with Lease(renew, interval):
+        yield claim
+
+
+def _run(objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> float:
+    try:
+        return objective(trial)
+    except KeyboardInterrupt:
+        # Optuna fails the trial; the record says why, and a resume queues its point again.
+        TrialRecord.write(trial, error="interrupted (Ctrl-C): queued again when the study is resumed")
+        raise

@@ -1,0 +1,53 @@
+"""Layer 1, what a study stores and decides from: the trial record, a loss curve's score, the stop rule."""
+
+from autoinit.tuner.common.exports import lazy_exports
+
+_EXPORTS = {
+    "ATTR_ANCHOR": "record",
+    "ATTR_CURVE": "record",
+    "ATTR_DUPLICATE_OF": "record",
+    "ATTR_ERROR": "record",
+    "ATTR_FIDELITY": "record",
+    "ATTR_FIXED_GAIN": "record",
+    "ATTR_LEASE_UNTIL": "record",
+    "ATTR_PRESCREEN": "record",
+    "ATTR_RETRY_OF": "record",
+    "ATTR_SCORE": "record",
+    "ATTR_SCORE_STD": "record",
+    "ATTR_SECONDS": "record",
+    "ATTR_SEED_SCORES": "record",
+    "ATTR_STALLED": "record",
+    "ATTR_STATUS": "record",
+    "ATTR_STEPS_TRAINED": "record",
+    "ATTR_WORKER": "record",
+    "ATTR_WORKER_START": "record",
+    "GOOD_STATES": "record",
+    "MEASURED_FIELDS": "record",
+    "STUDY_ATTR_ANCHORS": "record",
+    "STUDY_ATTR_CONFIG": "record",
+    "STUDY_ATTR_CONFIG_SHA256": "record",
+    "STUDY_ATTR_HALVING": "record",
+    "STUDY_ATTR_OWN_INIT": "record",
+    "STUDY_ATTR_POINT_KEYS": "record",
+    "STUDY_ATTR_SCHEMES": "record",
+    "STUDY_ATTR_TRANSFER": "record",
+    "TrialRecord": "record",
+    "TrialStatus": "record",
+    "own_init_is_default": "record",
+    "transfer_attr": "record",
+    "trial_status": "record",
+    "STALL_FLOOR": "scores",
+    "STALL_Z": "scores",
+    "curve_score": "scores",
+    "downsample": "scores",
+    "is_stalled": "scores",
+    "mean_curve": "scores",
+    "trial_score": "scores",
+    "Action": "stop_rule",
+    "StopReason": "stop_rule",
+    "WorkerExit": "stop_rule",
+    "next_action": "stop_rule",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

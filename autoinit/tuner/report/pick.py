@@ -1,0 +1,83 @@
+"""The Lightning callback for a tuner's pick: :class:`AutoInit` with the picked scheme, gain and options,
+which on a fresh fit also scales the optimizers' learning rate by the tuned ``lr_scale`` and logs the pick
+and its improvement to every logger of the fit as hyperparameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+
+from autoinit.callback import AutoInit
+from autoinit.tuner.report.verdicts import recommended
+from autoinit.tuner.trials.trial import LearningRateScale
+
+# best.yaml keys logged as hyperparameters (prefixed autoinit/); AutoInit itself logs scheme, gain, seed.
+LOGGED_KEYS = (
+    "improvement",
+    "significant",
+    "score",
+    "baseline_score",
+    "default_score",
+    "objective",
+    "lr_scale",
+    "study",
+    "trial",
+    "config_sha256",
+)
+
+
+class TunedAutoInit(AutoInit):
+    """``AutoInit`` configured with a tune's pick.
+
+    Args:
+        scheme, gain, options, seed, verbose...: as :class:`AutoInit`.
+        lr_scale: the tuned factor on every optimizer's learning rate (applied on a fresh fit only: a resumed
+            fit restores its optimizer state, scaled already).
+        pick: what the tune found (best.yaml's keys); :data:`LOGGED_KEYS` among them are logged to the fit's
+            loggers as ``autoinit/<key>``.
+    """
+
+    def __init__(
+        self,
+        scheme: str = "auto",
+        gain: float = 1.0,
+        *,
+        lr_scale: float = 1.0,
+        pick: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scheme, gain, **kwargs)
+        self.lr_scale = float(lr_scale)
+        self.pick = dict(pick or {})
+
+    @classmethod
+    def from_pick(cls, pick: dict[str, Any], **overrides: Any) -> TunedAutoInit:
+        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores): the init
+        it recommends (:func:`~autoinit.tuner.report.verdicts.recommended`: the pick, the baseline when the verdict is
+        to keep it, or a proxy study's transfer check's choice)."""
+        chosen = recommended(pick)
+        kwargs: dict[str, Any] = {
+            "scheme": chosen["scheme"],
+            "gain": chosen.get("gain", 1.0),
+            "options": dict(chosen.get("options") or {}),
+            "lr_scale": chosen.get("lr_scale", 1.0),
+            "pick": pick,
+        }
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def hparams(self) -> dict[str, Any]:
+        """The pick as the hyperparameters logged to the fit's loggers."""
+        out = {f"autoinit/{k}": self.pick[k] for k in LOGGED_KEYS if self.pick.get(k) is not None}
+        out["autoinit/lr_scale"] = self.lr_scale
+        return out
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        fresh = not (self.initialized or trainer.ckpt_path is not None)
+        super().on_fit_start(trainer, pl_module)
+        if fresh and self.lr_scale != 1.0:
+            LearningRateScale(self.lr_scale).on_fit_start(trainer, pl_module)
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_hyperparams(self.hparams())

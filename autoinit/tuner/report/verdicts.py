@@ -1,0 +1,234 @@
+"""Verdicts over the noise of init seeds: a score's standard error, whether the best beats the baseline (the
+model's own init) beyond the spread over seeds, and which points are statistically tied with the best.
+
+Pure functions over trial rows (:class:`autoinit.tuner.report.outputs.Row`, seen here through :class:`Scored` so
+that ``outputs`` can import this module). The test is Welch's t-test on the per-seed scores, two-sided, at
+level :data:`SIGNIFICANCE_LEVEL`; only complete trials of the study's full fidelity (``full``: all ``steps``
+× ``seeds``) take part — a screening trial's score is on another scale.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar
+
+from autoinit.tuner.records.record import TrialStatus
+
+# Two-sided level of every Welch test here.
+SIGNIFICANCE_LEVEL = 0.05
+# Tied points the summary line names before "and N more".
+SHOWN_TIES = 3
+
+
+class Scored(Protocol):
+    """What a verdict reads of a trial row."""
+
+    number: int
+    status: TrialStatus
+    scheme: str
+    gain: float
+    lr_scale: float
+    score: float | None
+    score_std: float | None
+    full: bool
+    stalled: bool
+
+
+R = TypeVar("R", bound=Scored)
+
+
+def tiebreak(scheme: str, gain: float, lr_scale: float, seed: int = 0) -> int:
+    """Where a point goes among points of equal score: a seeded hash of the point (the halving search's
+    order), never the trial number — a retried or resumed trial must not change the pick."""
+    key = f"{seed}:{scheme}:{gain:.6g}:{lr_scale:.6g}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big")
+
+
+def score_order(row: Scored) -> tuple[float, int, int]:
+    """A row's place by score: lower first, equal scores by :func:`tiebreak` (the trial number last, for
+    the same point measured twice)."""
+    score = row.score if row.score is not None else math.inf
+    return score, tiebreak(row.scheme, row.gain, row.lr_scale), row.number
+
+
+def comparable(rows: Sequence[R]) -> list[R]:
+    """The complete trials of full fidelity: the only ones a pick, the baseline or a tie may be."""
+    return [r for r in rows if r.full and r.status == TrialStatus.COMPLETE and r.score is not None]
+
+
+def standard_error(row: Scored, seeds: int) -> float | None:
+    """The standard error of a full-fidelity row's mean score over ``seeds`` seeds (sample std / √seeds);
+    None with one seed, a missing std, or a screening row (its seed count is not the study's)."""
+    if not row.full or seeds < 2 or row.score_std is None:
+        return None
+    # score_std is the std over seeds with ddof=0: sample std = std·√(n/(n-1)), so SE = std/√(n-1).
+    return row.score_std / math.sqrt(seeds - 1)
+
+
+def welch_p(a: Scored, b: Scored, seeds: int) -> float | None:
+    """Two-sided p-value of Welch's t-test that ``a`` and ``b`` have the same mean score, each measured over
+    ``seeds`` seeds; None when no test is possible (one seed, a missing score or std)."""
+    if a.score is None or b.score is None or a.score_std is None or b.score_std is None or seeds < 2:
+        return None
+    se_a, se_b = standard_error(a, seeds), standard_error(b, seeds)
+    if se_a is None or se_b is None:
+        return None
+    if se_a == 0 and se_b == 0:
+        # both measured without spread (a seed-independent model): any gap is real, none is a tie
+        return 1.0 if a.score == b.score else 0.0
+    from scipy.stats import ttest_ind_from_stats
+
+    correction = math.sqrt(seeds / (seeds - 1))  # the test wants the sample std
+    p = ttest_ind_from_stats(
+        a.score, a.score_std * correction, seeds, b.score, b.score_std * correction, seeds, equal_var=False
+    ).pvalue
+    return float(p)
+
+
+def significant(best: Scored | None, default: Scored | None, seeds: int) -> bool | None:
+    """Whether ``best`` scores below the baseline ``default`` (the model's own init) by more than the spread
+    over init seeds (Welch's t-test, two-sided, level 0.05); False when it does not score below at all; None
+    when no test is possible (one seed, no baseline measured) or none is meaningful (either one stalled: a
+    flat loss's spread over seeds is no measure of noise)."""
+    if best is None or default is None or best.score is None or default.score is None:
+        return None
+    if best is default or best.score >= default.score:
+        return False
+    if best.stalled or default.stalled:
+        return None
+    p = welch_p(best, default, seeds)
+    return None if p is None else p < SIGNIFICANCE_LEVEL
+
+
+def tied_with(best: R, rows: Sequence[R], seeds: int) -> list[R] | None:
+    """The complete full-fidelity trials other than ``best`` that Welch's test cannot tell apart from it
+    (p ≥ 0.05), best first; None with one seed (no test possible)."""
+    if seeds < 2:
+        return None
+    tied = []
+    for r in comparable(rows):
+        if r is best or r.number == best.number:
+            continue
+        p = welch_p(best, r, seeds)
+        if p is not None and p >= SIGNIFICANCE_LEVEL:
+            tied.append(r)
+    return sorted(tied, key=score_order)
+
+
+def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
+    """A row as best.yaml's ``tied_with`` lists it."""
+    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6), "score": row.score}
+    if with_lr:
+        out["lr_scale"] = round(row.lr_scale, 6)
+    return out
+
+
+def baseline_kept(summary: dict[str, Any]) -> str | None:
+    """Why the verdict is to keep the baseline instead of the pick (best.yaml's keys), or None when the pick
+    stands: the baseline scored best itself, no init beats it beyond the spread over seeds, or the pick's
+    loss stalled. The one rule the summary line, ``autoinit fit`` and ``TuneResult.callback()`` follow."""
+    if summary.get("baseline_score") is None:
+        return None
+    if _is_baseline(summary):
+        return "it scored best itself"
+    if summary.get("stalled"):
+        return "the pick's loss stalled"
+    if summary.get("significant") is False:
+        return f"no init beats it beyond the spread over seeds (Welch, {summary.get('seeds')} seeds)"
+    return None
+
+
+def recommended(summary: dict[str, Any]) -> dict[str, Any]:
+    """The init a fit uses (``scheme``, ``gain``, ``options``, ``lr_scale``): a proxy study's ``recommends``
+    (its transfer check's), else the baseline when kept (``keep_baseline``), else the pick. The one rule
+    ``autoinit fit`` and ``TuneResult.callback()`` follow."""
+    if summary.get("recommends"):
+        return summary["recommends"]
+    if summary.get("keep_baseline") and summary.get("baseline"):
+        return summary["baseline"]
+    return summary
+
+
+def fit_line(summary: dict[str, Any]) -> str:
+    """What a fit trains with, in one line: the pick, or the baseline and why."""
+    if summary.get("recommends"):
+        return "fitting with " + _transfer_choice(summary)
+    why = baseline_kept(summary)
+    if why is None:
+        return f"fitting with the pick: {summary['scheme']} gain={summary['gain']:.3g}"
+    return f"fitting with the model's own init (as built), not the pick {summary['scheme']}: {why}"
+
+
+def _is_baseline(summary: dict[str, Any]) -> bool:
+    """Whether the pick is the baseline itself."""
+    return summary.get("scheme") == (summary.get("baseline") or {}).get("scheme") and summary.get("improvement") == 0
+
+
+def verdict_text(summary: dict[str, Any]) -> str:
+    """The summary line's verdict, from best.yaml's keys (``significant``, ``tied_with``, ``seeds``,
+    ``baseline``, ``baseline_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
+    seeds = summary.get("seeds") or 1
+    sig = summary.get("significant")
+    parts = []
+    if summary.get("baseline_score") is None:
+        pass  # no baseline measured: nothing to say about it
+    elif _is_baseline(summary):
+        parts.append("the model's own init itself scored best: keep it")
+    elif summary.get("stalled"):
+        parts.append("the pick's loss stalled (never fell beyond its noise): keep the model's own init")
+    elif seeds < 2:
+        parts.append("one seed: no test over seeds")
+    elif summary.get("baseline_stalled"):
+        parts.append("the model's own init stalled (its loss never fell beyond its noise): no test over seeds")
+    elif sig is None:
+        parts.append("no test over seeds (no spread recorded)")
+    elif sig:
+        parts.append(f"beyond noise (Welch, {seeds} seeds)")
+    else:
+        parts.append(f"no init beats the model's own init beyond the spread over seeds (Welch, {seeds} seeds): keep it")
+    tied = summary.get("tied_with")
+    if tied:
+        names = [_label(t) for t in tied[:SHOWN_TIES]]
+        more = f" and {len(tied) - SHOWN_TIES} more" if len(tied) > SHOWN_TIES else ""
+        parts.append("tied: " + ", ".join(names) + more)
+    return "; ".join(parts)
+
+
+# How the summary names what a transfer check recommends, by its role (transfer.Role's values).
+_ROLE_NAMES = {"pick": "the pick", "runner_up": "the proxy's runner-up", "baseline": "the model's own init"}
+
+
+def _transfer_choice(summary: dict[str, Any]) -> str:
+    """``the pick kaiming_normal gain=1.2``: what a proxy study's transfer check recommends."""
+    rec = summary["recommends"]
+    what = _ROLE_NAMES[rec["role"]]
+    if rec["role"] != "baseline":
+        what += f" {rec['scheme']} gain={rec['gain']:.3g}"
+        if rec.get("lr_scale", 1.0) != 1.0:
+            what += f" lr×{rec['lr_scale']:.3g}"
+    return what
+
+
+def transfer_text(summary: dict[str, Any]) -> str:
+    """The summary line's account of a proxy study's transfer check ("" without one): the verdict, why,
+    what best.yaml recommends, and the cost against a study of the full model."""
+    transfer = summary.get("transfer")
+    if not transfer:
+        return ""
+    verdict = {"transferred": "transferred", "tied": "tied", "not_transferred": "did not transfer"}[transfer["verdict"]]
+    line = f"on the full model the pick {verdict} ({transfer['reason']}): best.yaml recommends "
+    line += _transfer_choice(summary)
+    c = transfer.get("cost") or {}
+    if c.get("share_of_full_study") is not None:
+        line += (
+            f"; proxy study + check {c['proxy_seconds'] + c['check_seconds']:.0f} s, "
+            f"{c['share_of_full_study']:.0%} of a full-model study's estimated {c['full_study_seconds_estimate']:.0f} s"
+        )
+    return line
+
+
+def _label(point: dict[str, Any]) -> str:
+    lr = f" lr×{point['lr_scale']:.3g}" if "lr_scale" in point else ""
+    return f"{point['scheme']}·{point['gain']:.3g}{lr} ({point['score']:.3g})"

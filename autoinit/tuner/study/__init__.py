@@ -1,0 +1,20 @@
+"""Layer 5, a study's lifecycle: create or load it with its search, resume it, fail and retry lost trials."""
+
+from autoinit.tuner.common.exports import lazy_exports
+
+_EXPORTS = {
+    "Progress": "lifecycle",
+    "create_study": "lifecycle",
+    "fail_and_retry": "lifecycle",
+    "fail_lost_trials": "lifecycle",
+    "fail_trials_of": "lifecycle",
+    "fail_trials_of_dead_local_workers": "lifecycle",
+    "good_trials": "lifecycle",
+    "load_study": "lifecycle",
+    "progress": "lifecycle",
+    "queue_retry": "lifecycle",
+    "retry_interrupted": "lifecycle",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
