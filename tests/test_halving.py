@@ -23,6 +23,7 @@ from autoinit.tuner.search.halving import (
     queued_rounds,
     spent_member_steps,
 )
+from autoinit.tuner.search.registry import search_for
 from autoinit.tuner.search.space import Fidelity, Point, suggest
 from autoinit.tuner.sources.settings import Range, TuneSettings
 
@@ -96,8 +97,8 @@ def test_settings_refuse_what_halving_cannot_use():
     with pytest.raises(AutoInitError, match=r"tune\.budget must be a positive share"):
         TuneSettings(budget=0)
     with pytest.raises(AutoInitError, match=r"too narrow for the halving search's 7-point gain ladder"):
-        TuneSettings(gain=Range(1.0, 1.001))
-    TuneSettings(gain=Range(1.0, 1.001), search="tpe")  # a sampled search has no ladder
+        search_for(TuneSettings(gain=Range(1.0, 1.001)), SCHEMES)
+    search_for(TuneSettings(gain=Range(1.0, 1.001), search="tpe"), SCHEMES)  # a sampled search has no ladder
 
 
 def _measure(points, cost_of=None):

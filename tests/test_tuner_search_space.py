@@ -5,7 +5,8 @@ import pytest
 from optuna.trial import TrialState
 
 from autoinit.tuner.records.record import TrialRecord
-from autoinit.tuner.search.space import make_pruner, make_sampler
+from autoinit.tuner.search.registry import make_sampler
+from autoinit.tuner.search.space import make_pruner
 from autoinit.tuner.sources.settings import TuneSettings
 
 SCHEMES = ["default", "kaiming_normal", "orthogonal"]

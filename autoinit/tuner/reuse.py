@@ -10,11 +10,10 @@ import optuna
 
 from autoinit.tuner.records.record import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
 from autoinit.tuner.report.outputs import check_writable
-from autoinit.tuner.search.halving import make_search
-from autoinit.tuner.search.space import target_trials
+from autoinit.tuner.search.registry import search_for
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
-from autoinit.tuner.study.lifecycle import create_study, good_trials
+from autoinit.tuner.study.lifecycle import create_study
 
 
 def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
@@ -59,10 +58,7 @@ def _is_finished(source: TrialSource, study: optuna.Study) -> bool:
     schemes = list(study.user_attrs.get(STUDY_ATTR_SCHEMES) or [])
     if not schemes:
         return False
-    search = make_search(source.settings, schemes)
-    if search is not None:
-        return search.finished(study)
-    return good_trials(study) >= target_trials(source.settings, schemes)
+    return search_for(source.settings, schemes).finished(study)
 
 
 def resume_finished(source: TrialSource) -> tuple[optuna.Study, list[str]] | None:

@@ -13,6 +13,7 @@ from autoinit.errors import AutoInitError, one_line
 from autoinit.interrupts import INTERRUPTED
 from autoinit.tuner.execution.loop import claim_lock, optimize
 from autoinit.tuner.population.study import population_runner
+from autoinit.tuner.records.counts import good_trials
 from autoinit.tuner.records.record import STUDY_ATTR_OWN_INIT, TrialRecord
 from autoinit.tuner.records.stop_rule import StopReason
 from autoinit.tuner.report import transfer
@@ -25,12 +26,11 @@ from autoinit.tuner.report.outputs import (
     write_outputs,
 )
 from autoinit.tuner.reuse import resume_finished
-from autoinit.tuner.search.halving import make_search
-from autoinit.tuner.search.space import target_trials
+from autoinit.tuner.search.registry import search_for, search_type
 from autoinit.tuner.sources.proxy import describe, proxy_source
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
-from autoinit.tuner.study.lifecycle import create_study, good_trials
+from autoinit.tuner.study.lifecycle import create_study
 from autoinit.tuner.trials.ddp import trial_devices
 from autoinit.tuner.trials.objective import make_objective
 from autoinit.tuner.trials.screening import applicable_schemes, check_training, prescreen_schemes
@@ -49,6 +49,7 @@ def tune(config: TrialSource, console: Console | None = None, *, proxy: TrialSou
     the study runs on the proxy (``proxy``: its source, by default :func:`~autoinit.tuner.sources.proxy.proxy_source`)
     and its pick is then checked on ``config``'s full model (:mod:`autoinit.tuner.report.transfer`)."""
     console = console or Console()
+    search_type(config.settings).check_settings(config.settings)  # before any work
     if config.settings.proxy is None:
         return _reached(config, console, full=None)
     if trial_devices(config) > 1:
@@ -85,39 +86,31 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
     finished = resume_finished(config)  # nothing left to run: nothing is built, only the outputs written
     if finished is not None:
         study, schemes = finished
-        search = make_search(s, schemes)
+        search = search_for(s, schemes)
         # the process's exit then skips a full collection over every object torch and Lightning made (1–1.5 s
         # of a 6 s resume at a load of 3); no trial follows, so no collection first either (0.5 s at a load of 10)
         freeze_startup_objects(collect=False)
     else:
         schemes, authored = applicable_schemes(config, note)
-        search = make_search(s, schemes)
-        if search is not None:
-            search.plan.check_budget()  # before any training: a budget that cannot pay for round 0
+        search = search_for(s, schemes)
+        search.check()  # before any training (the halving search: a budget that cannot pay for round 0)
         check_training(config)
-        if s.prescreen and search is None:
-            # (the halving search screens each point of its gain ladder instead: a scheme hopeless at gain 1
-            # may train well at another gain)
+        if s.prescreen and search.prescreens:
             schemes = prescreen_schemes(config, schemes, note)
+            search = search_for(s, schemes)
         study = create_study(config, schemes)
         if STUDY_ATTR_OWN_INIT not in study.user_attrs:
             study.set_user_attr(STUDY_ATTR_OWN_INIT, authored)
     claim_output(config)
-    n_trials = target_trials(s, schemes)
+    n_trials = search.target_trials()
     settings = dataclasses.replace(s, n_trials=n_trials)
     where = storage.describe(s, out)
     done = good_trials(study)
     workers = f", {s.workers} workers" if s.workers > 1 else ""
-    if search is not None:
-        console.print(f"study '{config.study_name}' ({where}): {done} trials done — {search.describe(study)}{workers}")
-    else:
-        console.print(
-            f"study '{config.study_name}' ({where}): {done} trials done, {max(0, n_trials - done)} to run — "
-            f"{len(schemes)} schemes, {s.steps} steps × {s.seeds} seeds per trial{workers}"
-        )
+    console.print(f"study '{config.study_name}' ({where}): {done} trials done{search.status(study, done)}{workers}")
     interrupted = False
     reason = StopReason.DONE
-    if finished is None and (search is not None or done < n_trials):
+    if finished is None and not search.done_at(done):
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -126,7 +119,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
             console=console,
             transient=False,
         ) as progress:
-            total = (lambda: len(study.get_trials(deepcopy=False))) if search is not None else (lambda: n_trials)
+            total = lambda: search.total(study)  # noqa: E731
             task = progress.add_task("starting", total=total(), completed=done)
 
             def on_trial(study, trial) -> None:
@@ -141,7 +134,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
                 if s.workers > 1:
                     from autoinit.tuner.execution.launcher import launch
 
-                    reason = launch(config, study, settings, on_trial=on_trial, console=console)
+                    reason = launch(config, study, settings, search=search, on_trial=on_trial, console=console)
                 else:
                     freeze_startup_objects()
                     objective = make_objective(config, schemes)

@@ -12,7 +12,6 @@ _EXPORTS = {
     "CLAIM_LOCK_NAME": "loop",
     "ClaimLock": "loop",
     "FAILS_BEFORE_GIVING_UP": "loop",
-    "Search": "loop",
     "WAIT_SECONDS": "loop",
     "claim_lock": "loop",
     "optimize": "loop",

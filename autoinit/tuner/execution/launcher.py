@@ -29,6 +29,7 @@ from autoinit.errors import AutoInitError
 from autoinit.tuner.execution.loop import ClaimLock, OnTrial, claim_lock, worker_id
 from autoinit.tuner.records.record import GOOD_STATES
 from autoinit.tuner.records.stop_rule import StopReason, WorkerExit
+from autoinit.tuner.search.base import Search
 from autoinit.tuner.sources.settings import TuneSettings
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
@@ -130,10 +131,11 @@ def launch(
     study: optuna.Study,
     settings: TuneSettings,
     *,
+    search: Search,
     on_trial: OnTrial,
     console: Console,
 ) -> StopReason:
-    """Run the workers until the study holds ``settings.n_trials`` good trials; returns DONE or FAILING.
+    """Run the workers until ``search`` says the study is done; returns DONE or FAILING.
 
     On Ctrl-C (KeyboardInterrupt here) every worker gets SIGINT, has ``STOP_SECONDS`` to fail its trial
     and exit, and is killed after that; their running trials are failed and queued again, and the
@@ -174,7 +176,7 @@ def launch(
                 console.print(f"[yellow]worker {i} {why}" + (f"; trial {lost} queued again" if lost else ""))
                 # (a halving study's rounds are not counted in n_trials: a replaced worker that finds the
                 # search done exits at once)
-                if (settings.sampled and good >= settings.n_trials) or replacements >= max_replacements:
+                if search.done_at(good) or replacements >= max_replacements:
                     finished[i] = rc
                     continue
                 replacements += 1

@@ -8,17 +8,17 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
 
 import optuna
 
 from autoinit.tuner.common.filelock import FileLock
 from autoinit.tuner.records.record import TrialRecord
-from autoinit.tuner.records.stop_rule import Action, StopReason, next_action
+from autoinit.tuner.records.stop_rule import Action, StopReason
+from autoinit.tuner.search.base import Search
 from autoinit.tuner.sources.settings import TuneSettings
 from autoinit.tuner.storage import backend as storage
 from autoinit.tuner.storage.owner import LEASE_INTERVALS, Lease, process_start, worker_id
-from autoinit.tuner.study.lifecycle import fail_lost_trials, progress
+from autoinit.tuner.study.lifecycle import fail_lost_trials
 
 __all__ = ["ClaimLock", "OnTrial", "Search", "claim_lock", "optimize", "worker_id"]
 
@@ -31,13 +31,6 @@ OnTrial = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 # run_batch(study, room, claim, release): ask at most `room` trials, claim(trial) each once it is RUNNING,
 # release() the claim lock when all are, then train and tell them (a population: autoinit.tuner.population.study)
 RunBatch = Callable[[optuna.Study, int, Callable[[optuna.Trial], None], Callable[[], None]], None]
-
-
-class Search(Protocol):
-    """A search that queues its own trials (:class:`autoinit.tuner.search.halving.HalvingSearch`): called under the
-    claim lock, it says what this process does next and how many queued trials it may take."""
-
-    def next_action(self, study: optuna.Study) -> tuple[Action, int]: ...
 
 
 class ClaimLock(FileLock):
@@ -59,10 +52,10 @@ def optimize(
     on_trial: OnTrial | None = None,
     should_exit: Callable[[], bool] = lambda: False,
     run_batch: RunBatch | None = None,
-    search: Search | None = None,
+    search: Search,
 ) -> StopReason:
-    """Run trials one at a time (or a batch at a time with ``run_batch``) until the study is done: it holds
-    ``settings.n_trials`` good trials, or ``search`` has no round left. Returns why it stopped (EXIT:
+    """Run trials one at a time (or a batch at a time with ``run_batch``) until ``search`` says the study is
+    done. Returns why it stopped (EXIT:
     ``should_exit`` asked this process to make way for a fresh one)."""
     start = time.monotonic()
     ran = failed_in_a_row = 0
@@ -96,12 +89,7 @@ def optimize(
             if heartbeat:
                 storage.fail_stale_trials(study)
             fail_lost_trials(study, lease_seconds=lease_seconds)
-            if search is not None:
-                action, room = search.next_action(study)
-            else:
-                p = progress(study)
-                action = next_action(p.good, p.running, p.waiting, settings.n_trials)
-                room = settings.n_trials - p.good - p.running
+            action, room = search.next_action(study)
             if action == Action.STOP:
                 return StopReason.DONE
             if action == Action.WAIT:

@@ -70,8 +70,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from autoinit.tuner.execution.loop import claim_lock, optimize
     from autoinit.tuner.population.study import population_runner
-    from autoinit.tuner.search.halving import make_search
-    from autoinit.tuner.search.space import target_trials
+    from autoinit.tuner.search.registry import search_for
     from autoinit.tuner.sources.config import TuneConfig
     from autoinit.tuner.storage import backend as storage
     from autoinit.tuner.study.lifecycle import load_study
@@ -80,7 +79,8 @@ def _run(args: argparse.Namespace) -> int:
 
     config = TuneConfig(args.config, storage.inherited_overrides(json.loads(args.overrides)))
     study, schemes = load_study(config, sampler_seed_offset=args.index)
-    settings = dataclasses.replace(config.settings, n_trials=target_trials(config.settings, schemes))
+    search = search_for(config.settings, schemes)
+    settings = dataclasses.replace(config.settings, n_trials=search.target_trials())
     watch = MemoryWatch(config.settings.max_worker_growth_mb)
     freeze_startup_objects()
     reason = optimize(
@@ -91,7 +91,7 @@ def _run(args: argparse.Namespace) -> int:
         on_trial=watch.after_trial,
         should_exit=watch.should_exit,
         run_batch=population_runner(config, schemes, lambda line: print(line, flush=True)),
-        search=make_search(config.settings, schemes),
+        search=search,
     )
     return int(WorkerExit.for_reason(reason))
 

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from autoinit.tuner.common.noise import quiet_population_ask
 from autoinit.tuner.population.engine import PopulationFailed
 from autoinit.tuner.population.trials import iter_population_trials, population_size, probe
+from autoinit.tuner.search.registry import search_type
 from autoinit.tuner.search.space import Point
 from autoinit.tuner.sources.config import TuneConfig
 from autoinit.tuner.sources.settings import TuneSettings
@@ -37,7 +38,7 @@ def batch_trials(settings: TuneSettings, *, room: int, waiting: int, max_trials:
     of the whole study would be proposed blind and never pruned. Random and grid points take all the room.
     """
     k = min(room, max_trials)
-    if settings.search not in ("tpe", "gp"):
+    if not search_type(settings).model_based:
         return max(1, k)
     if waiting > 0:
         return max(1, min(k, waiting))

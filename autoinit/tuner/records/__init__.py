@@ -3,6 +3,9 @@
 from autoinit.tuner.common.exports import lazy_exports
 
 _EXPORTS = {
+    "Progress": "counts",
+    "good_trials": "counts",
+    "progress": "counts",
     "ATTR_ANCHOR": "record",
     "ATTR_CURVE": "record",
     "ATTR_DUPLICATE_OF": "record",

@@ -4,6 +4,7 @@ pruners, the halving search."""
 from autoinit.tuner.common.exports import lazy_exports
 
 _EXPORTS = {
+    "Search": "base",
     "HalvingPlan": "halving",
     "HalvingSearch": "halving",
     "Measured": "halving",
@@ -15,11 +16,20 @@ _EXPORTS = {
     "gains_of": "halving",
     "grid_member_steps": "halving",
     "is_baseline": "halving",
-    "make_search": "halving",
     "measured_of": "halving",
     "queued_rounds": "halving",
     "relative_noise": "halving",
     "spent_member_steps": "halving",
+    "SEARCHES": "registry",
+    "SearchKind": "registry",
+    "make_sampler": "registry",
+    "search_for": "registry",
+    "search_type": "registry",
+    "GPSearch": "sampled",
+    "GridSearch": "sampled",
+    "RandomSearch": "sampled",
+    "SampledSearch": "sampled",
+    "TPESearch": "sampled",
     "AnchorSparingHyperbandPruner": "space",
     "AnchorSparingMedianPruner": "space",
     "Fidelity": "space",
@@ -27,9 +37,7 @@ _EXPORTS = {
     "SeededPerTrial": "space",
     "anchors": "space",
     "make_pruner": "space",
-    "make_sampler": "space",
     "suggest": "space",
-    "target_trials": "space",
 }
 
 __all__ = sorted(_EXPORTS)

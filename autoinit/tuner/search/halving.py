@@ -47,8 +47,9 @@ from autoinit.errors import AutoInitError
 from autoinit.schemes import get_scheme
 from autoinit.tuner.records.record import STUDY_ATTR_HALVING, TrialRecord, TrialStatus, trial_status
 from autoinit.tuner.records.stop_rule import Action
+from autoinit.tuner.search.base import Search
 from autoinit.tuner.search.space import Fidelity, Point
-from autoinit.tuner.sources.settings import BASELINE_SCHEME, DEFAULT_BUDGET, Range, TuneSettings
+from autoinit.tuner.sources.settings import BASELINE_SCHEME, DEFAULT_BUDGET, LADDER_POINTS, Range, TuneSettings
 
 ROUND_SCREEN = 0
 ROUND_LONGER = 1
@@ -342,12 +343,41 @@ def measured_of(trial: FrozenTrial) -> Measured | None:
     return Measured(point, score, cost, record.stalled, tuple(record.seed_scores or ()))
 
 
-class HalvingSearch:
+class HalvingSearch(Search):
     """Drives a study through the rounds of a :class:`HalvingPlan`: called under the claim lock by every
-    trial process, it queues the next round when the last one has finished and says what to do."""
+    trial process, it queues the next round when the last one has finished and says what to do. Its trials
+    are all queued (the sampler never proposes one), it prunes by its rounds, and its round 0 is the screen
+    (no pre-screen pass: a scheme hopeless at gain 1 may train well at another gain)."""
+
+    prescreens = False
 
     def __init__(self, settings: TuneSettings, schemes: Sequence[str]) -> None:
+        super().__init__(settings, schemes)
         self.plan = HalvingPlan(settings, schemes)
+
+    @classmethod
+    def check_settings(cls, settings: TuneSettings) -> None:
+        """A gain range must give the ladder its ``LADDER_POINTS`` distinct gains."""
+        if isinstance(settings.gain, Range):
+            ladder = settings.gain_ladder()
+            if len(set(ladder)) < LADDER_POINTS:
+                raise AutoInitError(
+                    f"tune.gain range {settings.gain.low}–{settings.gain.high} is too narrow for the halving "
+                    f"search's {LADDER_POINTS}-point gain ladder ({ladder}): widen it, give a list of gains, or "
+                    "one fixed gain"
+                )
+
+    def check(self) -> None:
+        self.plan.check_budget()
+
+    def done_at(self, good: int) -> bool:
+        return False  # the rounds are not counted in n_trials: finished() says when they are all run
+
+    def total(self, study: optuna.Study) -> int:
+        return len(study.get_trials(deepcopy=False))
+
+    def status(self, study: optuna.Study, done: int) -> str:
+        return f" — {self.describe(study)}"
 
     def next_action(self, study: optuna.Study) -> tuple[Action, int]:
         """(RUN, trials queued to take), (WAIT, 0) while the round's last trials run elsewhere, or
@@ -415,11 +445,6 @@ class HalvingSearch:
             f"seeds beside the model's own init; budget {p.budget} member-steps ({p.share:g} of the grid"
             + (", raised from 0.25 for this small study)" if s.budget is None and p.share > DEFAULT_BUDGET else ")")
         )
-
-
-def make_search(settings: TuneSettings, schemes: Sequence[str]) -> HalvingSearch | None:
-    """The search that queues its own rounds (``tune.search: halving``), or None for a sampled search."""
-    return HalvingSearch(settings, schemes) if settings.search == "halving" else None
 
 
 def _before_round(measured: Sequence[Measured], index: int) -> list[Measured]:

@@ -12,7 +12,6 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from autoinit import _compat
-from autoinit.tuner.common.noise import quiet_optuna_experimental
 from autoinit.tuner.records.record import GOOD_STATES, TrialRecord
 from autoinit.tuner.sources.settings import Range, TuneSettings
 from autoinit.tuner.storage import backend as storage
@@ -79,42 +78,6 @@ def suggest(trial: optuna.Trial, settings: TuneSettings, schemes: list[str]) -> 
     return Point(scheme, gain, lr_scale)
 
 
-def make_sampler(settings: TuneSettings, schemes: list[str], *, worker: int = 0) -> optuna.samplers.BaseSampler:
-    """The configured sampler (the model-based ones start after the anchors).
-
-    A grid is one fixed order of its points, the same in every process (its seed shuffles that order, so
-    ``worker`` does not change it). The other samplers are seeded per trial from the study's state and
-    ``worker`` (parallel workers propose different points), so that a resumed study proposes what an
-    uninterrupted one would.
-    """
-    seed = settings.sampler_seed
-    n_anchors = len(schemes)
-    if settings.search == "halving":
-        # Every trial of a halving study is queued with its point; the sampler never proposes one.
-        return optuna.samplers.RandomSampler(seed=seed)
-    if settings.search == "grid":
-        space: dict[str, list[Any]] = {"scheme": schemes}
-        if settings.gain_is_searched:
-            space["gain"] = settings.grid_gains()
-        if settings.lr_scale is not None:
-            space["lr_scale"] = settings.grid_lr_scales()
-        return optuna.samplers.GridSampler(space, seed=seed)
-
-    def sampler(trial_seed: int) -> optuna.samplers.BaseSampler:
-        with quiet_optuna_experimental():
-            if settings.search == "random":
-                return optuna.samplers.RandomSampler(seed=trial_seed)
-            if settings.search == "gp":
-                return optuna.samplers.GPSampler(seed=trial_seed, n_startup_trials=n_anchors)
-            # constant_liar: trials asked together (a population, parallel workers) spread out instead of
-            # all landing on the same promising point.
-            return optuna.samplers.TPESampler(
-                seed=trial_seed, n_startup_trials=n_anchors, multivariate=True, constant_liar=True
-            )
-
-    return SeededPerTrial(sampler, seed + worker)
-
-
 class SeededPerTrial(optuna.samplers.BaseSampler):
     """A sampler made afresh for every trial, seeded from ``seed`` and the number of good trials the study
     holds, and shown each retry in the place of the trial it retries: what it proposes depends on the
@@ -177,18 +140,11 @@ class SeededPerTrial(optuna.samplers.BaseSampler):
         self._inner.reseed_rng()
 
 
-def target_trials(settings: TuneSettings, schemes: list[str]) -> int:
-    """``n_trials``, or the grid's size when a grid search has fewer points."""
-    if settings.search != "grid":
-        return settings.n_trials
-    size = len(schemes) * len(settings.grid_gains()) * len(settings.grid_lr_scales())
-    return min(settings.n_trials, size)
-
-
 def make_pruner(settings: TuneSettings, n_anchors: int) -> optuna.pruners.BasePruner:
-    """The configured pruner; it never prunes an anchor (nor an anchor's retry, which is one too)."""
+    """The configured pruner of a sampled search; it never prunes an anchor (nor an anchor's retry, which is one
+    too)."""
     total = settings.steps * settings.seeds
-    if settings.pruner == "none" or settings.search == "halving":  # halving prunes by its rounds
+    if settings.pruner == "none":
         return optuna.pruners.NopPruner()
     if settings.pruner == "hyperband":
         return AnchorSparingHyperbandPruner(

@@ -188,13 +188,6 @@ class TuneSettings:
         for g in gains:
             if not (isinstance(g, (int, float)) and not isinstance(g, bool) and math.isfinite(g) and 0 < g <= MAX_GAIN):
                 raise AutoInitError(f"tune.gain values must be positive numbers <= {MAX_GAIN:g}, got {g!r}")
-        if self.search == "halving" and isinstance(self.gain, Range):
-            ladder = self.gain_ladder()
-            if len(set(ladder)) < LADDER_POINTS:
-                raise AutoInitError(
-                    f"tune.gain range {self.gain.low}–{self.gain.high} is too narrow for the halving search's "
-                    f"{LADDER_POINTS}-point gain ladder ({ladder}): widen it, give a list of gains, or one fixed gain"
-                )
 
     @classmethod
     def resumable_keys(cls) -> tuple[str, ...]:
@@ -205,11 +198,6 @@ class TuneSettings:
         """The schemes to tune, the baseline (the model's own init) first: everything is measured against it."""
         names = builtin_scheme_names() if self.schemes == "all" else list(dict.fromkeys(self.schemes))
         return [BASELINE_SCHEME, *(n for n in names if n != BASELINE_SCHEME)]
-
-    @property
-    def sampled(self) -> bool:
-        """True for the searches an Optuna sampler drives over ``n_trials`` trials (not ``halving``)."""
-        return self.search != "halving"
 
     @property
     def gain_is_searched(self) -> bool:

@@ -3,15 +3,12 @@
 from autoinit.tuner.common.exports import lazy_exports
 
 _EXPORTS = {
-    "Progress": "lifecycle",
     "create_study": "lifecycle",
     "fail_and_retry": "lifecycle",
     "fail_lost_trials": "lifecycle",
     "fail_trials_of": "lifecycle",
     "fail_trials_of_dead_local_workers": "lifecycle",
-    "good_trials": "lifecycle",
     "load_study": "lifecycle",
-    "progress": "lifecycle",
     "queue_retry": "lifecycle",
     "retry_interrupted": "lifecycle",
 }

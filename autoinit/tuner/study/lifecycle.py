@@ -12,15 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError
 from autoinit.tuner.records.record import (
-    GOOD_STATES,
-    STUDY_ATTR_ANCHORS,
     STUDY_ATTR_CONFIG,
     STUDY_ATTR_CONFIG_SHA256,
     STUDY_ATTR_POINT_KEYS,
@@ -28,32 +25,11 @@ from autoinit.tuner.records.record import (
     TrialRecord,
     TrialStatus,
 )
-from autoinit.tuner.search.space import anchors, make_pruner, make_sampler
+from autoinit.tuner.search.registry import search_for
+from autoinit.tuner.search.space import anchors
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
 from autoinit.tuner.storage import owner
-
-
-@dataclass(frozen=True)
-class Progress:
-    """How far the study is: good (complete or pruned), running and waiting (queued) trials."""
-
-    good: int
-    running: int
-    waiting: int
-
-
-def progress(study: optuna.Study) -> Progress:
-    states = [t.state for t in study.get_trials(deepcopy=False)]
-    return Progress(
-        good=sum(s in GOOD_STATES for s in states),
-        running=states.count(TrialState.RUNNING),
-        waiting=states.count(TrialState.WAITING),
-    )
-
-
-def good_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=GOOD_STATES))
 
 
 def create_study(
@@ -66,12 +42,13 @@ def create_study(
     interrupted (not failed by the user's code) is queued again, once.
     """
     s = config.settings
+    search = search_for(s, schemes)
     optuna.logging.set_verbosity(logging.WARNING)
     study = optuna.create_study(
         study_name=config.study_name,
         storage=study_storage or storage.open_storage(s, config.output),
-        sampler=make_sampler(s, schemes),
-        pruner=make_pruner(s, len(schemes)),
+        sampler=search.sampler(),
+        pruner=search.pruner(),
         direction="minimize",
         load_if_exists=True,
     )
@@ -92,14 +69,7 @@ def create_study(
     # On an RDB too: a trial whose process died before its first heartbeat never goes stale.
     fail_lost_trials(study, lease_seconds=owner.LEASE_INTERVALS * s.heartbeat_interval)
     retry_interrupted(study)
-    if s.search not in ("grid", "halving") and STUDY_ATTR_ANCHORS not in study.user_attrs:
-        points = anchors(s, schemes)
-        # A study made by an earlier autoinit queued its anchors without recording it.
-        if not any(TrialRecord.of(t).anchor for t in study.get_trials(deepcopy=False)):
-            for params in points:
-                # skip_if_exists: another machine on the same RDB storage may be queuing them right now
-                study.enqueue_trial(params, user_attrs=TrialRecord.attrs(anchor=True), skip_if_exists=True)
-        study.set_user_attr(STUDY_ATTR_ANCHORS, points)
+    search.prepare(study)
     return study
 
 
@@ -110,12 +80,12 @@ def load_study(config: TrialSource, sampler_seed_offset: int = 0) -> tuple[optun
     study_storage = storage.open_storage(config.settings, config.output)
     probe = optuna.load_study(study_name=config.study_name, storage=study_storage)
     schemes = list(probe.user_attrs[STUDY_ATTR_SCHEMES])
-    s = config.settings
+    search = search_for(config.settings, schemes)
     study = optuna.load_study(
         study_name=config.study_name,
         storage=study_storage,
-        sampler=make_sampler(s, schemes, worker=sampler_seed_offset),
-        pruner=make_pruner(s, len(schemes)),
+        sampler=search.sampler(sampler_seed_offset),
+        pruner=search.pruner(),
     )
     return study, schemes
 

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 from autoinit.errors import one_line
 from autoinit.tuner.records.record import TrialRecord, TrialStatus
 from autoinit.tuner.records.scores import downsample, is_stalled, mean_curve, trial_score
+from autoinit.tuner.search.registry import search_type
 from autoinit.tuner.search.space import Fidelity, Point, suggest
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.trials.ddp import run_ddp_trial, trial_devices
@@ -73,6 +74,7 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
     ``finish(trial, point, result)`` records the result (``result()`` gives it or raises the trial's error) and
     returns the score or raises TrialPruned."""
     s = config.settings
+    prescreens = search_type(s).prescreens
     _one_line_trial_failures()
     world_size = trial_devices(config)
     log_trial = trial_logger(config) if s.log_trials else None  # a logger it cannot use: error now
@@ -92,7 +94,7 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
         record = TrialRecord.of(trial)
         point = dataclasses.replace(suggest(trial, s, schemes), fidelity=Fidelity.from_attr(record.fidelity))
         # The halving search's short round 0 is its screen (in a population, cheaper than a pre-screen pass).
-        if s.sampled and not record.anchor and (why := screened_out(config, point.scheme, point.gain)):
+        if prescreens and not record.anchor and (why := screened_out(config, point.scheme, point.gain)):
             TrialRecord.write(trial, status=TrialStatus.PRESCREENED, prescreen=why)
             raise optuna.TrialPruned("pre-screened")
 
