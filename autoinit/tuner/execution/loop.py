@@ -52,11 +52,12 @@ def optimize(
     on_trial: OnTrial | None = None,
     should_exit: Callable[[], bool] = lambda: False,
     run_batch: RunBatch | None = None,
-    search: Search,
+    search: Search | None = None,
 ) -> StopReason:
     """Run trials one at a time (or a batch at a time with ``run_batch``) until ``search`` says the study is
-    done. Returns why it stopped (EXIT:
+    done (by default the base search: ``settings.n_trials`` good trials). Returns why it stopped (EXIT:
     ``should_exit`` asked this process to make way for a fresh one)."""
+    search = search or Search(settings, ())
     start = time.monotonic()
     ran = failed_in_a_row = 0
     me, my_start = worker_id(), process_start()

@@ -1,5 +1,6 @@
-"""Layer 4, what the study searches and how: the space (anchors, points, fidelities), the samplers and
-pruners, the halving search."""
+"""Layer 4, what the study searches and how: the :class:`Search` protocol (``base``: the default of every
+hook), the sampled searches (tpe, gp, random, grid) and the halving search behind it, ``tune.search``'s
+value → class (``registry``), and the space they share (anchors, points, fidelities, the pruners)."""
 
 from autoinit.tuner.common.exports import lazy_exports
 
