@@ -240,3 +240,17 @@ def test_the_models_own_init_varies_by_seed_and_reproduces(tmp_path, monkeypatch
     two = run_trial(cfg, "as_built", 1.0)
     assert one.curves == two.curves and one.curves[0] != one.curves[1]
     assert order[:12] == order[12:]  # both seeds see the same batches
+
+
+def test_pruner_reporter_sends_each_value_to_the_pruner_and_returns_its_answer():
+    import optuna
+
+    from autoinit.tuner.trial import pruner_reporter
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1.0))
+    trial = study.ask()
+    report = pruner_reporter(trial)
+    assert report(1, 0.5) is False
+    assert report(2, 5.0) is True
+    assert study.trials[0].intermediate_values == {1: 0.5, 2: 5.0}

@@ -24,7 +24,7 @@ from autoinit.tuner.sources.config import TuneConfig
 from autoinit.tuner.sources.settings import TuneSettings
 from autoinit.tuner.storage import backend as storage
 from autoinit.tuner.trials.objective import config_at, objective_parts
-from autoinit.tuner.trials.trial import TrialResult
+from autoinit.tuner.trials.trial import TrialResult, pruner_reporter
 
 # A model-based sampler's batch after the queued trials: this share of the trials still to run, so the
 # sampler and the pruner learn from each batch before the next is asked (measured: README, Population trials).
@@ -130,7 +130,7 @@ class PopulationBatch:
         tell: Callable[[optuna.Trial, Callable[[], float | Point]], Point | None],
     ) -> None:
         config = config_at(self.config, todo[0][1].fidelity)
-        reports = [_reporter(trial) for trial, _ in todo]
+        reports = [pruner_reporter(trial) for trial, _ in todo]
         left = dict(enumerate(todo))
         try:
             # each trial is told as its population finishes: a Ctrl-C in a later one fails only the untold
@@ -155,14 +155,6 @@ def _tell(study: optuna.Study, trial: optuna.Trial, value: float | None = None, 
     except RuntimeError as exc:
         if "Study.stop" not in str(exc):
             raise
-
-
-def _reporter(trial: optuna.Trial) -> Callable[[int, float], bool]:
-    def report(step: int, value: float) -> bool:
-        trial.report(value, step)
-        return trial.should_prune()
-
-    return report
 
 
 def _result_of(result: TrialResult | Exception) -> Callable[[], TrialResult]:

@@ -27,7 +27,7 @@ from autoinit.tuner.search.space import Point
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
 from autoinit.tuner.study.lifecycle import load_study
-from autoinit.tuner.trials.trial import TrialResult, run_trial
+from autoinit.tuner.trials.trial import TrialResult, pruner_reporter, run_trial
 
 
 def trial_devices(config: TrialSource) -> int:
@@ -147,11 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     report = None
     if os.environ.get("LOCAL_RANK") == "0":
         study, _ = load_study(config)
-        trial = storage.reopen_trial(study, args.trial_id)
-
-        def report(step: int, value: float) -> bool:
-            trial.report(value, step)
-            return trial.should_prune()
+        report = pruner_reporter(storage.reopen_trial(study, args.trial_id))
 
     result = run_trial(config, args.scheme, args.gain, lr_scale=args.lr_scale, report=report)
     if os.environ.get("LOCAL_RANK") == "0":

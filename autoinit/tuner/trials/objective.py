@@ -21,7 +21,7 @@ from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.trials.ddp import run_ddp_trial, trial_devices
 from autoinit.tuner.trials.loggers import trial_logger
 from autoinit.tuner.trials.screening import screened_out
-from autoinit.tuner.trials.trial import TrialResult, run_trial
+from autoinit.tuner.trials.trial import TrialResult, pruner_reporter, run_trial
 
 Start = Callable[[optuna.Trial], "Point | float"]
 Finish = Callable[[optuna.Trial, Point, Callable[[], TrialResult]], float]
@@ -82,13 +82,8 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
     def train(trial: optuna.Trial, point: Point) -> TrialResult:
         if world_size > 1:
             return run_ddp_trial(config, trial, point, world_size)
-
-        def report(step: int, value: float) -> bool:
-            trial.report(value, step)
-            return trial.should_prune()
-
         at = config_at(config, point.fidelity)
-        return run_trial(at, point.scheme, point.gain, lr_scale=point.lr_scale, report=report)
+        return run_trial(at, point.scheme, point.gain, lr_scale=point.lr_scale, report=pruner_reporter(trial))
 
     def start(trial: optuna.Trial) -> Point | float:
         record = TrialRecord.of(trial)

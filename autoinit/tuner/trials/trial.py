@@ -9,7 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
@@ -22,8 +22,21 @@ from autoinit.tuner.records.record import TrialStatus
 from autoinit.tuner.sources.source import TrialSource, build_for_seed
 from autoinit.tuner.sources.trainer_keys import trial_values
 
+if TYPE_CHECKING:
+    import optuna
+
 # report(step, value) -> True when the pruner says stop
 Reporter = Callable[[int, float], bool]
+
+
+def pruner_reporter(trial: optuna.Trial) -> Reporter:
+    """The :data:`Reporter` of an Optuna trial: each value goes to the study's pruner, which answers."""
+
+    def report(step: int, value: float) -> bool:
+        trial.report(value, step)
+        return trial.should_prune()
+
+    return report
 
 
 class MetricNotLogged(AutoInitError, KeyError):
