@@ -71,7 +71,7 @@ def test_population_trials_beat_from_their_claim_on_a_heartbeat_storage(tmp_path
     the rest leaves trials that go stale, not trials that run forever."""
     import sqlite3
 
-    from autoinit.tuner.execution.loop import _batch_claims
+    from autoinit.tuner.storage.owner import keep_alive
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
     study = optuna.create_study(storage=storage)
@@ -80,7 +80,7 @@ def test_population_trials_beat_from_their_claim_on_a_heartbeat_storage(tmp_path
         with sqlite3.connect(tmp_path / "hb.db") as db:
             return db.execute("select count(*) from trial_heartbeats").fetchone()[0]
 
-    with _batch_claims(study, worker_id(), process_start(), 60, heartbeat=True) as claim:
+    with keep_alive(study, 60) as claim:
         for n in range(3):
             claim(study.ask())
             assert beating() == n + 1

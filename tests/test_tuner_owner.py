@@ -63,3 +63,33 @@ def test_a_failing_renewal_ends_the_thread_not_the_trial():
     with lease:
         lease._thread.join(timeout=60)
         assert not lease._thread.is_alive()
+
+
+def test_keep_alive_records_the_owner_and_a_lease_on_a_storage_without_heartbeat():
+    import optuna
+    from autoinit.tuner.owner import LEASE_INTERVALS, keep_alive
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    before = time.time()
+    with keep_alive(study, 60) as claim:
+        claim(study.ask())
+        record = TrialRecord.of(study.get_trials(deepcopy=False)[0])
+    assert record.worker == worker_id() and record.worker_start == process_start()
+    assert before + LEASE_INTERVALS * 60 <= record.lease_until <= time.time() + LEASE_INTERVALS * 60
+
+
+def test_keep_alive_leaves_the_beating_to_optimize_when_it_beats(tmp_path):
+    import sqlite3
+
+    import optuna
+    from autoinit.tuner.owner import keep_alive
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
+    study = optuna.create_study(storage=storage)
+    with keep_alive(study, 60, optuna_beats=True) as claim:
+        claim(study.ask())
+    with sqlite3.connect(tmp_path / "hb.db") as db:
+        assert db.execute("select count(*) from trial_heartbeats").fetchone()[0] == 0
+    record = TrialRecord.of(study.get_trials(deepcopy=False)[0])
+    assert record.worker == worker_id() and record.lease_until is None

@@ -5,8 +5,7 @@ command run on several machines against one RDB storage."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,7 +16,7 @@ from autoinit.tuner.records.stop_rule import Action, StopReason
 from autoinit.tuner.search.base import Search
 from autoinit.tuner.sources.settings import TuneSettings
 from autoinit.tuner.storage import backend as storage
-from autoinit.tuner.storage.owner import LEASE_INTERVALS, Lease, process_start, worker_id
+from autoinit.tuner.storage.owner import LEASE_INTERVALS, keep_alive, worker_id
 from autoinit.tuner.study.lifecycle import fail_lost_trials
 
 __all__ = ["ClaimLock", "OnTrial", "Search", "claim_lock", "optimize", "worker_id"]
@@ -60,23 +59,16 @@ def optimize(
     search = search or Search(settings, ())
     start = time.monotonic()
     ran = failed_in_a_row = 0
-    me, my_start = worker_id(), process_start()
+    me = worker_id()
     heartbeat = storage.has_heartbeat(study)
     lease_seconds = LEASE_INTERVALS * settings.heartbeat_interval
 
     def claimed(trial: optuna.Trial) -> float:
         # The trial is RUNNING now, so every other process counts it: the claim is made. Its owner is
         # recorded before the claim lock is released: no process sees a trial nobody owns.
-        TrialRecord.write(trial, worker=me, worker_start=my_start)
-        lock.release()
-        if heartbeat:
-            return _run(objective, trial)
-        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
-
-        def renew(until: float) -> None:
-            storage.record_on(study, frozen, lease_until=until)
-
-        with Lease(renew, settings.heartbeat_interval):
+        with keep_alive(study, settings.heartbeat_interval, optuna_beats=True) as claim:
+            claim(trial)
+            lock.release()
             return _run(objective, trial)
 
     while True:
@@ -96,7 +88,7 @@ def optimize(
             if action == Action.WAIT:
                 pass  # the last trials run elsewhere: look again (above) after a while
             elif run_batch is not None:
-                with _batch_claims(study, me, my_start, settings.heartbeat_interval, heartbeat=heartbeat) as claim:
+                with keep_alive(study, settings.heartbeat_interval) as claim:
                     run_batch(study, room, claim, lock.release)
             else:
                 study.optimize(claimed, n_trials=1, catch=(Exception,))
@@ -121,42 +113,6 @@ def optimize(
             failed_in_a_row = 0
         if should_exit():
             return StopReason.EXIT
-
-
-@contextmanager
-def _batch_claims(
-    study: optuna.Study, me: str, my_start: str | None, interval: float, *, heartbeat: bool
-) -> Iterator[Callable[[optuna.Trial], None]]:
-    """The ``claim`` of a batch (a population): each asked trial records its owner, as a sequential trial
-    does, before the claim lock is released, and from its claim on it is vouched for every ``interval``
-    seconds while the batch runs — by an RDB heartbeat (its first beat before anything else, so a process
-    killed while it claims leaves trials that go stale), else by one lease covering every claimed trial."""
-    claimed: list[optuna.trial.FrozenTrial] = []
-
-    def vouch(frozen: optuna.trial.FrozenTrial, until: float) -> None:
-        if heartbeat:
-            storage.record_heartbeat(study, frozen)
-        else:
-            storage.record_on(study, frozen, lease_until=until)
-
-    def claim(trial: optuna.Trial) -> None:
-        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
-        if heartbeat:
-            vouch(frozen, 0.0)
-        TrialRecord.write(trial, worker=me, worker_start=my_start)
-        if not heartbeat:
-            vouch(frozen, time.time() + LEASE_INTERVALS * interval)
-        claimed.append(frozen)
-
-    def renew(until: float) -> None:
-        for frozen in list(claimed):
-            try:
-                vouch(frozen, until)
-            except Exception:  # finished (told), or failed by another process: nothing left to vouch for
-                claimed.remove(frozen)
-
-    with Lease(renew, interval):
-        yield claim
 
 
 def _run(objective: Callable[[optuna.Trial], float], trial: optuna.Trial) -> float:

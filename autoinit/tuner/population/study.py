@@ -114,7 +114,7 @@ class PopulationBatch:
             groups: dict[object, list[tuple[optuna.Trial, Point]]] = {}
             for trial, point in todo:
                 groups.setdefault(point.fidelity, []).append((trial, point))
-            # (each trial is vouched for from its claim on: the loop's heartbeat or lease, see loop._batch_claims)
+            # (each trial is vouched for from its claim on: the loop's heartbeat or lease, see owner.keep_alive)
             for group in groups.values():
                 self._train(study, group, tell)
         except BaseException:

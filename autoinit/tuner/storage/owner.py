@@ -11,12 +11,16 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 from types import TracebackType
 
+import optuna
+
 from autoinit.tuner.records.record import TrialRecord
+from autoinit.tuner.storage import backend as storage
 
 # A lease lasts this many renewal intervals: a loaded machine may miss one renewal, not three.
 LEASE_INTERVALS = 3
@@ -118,3 +122,48 @@ class Lease:
     ) -> None:
         self._stop.set()
         self._thread.join()
+
+
+@contextmanager
+def keep_alive(
+    study: optuna.Study, interval: float, *, optuna_beats: bool = False
+) -> Iterator[Callable[[optuna.Trial], None]]:
+    """The one keep-alive of running trials: yields ``claim(trial)``, which records this process as the
+    trial's owner and vouches for it at once; while entered, one :class:`Lease` thread vouches for every
+    claimed trial every ``interval`` seconds — by an RDB heartbeat where the storage has one (its first beat
+    before the owner is written, so a process killed while it claims leaves trials that go stale), else by
+    a lease expiring ``LEASE_INTERVALS`` intervals later. ``optuna_beats``: ``Study.optimize`` runs the
+    trial and beats for it itself (then on a heartbeat storage only the owner is recorded here)."""
+    heartbeat = storage.has_heartbeat(study)
+    me, my_start = worker_id(), process_start()
+    claimed: list[optuna.trial.FrozenTrial] = []
+    vouching = not (heartbeat and optuna_beats)
+
+    def vouch(frozen: optuna.trial.FrozenTrial, until: float) -> None:
+        if heartbeat:
+            storage.record_heartbeat(study, frozen)
+        else:
+            storage.record_on(study, frozen, lease_until=until)
+
+    def claim(trial: optuna.Trial) -> None:
+        frozen = trial.study.get_trials(deepcopy=False)[trial.number]
+        if heartbeat and vouching:
+            vouch(frozen, 0.0)
+        TrialRecord.write(trial, worker=me, worker_start=my_start)
+        if not heartbeat:
+            vouch(frozen, time.time() + LEASE_INTERVALS * interval)
+        if vouching:
+            claimed.append(frozen)
+
+    def renew(until: float) -> None:
+        for frozen in list(claimed):
+            try:
+                vouch(frozen, until)
+            except Exception:  # finished (told), or failed by another process: nothing left to vouch for
+                claimed.remove(frozen)
+
+    if not vouching:
+        yield claim
+        return
+    with Lease(renew, interval):
+        yield claim
