@@ -21,7 +21,6 @@ import contextlib
 import importlib
 import inspect
 import os
-import warnings
 import weakref
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +33,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from torch.utils.data import DataLoader, IterableDataset
 
 from autoinit.errors import AutoInitError, one_line
+from autoinit.noise import quiet_combined_loader
 
 BatchToInput = Callable[[Any], Any]
 
@@ -135,9 +135,7 @@ def replayable(loader: Any) -> bool:
 def next_batch(loader: Any, what: str = "the train dataloader") -> Any:
     """The first batch of ``loader`` as the fit loop would see it (several loaders combined in
     ``max_size_cycle`` mode), drawn with every RNG state preserved. ``what`` names the loader in errors."""
-    with isolate_rng(), warnings.catch_warnings():  # training's shuffling stays untouched
-        # Lightning's CombinedLoader on newer torch: a deprecation inside Lightning, not the user's to fix
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+    with isolate_rng(), quiet_combined_loader():  # training's shuffling stays untouched
         combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
         try:
             iterator = iter(combined)

@@ -13,7 +13,6 @@ config's hash, so changing them does not tune again.
 from __future__ import annotations
 
 import inspect
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from rich.console import Console
 from autoinit.callback import AutoInit
 from autoinit.errors import AutoInitError
 from autoinit.interrupts import INTERRUPTED
+from autoinit.noise import quiet_cli_args
 from autoinit.tuner.sources.settings import TuneSettings
 
 # Trainer.fit arguments a config cannot hold (LightningCLI fills the model and data ones itself).
@@ -170,8 +170,6 @@ def fit(config: str | Path, args: list[str], console: Console | None = None) -> 
         console.print("[yellow]interrupted while tuning: the finished trials are kept; nothing was fitted")
         return INTERRUPTED
     fit_args = [f"--{k}={v}" for k, v in fit_only.items()]
-    with warnings.catch_warnings():
-        # autoinit's own command line is what LightningCLI gets: its warning about sys.argv is not the user's
-        warnings.filterwarnings("ignore", message=r"LightningCLI's args parameter is intended")
+    with quiet_cli_args():  # autoinit's own command line is what LightningCLI gets
         _FitCLI(init=init, args=["fit", "--config", str(path), *overrides, *fit_args])
     return 0

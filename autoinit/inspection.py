@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import math
 import tempfile
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +28,7 @@ from autoinit import data
 from autoinit.detect import is_layer, move_to, run_model, stream_stds
 from autoinit.errors import AutoInitError, one_line
 from autoinit.initialize import init_model
+from autoinit.noise import quiet_measuring_fit
 from autoinit.schemes.registry import get_scheme
 
 # A signal that shrinks or grows by more than this factor between the first and the last layer is
@@ -230,24 +229,6 @@ def _checked_training_step(model: pl.LightningModule) -> Iterator[None]:
             model.__dict__.pop(name, None)
 
 
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's per-Trainer info lines and its warnings about the measuring fit itself (no
-    logger, one batch, few workers); the user's own warnings still show."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"lightning(\.|$)")
-            warnings.filterwarnings("ignore", message=r".*(num_workers|does not have many workers|max_epochs)")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels, strict=True):
-            lg.setLevel(level)
-
-
 def _device_kwargs(model: nn.Module) -> dict[str, Any]:
     p = next(model.parameters(), None)
     if p is not None and p.device.type == "cuda":
@@ -272,7 +253,7 @@ def measure(
     :func:`autoinit.data.model_input` of the batch with ``batch_to_input``). A failure in the user's code is one line
     (AutoInitError)."""
     probe = _Probe(scheme, gain, seed, model_input, batch_to_input, options)
-    with tempfile.TemporaryDirectory() as root, quiet_lightning():
+    with tempfile.TemporaryDirectory() as root, quiet_measuring_fit():
         trainer = pl.Trainer(
             **_device_kwargs(model),
             max_steps=1,

@@ -3,11 +3,11 @@ tuned again), and a config that changed gets a study of its own instead of a ref
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import optuna
 
+from autoinit.noise import quiet_optuna_info
 from autoinit.tuner.records.record import STUDY_ATTR_CONFIG_SHA256, STUDY_ATTR_SCHEMES
 from autoinit.tuner.report.outputs import check_writable
 from autoinit.tuner.search.registry import search_for
@@ -18,7 +18,7 @@ from autoinit.tuner.study.lifecycle import create_study
 
 def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
     check_writable(source.output)  # a journal lives there: a folder it cannot be written in is one line
-    optuna.logging.set_verbosity(logging.WARNING)
+    quiet_optuna_info()
     return storage.open_storage(source.settings, source.output)
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from lightning.pytorch.utilities.seed import isolate_rng
 from autoinit import _compat, data
 from autoinit.errors import AutoInitError, one_line
 from autoinit.initialize import ParamWriter, init_model
+from autoinit.noise import quiet_combined_loader, quiet_vmap_fallback
 from autoinit.schemes.registry import get_scheme
 from autoinit.tuner.common.noise import quiet_lightning
 from autoinit.tuner.common.threads import one_thread_for, small_step_threads
@@ -315,8 +315,7 @@ def _optimizers_of(model: pl.LightningModule) -> tuple[list, list]:
 
 def _epochs(loader: Any) -> Any:
     """(batch_idx, batch, is_last) of one pass over the loader, as Lightning's fit loop iterates it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+    with quiet_combined_loader():
         combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")
         iterator = iter(combined)
     try:
@@ -509,8 +508,7 @@ def train_population(
     micro = 0
     done = 0
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*performance drop.*")
+        with quiet_vmap_fallback():
             while done < steps:
                 for batch_idx, batch, last in _epochs(loader):
                     batch = hosts.to_device(batch)

@@ -18,13 +18,13 @@ import math
 import os
 import re
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from lightning.pytorch.utilities.seed import isolate_rng
 
 from autoinit.errors import one_line
+from autoinit.noise import quiet_vmap_fallback
 from autoinit.tuner.common.noise import quiet_lightning
 from autoinit.tuner.population.engine import (
     Member,
@@ -55,8 +55,7 @@ def probe(config: TuneConfig) -> str | None:
     members = [Member(scheme="default", gain=1.0, seed=seed) for seed in (0, 1)]
     # vmap's per-member loop for an op without a batching rule (attention on CPU) is exact, only slower:
     # not a reason to fall back.
-    with isolate_rng(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*performance drop.*")
+    with isolate_rng(), quiet_vmap_fallback():
         try:
             outcomes = train_population(config, members, steps=1)
         except (PopulationUnsupported, PopulationFailed) as exc:

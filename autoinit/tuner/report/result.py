@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from autoinit.errors import AutoInitError
+from autoinit.noise import quiet_optuna_info
 from autoinit.tuner.records.record import own_init_is_default
 from autoinit.tuner.report import transfer
 from autoinit.tuner.report.outputs import Row, best_summary, curves_figure, ranking, rows, summary_line
@@ -122,7 +122,7 @@ class TuneResult:
     @classmethod
     def load(cls, source: TrialSource, *, interrupted: bool = False, full: TrialSource | None = None) -> TuneResult:
         """The result of ``source``'s study, read from its storage (``full``: as :meth:`from_study`)."""
-        optuna.logging.set_verbosity(logging.WARNING)
+        quiet_optuna_info()
         study = optuna.load_study(
             study_name=source.study_name, storage=storage.open_storage(source.settings, source.output)
         )

@@ -18,7 +18,6 @@ import inspect
 import json
 import os
 import sys
-import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from torch import nn
 
 from autoinit import data as data_access
 from autoinit.errors import AutoInitError, one_line
+from autoinit.noise import quiet_combined_loader
 from autoinit.tuner.sources.proxy import check_proxy_keys
 from autoinit.tuner.sources.settings import Range, TuneSettings
 from autoinit.tuner.sources.source import (
@@ -385,9 +385,7 @@ class PythonSpec:
         return self.data
 
     def _first_batches(self, model: pl.LightningModule) -> list[str]:
-        with isolate_rng(), warnings.catch_warnings():
-            # Lightning's CombinedLoader on newer torch: a deprecation inside Lightning, not the user's to fix
-            warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated")
+        with isolate_rng(), quiet_combined_loader():
             pl.seed_everything(self.settings.data_seed, verbose=False)
             loader = data_access.train_loader(model, self.data)
             combined = loader if isinstance(loader, CombinedLoader) else CombinedLoader(loader, "max_size_cycle")

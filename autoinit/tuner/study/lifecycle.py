@@ -9,7 +9,6 @@ sampler, which is seeded per trial from the study's own state (see :mod:`autoini
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 
@@ -17,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import AutoInitError
+from autoinit.noise import quiet_optuna_info
 from autoinit.tuner.records.record import (
     STUDY_ATTR_CONFIG,
     STUDY_ATTR_CONFIG_SHA256,
@@ -43,7 +43,7 @@ def create_study(
     """
     s = config.settings
     search = search_for(s, schemes)
-    optuna.logging.set_verbosity(logging.WARNING)
+    quiet_optuna_info()
     study = optuna.create_study(
         study_name=config.study_name,
         storage=study_storage or storage.open_storage(s, config.output),
@@ -76,7 +76,7 @@ def create_study(
 def load_study(config: TrialSource, sampler_seed_offset: int = 0) -> tuple[optuna.Study, list[str]]:
     """The study a launcher created, opened by one of its workers (each with its own sampler seed, so
     parallel workers do not propose the same points)."""
-    optuna.logging.set_verbosity(logging.WARNING)
+    quiet_optuna_info()
     study_storage = storage.open_storage(config.settings, config.output)
     probe = optuna.load_study(study_name=config.study_name, storage=study_storage)
     schemes = list(probe.user_attrs[STUDY_ATTR_SCHEMES])

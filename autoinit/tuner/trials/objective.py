@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-import warnings
 from collections.abc import Callable
 
 import optuna
 from optuna.trial import TrialState
 
 from autoinit.errors import one_line
+from autoinit.noise import quiet_already_reported
 from autoinit.tuner.records.record import TrialRecord, TrialStatus
 from autoinit.tuner.records.scores import downsample, is_stalled, mean_curve, trial_score
 from autoinit.tuner.search.registry import search_type
@@ -134,8 +134,7 @@ def objective_parts(config: TrialSource, schemes: list[str]) -> tuple[Start, Fin
             # A halving round's screening trial: its score is not comparable with full-fidelity ones, so for
             # Optuna it is pruned at its last step (the best trial stays a fully trained one).
             TrialRecord.write(trial, score=score, status=TrialStatus.SCREENED)
-            with warnings.catch_warnings():  # the live report of the last step may hold it already
-                warnings.filterwarnings("ignore", message=".*is already reported")
+            with quiet_already_reported():  # the live report of the last step may hold it already
                 trial.report(score, fidelity.member_steps())
             raise optuna.TrialPruned("screened")
         return score
