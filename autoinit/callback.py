@@ -128,18 +128,16 @@ class AutoInit(pl.Callback):
             line = getattr(getattr(exc, "problem_mark", None), "line", None)
             where = f" (line {line + 1})" if line is not None else ""
             raise AutoInitError(f"AutoInit.from_file: '{path}' is not valid YAML{where}: fix or regenerate it") from exc
-        if not isinstance(data, dict) or "scheme" not in data:
-            raise AutoInitError(
-                f"AutoInit.from_file: '{path}' has no 'scheme' key: expected the best.yaml "
-                "written by `autoinit tune` (scheme, gain, options)"
-            )
-        options = data.get("options") or {}
-        if not isinstance(options, dict):
-            raise AutoInitError(f"AutoInit.from_file: 'options' in '{path}' must be a mapping, got {options!r}")
-        kwargs = {"scheme": data["scheme"], "gain": data.get("gain", 1.0), "options": options}
-        if data.get("seed") is not None:
-            kwargs["seed"] = data["seed"]
-        lr_scale = data.get("lr_scale")
+        from autoinit.tuner.records.best import Pick  # best.yaml's record: its keys are read there
+
+        try:
+            pick = Pick.from_yaml_dict(data, where=f"'{path}'")
+        except AutoInitError as exc:
+            raise AutoInitError(f"AutoInit.from_file: {exc}") from None
+        kwargs: dict[str, Any] = {"scheme": pick.scheme, "gain": pick.gain, "options": pick.options}
+        if pick.seed is not None:
+            kwargs["seed"] = pick.seed
+        lr_scale = pick.lr_scale
         if lr_scale is not None and lr_scale != 1.0:
             if "lr_scale" in inspect.signature(cls).parameters:
                 kwargs["lr_scale"] = lr_scale

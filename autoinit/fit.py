@@ -106,9 +106,8 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
     from autoinit.tuner import run
     from autoinit.tuner.report.result import TuneResult
     from autoinit.tuner.report.verdicts import fit_line
-    from autoinit.tuner.reuse import finished_study, study_name_for
+    from autoinit.tuner.reuse import reusable, study_for
     from autoinit.tuner.sources.config import TuneConfig
-    from autoinit.tuner.sources.proxy import proxy_source
     from autoinit.tuner.trials.loggers import configured_loggers
 
     config = TuneConfig(path, overrides)  # every key checked: one-line errors before any work
@@ -124,26 +123,17 @@ def pick_init(path: Path, overrides: list[str], *, resuming: bool, console: Cons
             "tune section to pick the init by measurement"
         )
         return AutoInit()
-    full = config if config.settings.proxy is not None else None
-    source = config if full is None else proxy_source(config)  # the study's trials build this one's model
-    name = study_name_for(source)
-    if name != source.study_name:
-        # An output folder holds one study's files: this config's study writes beside it, in its own folder.
-        output = source.output.with_name(source.output.name + name[len(source.study_name) :])
-        console.print(
-            f"[dim]study '{source.study_name}' was made from another config: this config's study is '{name}', "
-            f"in {output}[/dim]"
-        )
-        if full is None:
-            config = source = TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={output}"])
-        else:
-            source = proxy_source(config, study_name=name, output=output)
-    study = finished_study(source)
+
+    def renamed(config: TuneConfig, name: str, output: Path) -> TuneConfig:
+        return TuneConfig(path, [*overrides, f"--tune.study_name={name}", f"--tune.output={output}"])
+
+    target = study_for(config, renamed, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    config, source, full = target.config, target.source, target.full
+    result = target.finished()
     if resuming:
         console.print("resuming from a checkpoint: the restored weights are kept, nothing is tuned")
-        return TuneResult.from_study(source, study, full=full).callback() if study is not None else AutoInit()
-    result = TuneResult.from_study(source, study, full=full) if study is not None else None
-    if result is not None and (full is None or result.transfer is not None):
+        return result.callback() if result is not None else AutoInit()
+    if reusable(result, full):
         console.print(f"study '{source.study_name}' is finished for this config: its pick is reused, nothing tuned")
     else:
         if config.settings.log_trials:

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from rich.console import Console
 
+from autoinit.tuner.records.best import Init, Pick
 from autoinit.tuner.records.record import TrialStatus
 from autoinit.tuner.report.pick import TunedAutoInit
 from autoinit.tuner.report.transfer import CheckRow, Role, Verdict, judge, measure
@@ -143,7 +144,9 @@ def test_a_tune_with_a_proxy_records_the_check_reads_it_back_and_the_fit_follows
     console = Console(record=True, width=200)
     assert tune(full, console) == 0
     out = tmp_path / ("out" + PROXY_SUFFIX)
-    best = yaml.safe_load((out / "best.yaml").read_text())
+    text = (out / "best.yaml").read_text()
+    best = yaml.safe_load(text)
+    assert yaml.safe_dump(Pick.from_yaml_dict(best).to_yaml_dict(), sort_keys=False) == text  # proxy keys too
     assert best["proxy"] == {"model.init_args.depth": 2, "model.init_args.width": 8}
     transfer = best["transfer"]
     assert transfer["verdict"] in {v.value for v in Verdict}
@@ -154,10 +157,11 @@ def test_a_tune_with_a_proxy_records_the_check_reads_it_back_and_the_fit_follows
     assert transfer["cost"]["check_member_steps"] == 2 * 2 * 6
     assert transfer["cost"]["proxy_member_steps"] == 2 * 2 * 6
     rec = best["recommends"]
-    assert rec == recommended(best) and best["keep_baseline"] == (rec["role"] == "baseline")
+    pick = Pick.from_yaml_dict(best)
+    assert recommended(pick) == Init.from_yaml_dict(rec) and best["keep_baseline"] == (rec["role"] == "baseline")
     callback = TunedAutoInit.from_pick(best)
     assert (callback.scheme, callback.gain) == (rec["scheme"], rec["gain"])
-    assert fit_line(best).startswith("fitting with the ")
+    assert fit_line(pick).startswith("fitting with the ")
     text = console.export_text()
     assert "on the proxy (depth=2, width=8)" in text and "On the full model the pick" in text
     # run again: the study is finished and the check is stored with it

@@ -67,7 +67,8 @@ def test_a_failing_renewal_ends_the_thread_not_the_trial():
 
 def test_keep_alive_records_the_owner_and_a_lease_on_a_storage_without_heartbeat():
     import optuna
-    from autoinit.tuner.owner import LEASE_INTERVALS, keep_alive
+
+    from autoinit.tuner.storage.owner import LEASE_INTERVALS, keep_alive
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
@@ -83,7 +84,8 @@ def test_keep_alive_leaves_the_beating_to_optimize_when_it_beats(tmp_path):
     import sqlite3
 
     import optuna
-    from autoinit.tuner.owner import keep_alive
+
+    from autoinit.tuner.storage.owner import keep_alive
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'hb.db'}", heartbeat_interval=60)
     study = optuna.create_study(storage=storage)

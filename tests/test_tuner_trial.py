@@ -244,7 +244,8 @@ def test_the_models_own_init_varies_by_seed_and_reproduces(tmp_path, monkeypatch
 
 def test_pruner_reporter_sends_each_value_to_the_pruner_and_returns_its_answer():
     import optuna
-    from autoinit.tuner.trial import pruner_reporter
+
+    from autoinit.tuner.trials.trial import pruner_reporter
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=1.0))

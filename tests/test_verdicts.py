@@ -136,8 +136,8 @@ def test_best_summary_and_summary_line_when_the_best_beats_the_baseline():
         row("lsuv", [0.5, 0.5, 0.5], full=False),  # lower, but a screening score: not the pick
     ]
     summary = best_summary(_Source(3), rows)
-    assert summary["scheme"] == "kaiming_normal" and summary["significant"] is True
-    assert summary["tied_with"] == [{"scheme": "orthogonal", "gain": 1.41, "score": pytest.approx(1.913333333)}]
+    assert summary.scheme == "kaiming_normal" and summary.significant is True
+    assert summary.tied_with == [{"scheme": "orthogonal", "gain": 1.41, "score": pytest.approx(1.913333333)}]
     line = summary_line(summary, "auc")
     assert line == (
         "best: kaiming_normal gain=1 — early-loss AUC 1.9 vs 2.3 with the model's own init (-17%), "
@@ -153,8 +153,8 @@ def test_summary_line_when_nothing_beats_the_baseline_says_keep_it():
         *[row("orthogonal", [2.1, 2.6, 2.3], gain=g) for g in (0.5, 0.71, 1.41)],
     ]
     summary = best_summary(_Source(3), rows)
-    assert summary["scheme"] == "xavier_uniform" and summary["significant"] is False
-    assert [t["scheme"] for t in summary["tied_with"]] == [
+    assert summary.scheme == "xavier_uniform" and summary.significant is False
+    assert [t["scheme"] for t in summary.tied_with] == [
         "as_built",
         "lecun_normal",
         "orthogonal",
@@ -171,14 +171,14 @@ def test_summary_line_when_nothing_beats_the_baseline_says_keep_it():
 def test_one_seed_says_no_test_is_possible():
     rows = [row("as_built", [2.3]), row("kaiming_normal", [1.9])]
     summary = best_summary(_Source(1), rows)
-    assert summary["significant"] is None and summary["tied_with"] is None
+    assert summary.significant is None and summary.tied_with is None
     assert summary_line(summary, "auc").endswith("(-17%), one seed: no test over seeds")
 
 
 def test_the_baseline_itself_best():
     rows = [row("as_built", [2.0, 2.01, 1.99]), row("xavier_uniform", [2.3, 2.31, 2.29])]
     summary = best_summary(_Source(3), rows)
-    assert summary["significant"] is False and summary["tied_with"] == []
+    assert summary.significant is False and summary.tied_with == []
     assert verdict_text(summary) == "the model's own init itself scored best: keep it"
 
 
@@ -191,9 +191,9 @@ def test_improvement_is_against_the_models_own_init_and_pytorchs_default_is_show
         row("xavier_uniform", [3.05, 3.04, 3.06], gain=0.5),
     ]
     summary = best_summary(_Source(3), rows, own_init_is_default=False)
-    assert summary["baseline"]["scheme"] == "as_built" and summary["baseline_score"] == pytest.approx(3.39)
-    assert summary["improvement"] == pytest.approx((3.39 - 3.05) / 3.39)
-    assert summary["default_score"] == pytest.approx(39.1)
+    assert summary.baseline["scheme"] == "as_built" and summary.baseline_score == pytest.approx(3.39)
+    assert summary.improvement == pytest.approx((3.39 - 3.05) / 3.39)
+    assert summary.default_score == pytest.approx(39.1)
     assert summary_line(summary, "auc").startswith(
         "best: xavier_uniform gain=0.5 — early-loss AUC 3.05 vs 3.39 with the model's own init (-10%); "
         "PyTorch default 39.1, beyond noise"
@@ -233,7 +233,7 @@ def test_beyond_noise_is_never_said_when_the_baseline_stalled():
         row("lsuv", [1.76, 1.82, 1.88], gain=0.5),
     ]
     summary = best_summary(_Source(3), rows)
-    assert summary["significant"] is None and summary["baseline_stalled"] is True and not summary["keep_baseline"]
+    assert summary.significant is None and summary.baseline_stalled is True and not summary.keep_baseline
     line = summary_line(summary, "auc")
     assert "beyond noise" not in line and "the model's own init stalled" in line
     assert fit_line(summary) == "fitting with the pick: lsuv gain=0.5"
@@ -245,7 +245,7 @@ def test_a_stalled_pick_keeps_the_baseline():
         row("xavier_uniform", [2.3026, 2.3027, 2.3025], stalled=True),
     ]
     summary = best_summary(_Source(3), rows)
-    assert summary["significant"] is None and summary["keep_baseline"] is True
+    assert summary.significant is None and summary.keep_baseline is True
     line = summary_line(summary, "auc")
     assert "beyond noise" not in line and "keep the model's own init" in line
 
@@ -261,33 +261,14 @@ def test_when_the_summary_says_keep_the_baseline_the_callback_keeps_it(caplog):
         row("xavier_uniform", [2.0, 2.5, 2.2], gain=1.26),  # lower by mean, not beyond the spread over seeds
     ]
     summary = best_summary(_Source(3), rows)
-    assert "keep it" in summary_line(summary, "auc") and summary["keep_baseline"] is True
+    assert "keep it" in summary_line(summary, "auc") and summary.keep_baseline is True
     assert fit_line(summary) == (
         "fitting with the model's own init (as built), not the pick xavier_uniform: no init beats it beyond the "
         "spread over seeds (Welch, 3 seeds)"
     )
-    result = TuneResult(
-        scheme=summary["scheme"],
-        gain=summary["gain"],
-        options={},
-        lr_scale=None,
-        score=summary["score"],
-        score_std=summary["score_std"],
-        baseline_score=summary["baseline_score"],
-        default_score=summary["default_score"],
-        improvement=summary["improvement"],
-        significant=summary["significant"],
-        tied_with=summary["tied_with"],
-        objective="auc",
-        ranking=rows,
-        trials=rows,
-        study_name="s",
-        storage="memory",
-        output=Path("."),
-        pick=summary,
-    )
+    result = TuneResult(pick=summary, ranking=rows, trials=rows, study_name="s", storage="memory", output=Path("."))
     with caplog.at_level(logging.INFO):
         callback = result.callback()
     assert (callback.scheme, callback.gain, callback.lr_scale) == ("as_built", 1.0, 1.0)
     assert [r.getMessage() for r in caplog.records if "fitting with" in r.getMessage()] == [fit_line(summary)]
-    assert callback.pick["scheme"] == "xavier_uniform"  # what the tune found is still logged as the pick
+    assert callback.pick.scheme == "xavier_uniform"  # what the tune found is still logged as the pick

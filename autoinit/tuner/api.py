@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 from collections.abc import Mapping
 from contextlib import nullcontext
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -89,8 +90,7 @@ def tune(
     """
     from autoinit.interrupts import INTERRUPTED
     from autoinit.tuner import run
-    from autoinit.tuner.reuse import finished_study, study_name_for
-    from autoinit.tuner.sources.proxy import proxy_source
+    from autoinit.tuner.reuse import reusable, study_for
     from autoinit.tuner.trials.ddp import trial_devices
     from autoinit.tuner.trials.loggers import configured_loggers
 
@@ -105,31 +105,22 @@ def tune(
     )
     spec.check()
     console = console or Console(quiet=not verbose)
-    full = spec if spec.settings.proxy is not None else None
-    source = spec if full is None else proxy_source(spec)  # the study's trials build this one's model
-    name = study_name_for(source)
-    if name != source.study_name:
-        # An output folder holds one study's files: the new study writes beside it, in its own folder.
-        output = source.output.with_name(source.output.name + name[len(source.study_name) :])
-        console.print(
-            f"[dim]study '{source.study_name}' in {source.output} was made from another setup: tuning '{name}' "
-            f"in {output}[/dim]"
-        )
-        if full is None:
-            spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
-        else:
-            source = proxy_source(spec, study_name=name, output=output)
+
+    def renamed(spec: PythonSpec, name: str, output: Path) -> PythonSpec:
+        spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
+        return spec
+
+    target = study_for(spec, renamed, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    source, full = target.source, target.full
     if spec.settings.log_trials:
         configured_loggers(spec)
     subprocesses = spec.settings.workers > 1 or trial_devices(spec) > 1
     if subprocesses:
         _ = source.path  # a one-line error now when workers could not rebuild the model
-    study = finished_study(source)
-    if study is not None:
-        result = TuneResult.from_study(source, study, full=full)
-        if full is None or result.transfer is not None:
-            console.print(f"study '{source.study_name}' is finished for this setup: read back, nothing tuned")
-            return result
+    result = target.finished()
+    if reusable(result, full):
+        console.print(f"study '{source.study_name}' is finished for this setup: read back, nothing tuned")
+        return result
     with source.importable_in_subprocesses() if subprocesses else nullcontext():
         code = run.tune(spec, console, proxy=None if full is None else source)
     return TuneResult.load(source, interrupted=code == INTERRUPTED, full=full)

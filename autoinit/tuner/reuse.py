@@ -3,7 +3,10 @@ tuned again), and a config that changed gets a study of its own instead of a ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import optuna
 
@@ -14,6 +17,11 @@ from autoinit.tuner.search.registry import search_for
 from autoinit.tuner.sources.source import TrialSource
 from autoinit.tuner.storage import backend as storage
 from autoinit.tuner.study.lifecycle import create_study
+
+if TYPE_CHECKING:
+    from autoinit.tuner.report.result import TuneResult
+
+S = TypeVar("S", bound=TrialSource)
 
 
 def _open_storage(source: TrialSource) -> optuna.storages.BaseStorage:
@@ -87,3 +95,51 @@ def _may_hold_a_study(source: TrialSource) -> bool:
     if target.startswith("sqlite:///"):
         return Path(target.removeprefix("sqlite:///")).exists()
     return True
+
+
+@dataclass(frozen=True, kw_only=True)
+class StudyFor:
+    """Where a config's trials go. ``config``: the config to tune (renamed when its study name was taken by
+    another setup); ``source``: whose trials the study holds (``config``, or its proxy); ``full``: the full
+    model of a proxy study, else None."""
+
+    config: TrialSource
+    source: TrialSource
+    full: TrialSource | None
+
+    def finished(self) -> TuneResult | None:
+        """The result of the finished study of this setup, read back (None: there is something to tune)."""
+        from autoinit.tuner.report.result import TuneResult
+
+        study = finished_study(self.source)
+        return None if study is None else TuneResult.from_study(self.source, study, full=self.full)
+
+
+def study_for(config: S, renamed: Callable[[S, str, Path], S], note: Callable[[str], None]) -> StudyFor:
+    """The study ``config``'s trials go to (``autoinit fit`` and ``autoinit.tune`` alike): its own name, or
+    when that study was made from another setup, ``<name>-<hash>`` in the output folder ``<output>-<hash>``
+    (an output folder holds one study's files). ``renamed(config, name, output)``: the config with that
+    study name and output; ``note``: told of the renaming."""
+    from autoinit.tuner.sources.proxy import proxy_source
+
+    full = config if config.settings.proxy is not None else None
+    source: TrialSource = config if full is None else proxy_source(config)
+    name = study_name_for(source)
+    if name != source.study_name:
+        output = source.output.with_name(source.output.name + name[len(source.study_name) :])
+        note(
+            f"study '{source.study_name}' in {source.output} was made from another setup: this setup's study is "
+            f"'{name}', in {output}"
+        )
+        if full is None:
+            config = renamed(config, name, output)
+            source = config
+        else:
+            source = proxy_source(config, study_name=name, output=output)
+    return StudyFor(config=config, source=source, full=full)
+
+
+def reusable(result: TuneResult | None, full: TrialSource | None) -> bool:
+    """Whether a finished study's result stands as the pick with nothing tuned: a proxy study's only once its
+    transfer check on the full model is stored."""
+    return result is not None and (full is None or result.transfer is not None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from optuna.trial import TrialState
 from autoinit import _compat
 from autoinit.errors import AutoInitError, one_line
 from autoinit.schemes import get_scheme, list_schemes
+from autoinit.tuner.records.best import Pick
 from autoinit.tuner.records.record import STUDY_ATTR_CONFIG, TrialRecord, TrialStatus, own_init_is_default, trial_status
 from autoinit.tuner.report.verdicts import (
     baseline_kept,
@@ -255,10 +257,8 @@ def _trials_csv(f: TextIO, all_rows: list[Row], seeds: int) -> None:
         )
 
 
-def best_summary(
-    config: TrialSource, all_rows: list[Row], own_init_is_default: bool | None = None
-) -> dict[str, Any] | None:
-    """best.yaml's content: the pick, its score against the baseline (the model's own init) — the improvement,
+def best_summary(config: TrialSource, all_rows: list[Row], own_init_is_default: bool | None = None) -> Pick | None:
+    """best.yaml's record: the pick, its score against the baseline (the model's own init) — the improvement,
     whether it is beyond noise, the points tied with it — and PyTorch's default's score where the model's own
     init is not PyTorch's default (``own_init_is_default``: from the study, None when not known)."""
     from autoinit import __version__
@@ -270,33 +270,30 @@ def best_summary(
     s = config.settings
     tied = tied_with(best, ranked, s.seeds)
     with_lr = s.lr_scale is not None or any(r.lr_scale != 1.0 for r in ranked)
-    options: dict[str, Any] = {}
-    out = {
-        "scheme": best.scheme,
-        "gain": round(best.gain, 6),
-        "options": options,
-        "score": best.score,
-        "score_std": best.score_std,
-        "objective": s.objective,
-        "baseline": None if baseline is None else _baseline_point(baseline, with_lr=with_lr),
-        "baseline_score": baseline.score if baseline else None,
-        "own_init_is_default": own_init_is_default,
-        "default_score": default.score if default else None,
-        "improvement": (baseline.score - best.score) / baseline.score if baseline and baseline.score else None,
-        "significant": significant(best, baseline, s.seeds),
-        "tied_with": None if tied is None else [point(r, with_lr=with_lr) for r in tied],
-        "stalled": best.stalled,
-        "baseline_stalled": baseline.stalled if baseline else None,
-        "steps": s.steps,
-        "seeds": s.seeds,
-        "trial": best.number,
-        "config_sha256": config.sha256(),
-        "autoinit_version": __version__,
-    }
-    if best.lr_scale != 1.0 or s.lr_scale is not None:
-        out["lr_scale"] = round(best.lr_scale, 6)
-    out["keep_baseline"] = baseline_kept(out) is not None
-    return out
+    pick = Pick(
+        scheme=best.scheme,
+        gain=round(best.gain, 6),
+        options={},
+        score=best.score,
+        score_std=best.score_std,
+        objective=s.objective,
+        baseline=None if baseline is None else _baseline_point(baseline, with_lr=with_lr),
+        baseline_score=baseline.score if baseline else None,
+        own_init_is_default=own_init_is_default,
+        default_score=default.score if default else None,
+        improvement=(baseline.score - best.score) / baseline.score if baseline and baseline.score else None,
+        significant=significant(best, baseline, s.seeds),
+        tied_with=None if tied is None else [point(r, with_lr=with_lr) for r in tied],
+        stalled=best.stalled,
+        baseline_stalled=baseline.stalled if baseline else None,
+        steps=s.steps,
+        seeds=s.seeds,
+        trial=best.number,
+        config_sha256=config.sha256(),
+        autoinit_version=__version__,
+        lr_scale=round(best.lr_scale, 6) if best.lr_scale != 1.0 or s.lr_scale is not None else None,
+    )
+    return dataclasses.replace(pick, keep_baseline=baseline_kept(pick) is not None)
 
 
 def _baseline_point(row: Row, *, with_lr: bool) -> dict[str, Any]:
@@ -307,33 +304,33 @@ def _baseline_point(row: Row, *, with_lr: bool) -> dict[str, Any]:
     return out
 
 
-def write_best_yaml(path: Path, summary: dict[str, Any]) -> None:
-    _atomic_write(path, lambda f: f.write(yaml.safe_dump(summary, sort_keys=False)))
+def write_best_yaml(path: Path, pick: Pick) -> None:
+    _atomic_write(path, lambda f: f.write(yaml.safe_dump(pick.to_yaml_dict(), sort_keys=False)))
 
 
-def summary_line(summary: dict[str, Any] | None, objective: str) -> str:
-    if summary is None:
+def summary_line(pick: Pick | None, objective: str) -> str:
+    if pick is None:
         return "no trial completed: nothing to recommend (see trials.csv for what failed)"
     name = {"auc": "early-loss AUC", "final": "final loss", "steps_to": "steps to threshold"}[objective]
-    lr = f" lr×{summary['lr_scale']:.3g}" if "lr_scale" in summary else ""
+    lr = f" lr×{pick.lr_scale:.3g}" if pick.lr_scale is not None else ""
     # a scheme that takes no gain (the model's own init) shows none; one not registered here shows its gain
-    gainless = summary["scheme"] in list_schemes() and not get_scheme(summary["scheme"]).uses_gain
-    gain = "" if gainless else f" gain={summary['gain']:.3g}"
-    line = f"best: {summary['scheme']}{gain}{lr} — {name} {summary['score']:.3g}"
-    baseline = summary.get("baseline_score")
+    gainless = pick.scheme in list_schemes() and not get_scheme(pick.scheme).uses_gain
+    gain = "" if gainless else f" gain={pick.gain:.3g}"
+    line = f"best: {pick.scheme}{gain}{lr} — {name} {pick.score:.3g}"
+    baseline = pick.baseline_score
     if baseline is not None:
-        change = -summary["improvement"] * 100
+        change = -pick.improvement * 100
         # Said once when the model's own init is PyTorch's default; both scores when they differ.
-        own = " (PyTorch's default)" if summary.get("own_init_is_default") else ""
+        own = " (PyTorch's default)" if pick.own_init_is_default else ""
         line += f" vs {baseline:.3g} with the model's own init{own} ({change:+.0f}%)"
-        if not summary.get("own_init_is_default") and summary.get("default_score") is not None:
-            line += f"; PyTorch default {summary['default_score']:.3g}"
-    verdict = verdict_text(summary)
+        if not pick.own_init_is_default and pick.default_score is not None:
+            line += f"; PyTorch default {pick.default_score:.3g}"
+    verdict = verdict_text(pick)
     if verdict:
         line += (", " if baseline is not None else "; ") + verdict
-    if summary.get("proxy"):
-        line = f"on the proxy ({describe_proxy(summary['proxy'])}) {line}"
-        transfer = transfer_text(summary)
+    if pick.proxy:
+        line = f"on the proxy ({describe_proxy(pick.proxy)}) {line}"
+        transfer = transfer_text(pick)
         line += f". {transfer[0].upper()}{transfer[1:]}" if transfer else ". No transfer check on the full model"
     return line
 
@@ -408,7 +405,7 @@ def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
 class Outputs:
     """What :func:`write_outputs` found and wrote."""
 
-    summary: dict[str, Any] | None
+    summary: Pick | None
     rows: list[Row]
     written: list[Path] = field(default_factory=list)
 

@@ -4,11 +4,13 @@ and its improvement to every logger of the fit as hyperparameters."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
 
 from autoinit.callback import AutoInit
+from autoinit.tuner.records.best import Pick
 from autoinit.tuner.report.verdicts import recommended
 from autoinit.tuner.trials.trial import LearningRateScale
 
@@ -34,8 +36,8 @@ class TunedAutoInit(AutoInit):
         scheme, gain, options, seed, verbose...: as :class:`AutoInit`.
         lr_scale: the tuned factor on every optimizer's learning rate (applied on a fresh fit only: a resumed
             fit restores its optimizer state, scaled already).
-        pick: what the tune found (best.yaml's keys); :data:`LOGGED_KEYS` among them are logged to the fit's
-            loggers as ``autoinit/<key>``.
+        pick: what the tune found (a :class:`~autoinit.tuner.records.best.Pick`, or best.yaml's content); its
+            :data:`LOGGED_KEYS` are logged to the fit's loggers as ``autoinit/<key>``.
     """
 
     def __init__(
@@ -44,24 +46,27 @@ class TunedAutoInit(AutoInit):
         gain: float = 1.0,
         *,
         lr_scale: float = 1.0,
-        pick: dict[str, Any] | None = None,
+        pick: Pick | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scheme, gain, **kwargs)
         self.lr_scale = float(lr_scale)
-        self.pick = dict(pick or {})
+        # (a mapping: best.yaml's content, as read from the file)
+        self.pick = pick if isinstance(pick, Pick) or pick is None else Pick.from_yaml_dict(pick)
 
     @classmethod
-    def from_pick(cls, pick: dict[str, Any], **overrides: Any) -> TunedAutoInit:
-        """From best.yaml's content (``scheme``, ``gain``, ``options``, ``lr_scale`` and the scores): the init
-        it recommends (:func:`~autoinit.tuner.report.verdicts.recommended`: the pick, the baseline when the verdict is
+    def from_pick(cls, pick: Pick | Mapping[str, Any], **overrides: Any) -> TunedAutoInit:
+        """From what a tune found (a :class:`~autoinit.tuner.records.best.Pick`, or best.yaml's content): the init it
+        recommends (:func:`~autoinit.tuner.report.verdicts.recommended`: the pick, the baseline when the verdict is
         to keep it, or a proxy study's transfer check's choice)."""
+        if not isinstance(pick, Pick):
+            pick = Pick.from_yaml_dict(pick)
         chosen = recommended(pick)
         kwargs: dict[str, Any] = {
-            "scheme": chosen["scheme"],
-            "gain": chosen.get("gain", 1.0),
-            "options": dict(chosen.get("options") or {}),
-            "lr_scale": chosen.get("lr_scale", 1.0),
+            "scheme": chosen.scheme,
+            "gain": chosen.gain,
+            "options": dict(chosen.options),
+            "lr_scale": chosen.lr_factor,
             "pick": pick,
         }
         kwargs.update(overrides)
@@ -69,7 +74,8 @@ class TunedAutoInit(AutoInit):
 
     def hparams(self) -> dict[str, Any]:
         """The pick as the hyperparameters logged to the fit's loggers."""
-        out = {f"autoinit/{k}": self.pick[k] for k in LOGGED_KEYS if self.pick.get(k) is not None}
+        values = self.pick.to_yaml_dict() if self.pick is not None else {}
+        out = {f"autoinit/{k}": v for k, v in values.items() if k in LOGGED_KEYS and v is not None}
         out["autoinit/lr_scale"] = self.lr_scale
         return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ import optuna
 
 from autoinit.errors import AutoInitError
 from autoinit.noise import quiet_optuna_info
+from autoinit.tuner.records.best import Pick
 from autoinit.tuner.records.record import own_init_is_default
 from autoinit.tuner.report import transfer
 from autoinit.tuner.report.outputs import Row, best_summary, curves_figure, ranking, rows, summary_line
@@ -32,6 +34,8 @@ class TuneResult:
     """The pick of a tune and the trials behind it.
 
     Attributes:
+        pick: what the tune found, as best.yaml holds it (:class:`~autoinit.tuner.records.best.Pick`); its
+            fields are also read here:
         scheme, gain, options: the best init (``AutoInit(scheme, gain, options=options)``).
         lr_scale: the best learning-rate factor when ``lr_scale`` was tuned, else None.
         score, score_std: its score (lower is better) and the std over init seeds.
@@ -43,37 +47,79 @@ class TuneResult:
         tied_with: the complete trials statistically tied with the pick (Welch p ≥ 0.05), best first, as
             best.yaml lists them (``scheme``, ``gain``, ``score``); None with one seed.
         objective: what the score measures ("auc", "final", "steps_to").
+        proxy: the config overrides the study tuned on (``tune.proxy``), else None; then ``scheme``...
+            ``ranking`` are the proxy's.
+        transfer: the check of the proxy's pick on the full model (verdict, rows, cost), as best.yaml's
+            ``transfer``; ``callback()`` follows what it recommends (``pick.recommends``).
         ranking: the measured trials, best first (complete, then pruned, pre-screened, diverged).
         trials: every trial, in trial order (failed and unfinished ones too).
         study_name, storage, output: where the study and its outputs are.
         interrupted: the tune was stopped (Ctrl-C) before it finished; the result is of the trials done.
-        proxy: the config overrides the study tuned on (``tune.proxy``), else None; then ``scheme``...
-            ``ranking`` are the proxy's.
-        transfer: the check of the proxy's pick on the full model (verdict, rows, cost), as best.yaml's
-            ``transfer``; ``callback()`` follows what it recommends (``pick["recommends"]``).
     """
 
-    scheme: str
-    gain: float
-    options: dict[str, Any]
-    lr_scale: float | None
-    score: float
-    score_std: float | None
-    baseline_score: float | None
-    default_score: float | None
-    improvement: float | None
-    significant: bool | None
-    tied_with: list[dict[str, Any]] | None
-    objective: str
+    pick: Pick = field(repr=False)
     ranking: list[Row]
     trials: list[Row]
     study_name: str
     storage: str
     output: Path
-    pick: dict[str, Any] = field(repr=False)
     interrupted: bool = False
-    proxy: dict[str, Any] | None = None
-    transfer: dict[str, Any] | None = None
+
+    @property
+    def scheme(self) -> str:
+        return self.pick.scheme
+
+    @property
+    def gain(self) -> float:
+        return self.pick.gain
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.pick.options
+
+    @property
+    def lr_scale(self) -> float | None:
+        return self.pick.lr_scale
+
+    @property
+    def score(self) -> float | None:
+        return self.pick.score
+
+    @property
+    def score_std(self) -> float | None:
+        return self.pick.score_std
+
+    @property
+    def baseline_score(self) -> float | None:
+        return self.pick.baseline_score
+
+    @property
+    def default_score(self) -> float | None:
+        return self.pick.default_score
+
+    @property
+    def improvement(self) -> float | None:
+        return self.pick.improvement
+
+    @property
+    def significant(self) -> bool | None:
+        return self.pick.significant
+
+    @property
+    def tied_with(self) -> list[dict[str, Any]] | None:
+        return self.pick.tied_with
+
+    @property
+    def objective(self) -> str | None:
+        return self.pick.objective
+
+    @property
+    def proxy(self) -> dict[str, Any] | None:
+        return self.pick.proxy
+
+    @property
+    def transfer(self) -> dict[str, Any] | None:
+        return self.pick.transfer
 
     @classmethod
     def from_study(
@@ -82,41 +128,24 @@ class TuneResult:
         """The result held by ``study``; a one-line error when no trial completed. ``full``: the full model
         of a proxy study (``source`` is then the proxy's), whose stored transfer check the result includes."""
         all_rows = rows(study)
-        summary = best_summary(source, all_rows, own_init_is_default(study))
-        if full is not None and summary is not None:
-            summary = transfer.read_back(full, study, summary, all_rows)
-        if summary is None:
+        pick = best_summary(source, all_rows, own_init_is_default(study))
+        if full is not None and pick is not None:
+            pick = transfer.read_back(full, study, pick, all_rows)
+        if pick is None:
             errors = [r.error for r in all_rows if r.error]
             why = f" (last error: {errors[-1]})" if errors else ""
             raise AutoInitError(
                 f"no trial of study '{source.study_name}' completed{why}: nothing to pick; see "
                 f"{source.output / 'trials.csv'} and fix the model, data or tune settings"
             )
-        ranked = ranking(all_rows)
-        sig = summary["significant"]  # verdicts.significant, judged by best_summary on these rows
-        pick = {**summary, "study": source.study_name}
         return cls(
-            scheme=summary["scheme"],
-            gain=summary["gain"],
-            options=dict(summary.get("options") or {}),
-            lr_scale=summary.get("lr_scale"),
-            score=summary["score"],
-            score_std=summary.get("score_std"),
-            baseline_score=summary.get("baseline_score"),
-            default_score=summary.get("default_score"),
-            improvement=summary.get("improvement"),
-            significant=sig,
-            tied_with=summary.get("tied_with"),
-            objective=summary["objective"],
-            ranking=ranked,
+            pick=dataclasses.replace(pick, study=source.study_name),
+            ranking=ranking(all_rows),
             trials=all_rows,
             study_name=source.study_name,
             storage=storage.describe(source.settings, source.output),
             output=source.output,
-            pick=pick,
             interrupted=interrupted,
-            proxy=summary.get("proxy"),
-            transfer=summary.get("transfer"),
         )
 
     @classmethod
@@ -138,7 +167,7 @@ class TuneResult:
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.pick, sort_keys=False))
+        path.write_text(yaml.safe_dump(self.pick.to_yaml_dict(), sort_keys=False))
         return path
 
     def callback(self, **overrides: Any) -> TunedAutoInit:
@@ -149,7 +178,7 @@ class TuneResult:
 
         from autoinit.tuner.report.pick import TunedAutoInit
 
-        if self.pick.get("keep_baseline") or self.pick.get("transfer"):
+        if self.pick.keep_baseline or self.pick.transfer:
             rank_zero_info(fit_line(self.pick))  # the callback may not be the pick's: say whose it is
         return TunedAutoInit.from_pick(self.pick, **overrides)
 

@@ -27,6 +27,7 @@ points it measured), so a resumed or repeated tune reads it back instead of trai
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ import optuna
 from rich.console import Console
 
 from autoinit.errors import AutoInitError, one_line
+from autoinit.tuner.records.best import Init, Pick
 from autoinit.tuner.records.record import TrialRecord, TrialStatus, transfer_attr
 from autoinit.tuner.records.scores import is_stalled, trial_score
 from autoinit.tuner.report.outputs import Row, comparable, ranking
@@ -172,27 +174,27 @@ def _key(scheme: str, gain: float, lr_scale: float) -> tuple[str, float, float]:
     return scheme, round(float(gain), 6), round(float(lr_scale), 6)
 
 
-def check_points(summary: dict[str, Any], rows: list[Row]) -> dict[Role, dict[str, Any]]:
+def check_points(pick: Pick, rows: list[Row]) -> dict[Role, dict[str, Any]]:
     """The points the check trains: the proxy's pick, the model's own init, and the runner-up — the best
     complete point of a scheme other than the pick's and the own init (a neighbouring gain of the pick's
     scheme tells less), else the pick's scheme's next-best point, when the study has one."""
-    pick = {
-        "scheme": summary["scheme"],
-        "gain": summary["gain"],
-        "lr_scale": summary.get("lr_scale", 1.0),
-        "options": dict(summary.get("options") or {}),
-    }
-    base = summary.get("baseline") or {"scheme": BASELINE_SCHEME, "gain": 1.0}
-    points = {Role.PICK: pick, Role.BASELINE: {"lr_scale": 1.0, "options": {}, **base}}
+    picked = pick.init
+    base = pick.baseline_init or Init(scheme=BASELINE_SCHEME)
+    points = {Role.PICK: _point(picked), Role.BASELINE: {**_point(base), "options": {}}}
     ranked = [r for r in comparable(ranking(rows)) if r.scheme != BASELINE_SCHEME]
-    others = [r for r in ranked if r.scheme != pick["scheme"]]
+    others = [r for r in ranked if r.scheme != picked.scheme]
     same = [
-        r for r in ranked if _key(r.scheme, r.gain, r.lr_scale) != _key(pick["scheme"], pick["gain"], pick["lr_scale"])
+        r for r in ranked if _key(r.scheme, r.gain, r.lr_scale) != _key(picked.scheme, picked.gain, picked.lr_factor)
     ]
     if others or same:
         r = (others or same)[0]
         points[Role.RUNNER_UP] = {"scheme": r.scheme, "gain": r.gain, "lr_scale": r.lr_scale, "options": {}}
     return points
+
+
+def _point(init: Init) -> dict[str, Any]:
+    """A point the check trains."""
+    return {"scheme": init.scheme, "gain": init.gain, "lr_scale": init.lr_factor, "options": dict(init.options)}
 
 
 # Trains one point on the full model (run_trial; a seam for tests).
@@ -307,33 +309,33 @@ def stored(full: TrialSource, study: optuna.Study, points: dict[Role, dict[str, 
     return found if isinstance(found, dict) and _points_of(found) == want else None
 
 
-def with_transfer(summary: dict[str, Any], full: TrialSource, transfer: dict[str, Any] | None) -> dict[str, Any]:
-    """The proxy study's best.yaml content with ``proxy``, ``transfer`` and ``recommends`` (and
-    ``keep_baseline`` following the recommendation); without a check, only ``proxy``."""
-    out = {**summary, "proxy": dict(full.settings.proxy or {})}
+def with_transfer(pick: Pick, full: TrialSource, transfer: dict[str, Any] | None) -> Pick:
+    """The proxy study's pick with ``proxy``, ``transfer`` and ``recommends`` (and ``keep_baseline``
+    following the recommendation); without a check, only ``proxy``."""
+    out = dataclasses.replace(pick, proxy=dict(full.settings.proxy or {}))
     if transfer is None:
         return out
-    out["transfer"] = {k: v for k, v in transfer.items() if k != "recommends"}
-    out["recommends"] = dict(transfer["recommends"])
-    out["keep_baseline"] = transfer["recommends"]["role"] == Role.BASELINE.value
-    return out
+    return dataclasses.replace(
+        out,
+        transfer={k: v for k, v in transfer.items() if k != "recommends"},
+        recommends=dict(transfer["recommends"]),
+        keep_baseline=transfer["recommends"]["role"] == Role.BASELINE.value,
+    )
 
 
-def read_back(full: TrialSource, study: optuna.Study, summary: dict[str, Any], rows: list[Row]) -> dict[str, Any]:
-    """``summary`` with the stored check (nothing trained)."""
-    return with_transfer(summary, full, stored(full, study, check_points(summary, rows)))
+def read_back(full: TrialSource, study: optuna.Study, pick: Pick, rows: list[Row]) -> Pick:
+    """``pick`` with the stored check (nothing trained)."""
+    return with_transfer(pick, full, stored(full, study, check_points(pick, rows)))
 
 
-def check(
-    full: TrialSource, study: optuna.Study, summary: dict[str, Any], rows: list[Row], console: Console
-) -> dict[str, Any]:
-    """Run (or read back) the check of the proxy study's pick on the full model; the summary with its
+def check(full: TrialSource, study: optuna.Study, pick: Pick, rows: list[Row], console: Console) -> Pick:
+    """Run (or read back) the check of the proxy study's pick on the full model; the pick with its
     record. The check is stored with the study."""
-    points = check_points(summary, rows)
+    points = check_points(pick, rows)
     found = stored(full, study, points)
     if found is not None:
         console.print("[dim]the transfer check of this pick on the full model is read back: nothing trained[/dim]")
-        return with_transfer(summary, full, found)
+        return with_transfer(pick, full, found)
     s = full.settings
     distinct = len({_key(p["scheme"], p["gain"], p.get("lr_scale", 1.0)) for p in points.values()})
     console.print(
@@ -343,7 +345,7 @@ def check(
     transfer = record(full, study, measure(full, points))
     study.set_user_attr(transfer_attr(full.sha256()), transfer)
     console.print(check_table(transfer))
-    return with_transfer(summary, full, transfer)
+    return with_transfer(pick, full, transfer)
 
 
 def check_table(transfer: dict[str, Any]):

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar
 
+from autoinit.tuner.records.best import Init, Pick
 from autoinit.tuner.records.record import TrialStatus
 
 # Two-sided level of every Welch test here.
@@ -125,62 +126,63 @@ def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
     return out
 
 
-def baseline_kept(summary: dict[str, Any]) -> str | None:
-    """Why the verdict is to keep the baseline instead of the pick (best.yaml's keys), or None when the pick
-    stands: the baseline scored best itself, no init beats it beyond the spread over seeds, or the pick's
-    loss stalled. The one rule the summary line, ``autoinit fit`` and ``TuneResult.callback()`` follow."""
-    if summary.get("baseline_score") is None:
+def baseline_kept(pick: Pick) -> str | None:
+    """Why the verdict is to keep the baseline instead of the pick, or None when the pick stands: the
+    baseline scored best itself, no init beats it beyond the spread over seeds, or the pick's loss stalled.
+    The one rule the summary line, ``autoinit fit`` and ``TuneResult.callback()`` follow."""
+    if pick.baseline_score is None:
         return None
-    if _is_baseline(summary):
+    if _is_baseline(pick):
         return "it scored best itself"
-    if summary.get("stalled"):
+    if pick.stalled:
         return "the pick's loss stalled"
-    if summary.get("significant") is False:
-        return f"no init beats it beyond the spread over seeds (Welch, {summary.get('seeds')} seeds)"
+    if pick.significant is False:
+        return f"no init beats it beyond the spread over seeds (Welch, {pick.seeds} seeds)"
     return None
 
 
-def recommended(summary: dict[str, Any]) -> dict[str, Any]:
-    """The init a fit uses (``scheme``, ``gain``, ``options``, ``lr_scale``): a proxy study's ``recommends``
-    (its transfer check's), else the baseline when kept (``keep_baseline``), else the pick. The one rule
-    ``autoinit fit`` and ``TuneResult.callback()`` follow."""
-    if summary.get("recommends"):
-        return summary["recommends"]
-    if summary.get("keep_baseline") and summary.get("baseline"):
-        return summary["baseline"]
-    return summary
+def recommended(pick: Pick) -> Init:
+    """The init a fit uses: a proxy study's ``recommends`` (its transfer check's), else the baseline when
+    kept (``keep_baseline``), else the pick. The one rule ``autoinit fit`` and ``TuneResult.callback()``
+    follow."""
+    if (rec := pick.recommended_init) is not None:
+        return rec
+    if pick.keep_baseline and (base := pick.baseline_init) is not None:
+        return base
+    return pick.init
 
 
-def fit_line(summary: dict[str, Any]) -> str:
+def fit_line(pick: Pick) -> str:
     """What a fit trains with, in one line: the pick, or the baseline and why."""
-    if summary.get("recommends"):
-        return "fitting with " + _transfer_choice(summary)
-    why = baseline_kept(summary)
+    if pick.recommends:
+        return "fitting with " + _transfer_choice(pick)
+    why = baseline_kept(pick)
     if why is None:
-        return f"fitting with the pick: {summary['scheme']} gain={summary['gain']:.3g}"
-    return f"fitting with the model's own init (as built), not the pick {summary['scheme']}: {why}"
+        return f"fitting with the pick: {pick.scheme} gain={pick.gain:.3g}"
+    return f"fitting with the model's own init (as built), not the pick {pick.scheme}: {why}"
 
 
-def _is_baseline(summary: dict[str, Any]) -> bool:
+def _is_baseline(pick: Pick) -> bool:
     """Whether the pick is the baseline itself."""
-    return summary.get("scheme") == (summary.get("baseline") or {}).get("scheme") and summary.get("improvement") == 0
+    base = pick.baseline_init
+    return base is not None and pick.scheme == base.scheme and pick.improvement == 0
 
 
-def verdict_text(summary: dict[str, Any]) -> str:
-    """The summary line's verdict, from best.yaml's keys (``significant``, ``tied_with``, ``seeds``,
-    ``baseline``, ``baseline_score``, ``scheme``, ``improvement``); empty when there is nothing to judge."""
-    seeds = summary.get("seeds") or 1
-    sig = summary.get("significant")
+def verdict_text(pick: Pick) -> str:
+    """The summary line's verdict, from the pick's ``significant``, ``tied_with``, ``seeds``, ``baseline``,
+    ``baseline_score``, ``scheme``, ``improvement``; empty when there is nothing to judge."""
+    seeds = pick.seeds or 1
+    sig = pick.significant
     parts = []
-    if summary.get("baseline_score") is None:
+    if pick.baseline_score is None:
         pass  # no baseline measured: nothing to say about it
-    elif _is_baseline(summary):
+    elif _is_baseline(pick):
         parts.append("the model's own init itself scored best: keep it")
-    elif summary.get("stalled"):
+    elif pick.stalled:
         parts.append("the pick's loss stalled (never fell beyond its noise): keep the model's own init")
     elif seeds < 2:
         parts.append("one seed: no test over seeds")
-    elif summary.get("baseline_stalled"):
+    elif pick.baseline_stalled:
         parts.append("the model's own init stalled (its loss never fell beyond its noise): no test over seeds")
     elif sig is None:
         parts.append("no test over seeds (no spread recorded)")
@@ -188,7 +190,7 @@ def verdict_text(summary: dict[str, Any]) -> str:
         parts.append(f"beyond noise (Welch, {seeds} seeds)")
     else:
         parts.append(f"no init beats the model's own init beyond the spread over seeds (Welch, {seeds} seeds): keep it")
-    tied = summary.get("tied_with")
+    tied = pick.tied
     if tied:
         names = [_label(t) for t in tied[:SHOWN_TIES]]
         more = f" and {len(tied) - SHOWN_TIES} more" if len(tied) > SHOWN_TIES else ""
@@ -200,26 +202,27 @@ def verdict_text(summary: dict[str, Any]) -> str:
 _ROLE_NAMES = {"pick": "the pick", "runner_up": "the proxy's runner-up", "baseline": "the model's own init"}
 
 
-def _transfer_choice(summary: dict[str, Any]) -> str:
+def _transfer_choice(pick: Pick) -> str:
     """``the pick kaiming_normal gain=1.2``: what a proxy study's transfer check recommends."""
-    rec = summary["recommends"]
-    what = _ROLE_NAMES[rec["role"]]
-    if rec["role"] != "baseline":
-        what += f" {rec['scheme']} gain={rec['gain']:.3g}"
-        if rec.get("lr_scale", 1.0) != 1.0:
-            what += f" lr×{rec['lr_scale']:.3g}"
+    rec = pick.recommended_init
+    assert rec is not None and rec.role is not None
+    what = _ROLE_NAMES[rec.role]
+    if rec.role != "baseline":
+        what += f" {rec.scheme} gain={rec.gain:.3g}"
+        if rec.lr_factor != 1.0:
+            what += f" lr×{rec.lr_factor:.3g}"
     return what
 
 
-def transfer_text(summary: dict[str, Any]) -> str:
+def transfer_text(pick: Pick) -> str:
     """The summary line's account of a proxy study's transfer check ("" without one): the verdict, why,
     what best.yaml recommends, and the cost against a study of the full model."""
-    transfer = summary.get("transfer")
+    transfer = pick.transfer
     if not transfer:
         return ""
     verdict = {"transferred": "transferred", "tied": "tied", "not_transferred": "did not transfer"}[transfer["verdict"]]
     line = f"on the full model the pick {verdict} ({transfer['reason']}): best.yaml recommends "
-    line += _transfer_choice(summary)
+    line += _transfer_choice(pick)
     c = transfer.get("cost") or {}
     if c.get("share_of_full_study") is not None:
         line += (
@@ -229,6 +232,6 @@ def transfer_text(summary: dict[str, Any]) -> str:
     return line
 
 
-def _label(point: dict[str, Any]) -> str:
-    lr = f" lr×{point['lr_scale']:.3g}" if "lr_scale" in point else ""
-    return f"{point['scheme']}·{point['gain']:.3g}{lr} ({point['score']:.3g})"
+def _label(point: Init) -> str:
+    lr = f" lr×{point.lr_scale:.3g}" if point.lr_scale is not None else ""
+    return f"{point.scheme}·{point.gain:.3g}{lr} ({point.score:.3g})"
