@@ -59,10 +59,10 @@ def test_tune_end_to_end_outputs_and_from_file(tmp_path):
         ("kaiming_normal", "1"),
         ("xavier_uniform", "1"),
     ]
-    text = (tmp_path / "out" / "best.yaml").read_text()
-    best = yaml.safe_load(text)
+    written = (tmp_path / "out" / "best.yaml").read_text()
+    best = yaml.safe_load(written)
     # every key written is a field of the one record, which writes the file back byte for byte
-    assert yaml.safe_dump(Pick.from_yaml_dict(best).to_yaml_dict(), sort_keys=False) == text
+    assert yaml.safe_dump(Pick.from_yaml_dict(best).to_yaml_dict(), sort_keys=False) == written
     assert set(best) >= {
         "scheme",
         "gain",
