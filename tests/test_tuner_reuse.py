@@ -48,11 +48,13 @@ def test_a_config_whose_study_was_made_from_another_setup_gets_a_study_and_folde
         calls.append((c, n, o))
         return _config(tmp_path, f"--tune.study_name={n}", f"--tune.output={o}")
 
-    target = study_for(config, renamed, notes.append)
+    target = study_for(config, renamed, notes.append, what="setup")
     assert calls == [(config, name, output)]
     assert target.source is target.config and target.config.study_name == name and target.full is None
     assert target.config.output == output
-    assert len(notes) == 1 and "made from another setup" in notes[0] and name in notes[0]
+    assert len(notes) == 1 and notes[0] == (
+        f"study '{config.study_name}' was made from another setup: this setup's study is '{name}', in {output}"
+    )
 
 
 def test_a_proxy_config_tunes_its_proxy_and_keeps_the_full_model(tmp_path):

@@ -110,7 +110,7 @@ def tune(
         spec.settings = dataclasses.replace(spec.settings, study_name=name, output=str(output))
         return spec
 
-    target = study_for(spec, renamed, lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    target = study_for(spec, renamed, lambda msg: console.print(f"[dim]{msg}[/dim]"), what="setup")
     source, full = target.source, target.full
     if spec.settings.log_trials:
         configured_loggers(spec)

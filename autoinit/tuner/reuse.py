@@ -115,11 +115,13 @@ class StudyFor:
         return None if study is None else TuneResult.from_study(self.source, study, full=self.full)
 
 
-def study_for(config: S, renamed: Callable[[S, str, Path], S], note: Callable[[str], None]) -> StudyFor:
+def study_for(
+    config: S, renamed: Callable[[S, str, Path], S], note: Callable[[str], None], *, what: str = "config"
+) -> StudyFor:
     """The study ``config``'s trials go to (``autoinit fit`` and ``autoinit.tune`` alike): its own name, or
     when that study was made from another setup, ``<name>-<hash>`` in the output folder ``<output>-<hash>``
     (an output folder holds one study's files). ``renamed(config, name, output)``: the config with that
-    study name and output; ``note``: told of the renaming."""
+    study name and output; ``note``: told of the renaming (``what``: the caller's word for a config)."""
     from autoinit.tuner.sources.proxy import proxy_source
 
     full = config if config.settings.proxy is not None else None
@@ -127,10 +129,7 @@ def study_for(config: S, renamed: Callable[[S, str, Path], S], note: Callable[[s
     name = study_name_for(source)
     if name != source.study_name:
         output = source.output.with_name(source.output.name + name[len(source.study_name) :])
-        note(
-            f"study '{source.study_name}' in {source.output} was made from another setup: this setup's study is "
-            f"'{name}', in {output}"
-        )
+        note(f"study '{source.study_name}' was made from another {what}: this {what}'s study is '{name}', in {output}")
         if full is None:
             config = renamed(config, name, output)
             source = config
