@@ -122,3 +122,9 @@ def test_the_points_in_a_pick_read_as_inits():
     bare = Pick(scheme="default")
     assert bare.baseline_init is None and bare.recommended_init is None and bare.tied == []
     assert bare.init.lr_factor == 1.0
+
+
+def test_a_point_is_written_as_best_yaml_lists_it():
+    assert Init(scheme="as_built", gain=1.0).to_yaml_dict() == {"scheme": "as_built", "gain": 1.0}
+    tied = Init(scheme="lsuv", gain=0.5, score=1.5, lr_scale=2.0).to_yaml_dict()
+    assert list(tied.items()) == [("scheme", "lsuv"), ("gain", 0.5), ("score", 1.5), ("lr_scale", 2.0)]

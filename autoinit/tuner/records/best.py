@@ -27,6 +27,16 @@ class Init:
     score: float | None = None
     role: str | None = None
 
+    def to_yaml_dict(self) -> dict[str, Any]:
+        """As best.yaml's ``baseline`` and ``tied_with`` list a point: scheme, gain, then score and lr_scale
+        when set."""
+        out: dict[str, Any] = {"scheme": self.scheme, "gain": self.gain}
+        if self.score is not None:
+            out["score"] = self.score
+        if self.lr_scale is not None:
+            out["lr_scale"] = self.lr_scale
+        return out
+
     @property
     def lr_factor(self) -> float:
         """The factor on the learning rate a fit applies (1 when not tuned)."""

@@ -277,7 +277,8 @@ def best_summary(config: TrialSource, all_rows: list[Row], own_init_is_default: 
         score=best.score,
         score_std=best.score_std,
         objective=s.objective,
-        baseline=None if baseline is None else _baseline_point(baseline, with_lr=with_lr),
+        # the baseline's init, as `autoinit fit` and `TuneResult.callback()` use it when it is kept
+        baseline=None if baseline is None else point(baseline, with_lr=with_lr, scored=False),
         baseline_score=baseline.score if baseline else None,
         own_init_is_default=own_init_is_default,
         default_score=default.score if default else None,
@@ -294,14 +295,6 @@ def best_summary(config: TrialSource, all_rows: list[Row], own_init_is_default: 
         lr_scale=round(best.lr_scale, 6) if best.lr_scale != 1.0 or s.lr_scale is not None else None,
     )
     return dataclasses.replace(pick, keep_baseline=baseline_kept(pick) is not None)
-
-
-def _baseline_point(row: Row, *, with_lr: bool) -> dict[str, Any]:
-    """The baseline's init, as ``autoinit fit`` and ``TuneResult.callback()`` use it when it is kept."""
-    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6)}
-    if with_lr:
-        out["lr_scale"] = round(row.lr_scale, 6)
-    return out
 
 
 def write_best_yaml(path: Path, pick: Pick) -> None:

@@ -118,12 +118,12 @@ def tied_with(best: R, rows: Sequence[R], seeds: int) -> list[R] | None:
     return sorted(tied, key=score_order)
 
 
-def point(row: Scored, *, with_lr: bool) -> dict[str, Any]:
-    """A row as best.yaml's ``tied_with`` lists it."""
-    out: dict[str, Any] = {"scheme": row.scheme, "gain": round(row.gain, 6), "score": row.score}
-    if with_lr:
-        out["lr_scale"] = round(row.lr_scale, 6)
-    return out
+def point(row: Scored, *, with_lr: bool, scored: bool = True) -> dict[str, Any]:
+    """A row as best.yaml's ``tied_with`` lists it (``scored``: with its score; the ``baseline``: without)."""
+    lr_scale = round(row.lr_scale, 6) if with_lr else None
+    return Init(
+        scheme=row.scheme, gain=round(row.gain, 6), score=row.score if scored else None, lr_scale=lr_scale
+    ).to_yaml_dict()
 
 
 def baseline_kept(pick: Pick) -> str | None:
