@@ -11,11 +11,14 @@ Public surface (imported lazily, so ``import autoinit.tuner`` stays cheap):
 The tuner is built in layers, each a package that imports only the layers above it in this list
 (``tests/test_architecture.py`` holds it so); each package re-exports its modules' public names:
 
-0. ``common``: noise silencing, a file lock, CPU thread counts (no tuner dependency);
-1. ``records``: the trial record, a loss curve's score, the stop rule;
+0. ``common``: noise silencing (re-exported from :mod:`autoinit.noise`), a file lock, CPU thread counts (no
+   tuner dependency);
+1. ``records``: the trial record, best.yaml's record (``best``: :class:`Pick`), a loss curve's score, the
+   stop rule;
 2. ``sources``: the ``tune`` settings, the :class:`TrialSource` protocol a YAML config and a Python spec
    both satisfy, the proxy, the trainer keys a trial sets;
-3. ``storage``: the Optuna storage, the journal's lock, who owns a trial (pid, start time, lease);
+3. ``storage``: the Optuna storage, the journal's lock, who owns a trial (pid, start time, lease, the one
+   keep-alive);
 4. ``search``: the space (anchors, points, fidelities), samplers and pruners, the halving search;
 5. ``study``: create, load and resume a study, fail and retry lost trials;
 6. ``trials``: training one point (sequential, DDP), the objective, screening, trial loggers;
@@ -23,7 +26,7 @@ The tuner is built in layers, each a package that imports only the layers above 
 8. ``execution``: the in-process loop, the launcher and its worker processes;
 9. ``report``: trial rows and output files, verdicts, the pick, the transfer check, :class:`TuneResult`;
 10. the entry points here: ``run`` (config → study → outputs), ``api`` (``autoinit.tune``), ``reuse``
-    (finding a finished study of the same config).
+    (finding a config's study, and reusing it when finished).
 
 The flat module paths of autoinit 0.1 (``autoinit.tuner.halving`` ...) still import, with a
 ``DeprecationWarning``, for one release (:mod:`autoinit.tuner._moved`).

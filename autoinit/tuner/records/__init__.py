@@ -1,8 +1,11 @@
-"""Layer 1, what a study stores and decides from: the trial record, a loss curve's score, the stop rule."""
+"""Layer 1, what a study stores and decides from: the trial record, best.yaml's record, a loss curve's score,
+the stop rule."""
 
 from autoinit.tuner.common.exports import lazy_exports
 
 _EXPORTS = {
+    "Init": "best",
+    "Pick": "best",
     "Progress": "counts",
     "good_trials": "counts",
     "progress": "counts",

@@ -29,6 +29,7 @@ _EXPORTS = {
     "TORN_SUFFIX": "journal",
     "LEASE_INTERVALS": "owner",
     "Lease": "owner",
+    "keep_alive": "owner",
     "lost_why": "owner",
     "process_exists": "owner",
     "process_start": "owner",
