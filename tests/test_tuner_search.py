@@ -33,13 +33,23 @@ def test_a_sampled_search_counts_trials_and_prescreens(kind):
     assert search.model_based == (kind in ("tpe", "gp"))
     # a grid has 3 schemes × 5 gains here: fewer points than n_trials
     assert search.target_trials() == (15 if kind == "grid" else 20)
-    assert not search.done_at(search.target_trials() - 1) and search.done_at(search.target_trials())
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    for _ in range(search.target_trials() - 1):
+        study.tell(study.ask(), 1.0)
+    assert not search.finished(study)
+    study.tell(study.ask(), state=optuna.trial.TrialState.PRUNED)  # a pruned trial is a good one too
+    assert search.finished(study)
 
 
 def test_the_halving_search_runs_its_rounds_not_a_count():
     search = search_for(TuneSettings(), SCHEMES)
     assert isinstance(search, HalvingSearch) and not search.prescreens and not search.model_based
-    assert not search.done_at(10_000)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    for _ in range(30):  # any number of good trials: its rounds, not a count, say when it is over
+        study.tell(study.ask(), 1.0)
+    assert not search.finished(study)
     assert isinstance(search.pruner(), optuna.pruners.NopPruner)
 
 

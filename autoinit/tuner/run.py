@@ -110,7 +110,7 @@ def _tune(config: TrialSource, console: Console, *, full: TrialSource | None) ->
     console.print(f"study '{config.study_name}' ({where}): {done} trials done{search.status(study, done)}{workers}")
     interrupted = False
     reason = StopReason.DONE
-    if finished is None and not search.done_at(done):
+    if finished is None and not search.finished(study):
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -27,7 +27,6 @@ from rich.console import Console
 
 from autoinit.errors import AutoInitError
 from autoinit.tuner.execution.loop import ClaimLock, OnTrial, claim_lock, worker_id
-from autoinit.tuner.records.record import GOOD_STATES
 from autoinit.tuner.records.stop_rule import StopReason, WorkerExit
 from autoinit.tuner.search.base import Search
 from autoinit.tuner.sources.settings import TuneSettings
@@ -160,7 +159,6 @@ def launch(
                 seen = len(done)
                 if done:
                     on_trial(study, done[-1])
-            good = sum(t.state in GOOD_STATES for t in trials)
             for i, w in list(workers.items()):
                 if i in finished:
                     continue
@@ -174,9 +172,9 @@ def launch(
                 lost = _fail_and_requeue(lock, study, w.name, f"worker {w.name} died (exit {rc})")
                 why = "asked to be replaced (memory)" if rc == WorkerExit.REPLACE_ME else f"died (exit {rc})"
                 console.print(f"[yellow]worker {i} {why}" + (f"; trial {lost} queued again" if lost else ""))
-                # (a halving study's rounds are not counted in n_trials: a replaced worker that finds the
-                # search done exits at once)
-                if search.done_at(good) or replacements >= max_replacements:
+                # a study whose search is over needs no replacement (the lost trial, queued again, keeps it
+                # open)
+                if search.finished(study) or replacements >= max_replacements:
                     finished[i] = rc
                     continue
                 replacements += 1

@@ -60,13 +60,10 @@ class Search:
         n = self.target_trials()
         return next_action(p.good, p.running, p.waiting, n), n - p.good - p.running
 
-    def done_at(self, good: int) -> bool:
-        """Whether ``good`` trials are enough to be done (a study that decides otherwise: False)."""
-        return good >= self.target_trials()
-
     def finished(self, study: optuna.Study) -> bool:
-        """Whether a study holds everything this search would run."""
-        return self.done_at(good_trials(study))
+        """Whether a study holds everything this search would run: the one answer to "is anything left to
+        run?" (the run, the launcher, resume and reuse ask it); by default, ``target_trials`` good trials."""
+        return good_trials(study) >= self.target_trials()
 
     def total(self, study: optuna.Study) -> int:
         """The trials a progress bar counts to."""

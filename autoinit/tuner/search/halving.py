@@ -370,9 +370,6 @@ class HalvingSearch(Search):
     def check(self) -> None:
         self.plan.check_budget()
 
-    def done_at(self, good: int) -> bool:
-        return False  # the rounds are not counted in n_trials: finished() says when they are all run
-
     def total(self, study: optuna.Study) -> int:
         return len(study.get_trials(deepcopy=False))
 
