@@ -19,6 +19,7 @@ Writes benchmarks/results/quality.md: each run replaces its own section and keep
     .ci/in-venv python benchmarks/bench_quality.py                        # the full suite
     .ci/in-venv python benchmarks/bench_quality.py --quick                # a smoke test (seconds)
     .ci/in-venv python benchmarks/bench_quality.py --quick --long-run     # the smoke test with the long run
+    .ci/in-venv python benchmarks/bench_quality.py --only LSTM            # one template's rows, the rest kept
     .ci/in-venv python benchmarks/bench_quality.py --real-models          # the Hugging Face templates
     .ci/in-venv python benchmarks/bench_quality.py --real-models --only "HF ViT" "HF BERT"
 """
@@ -32,6 +33,7 @@ import io
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -573,6 +575,21 @@ def _real_row(r: Result) -> str:
     )
 
 
+def merge_rows(old: str, new: str, names: Sequence[str]) -> str:
+    """``old``'s text with each row of a model in ``names`` replaced by that model's rows of ``new``, in order
+    (its quality row, then its long-run row); an old row ``new`` has no counterpart for is dropped, not left
+    stale. The other models' rows and the literature table are kept."""
+    fresh = {n: [line for line in new.splitlines() if line.startswith(f"| {n} |")] for n in names}
+    out = []
+    for line in old.splitlines():
+        name = next((n for n in names if line.startswith(f"| {n} |")), None)
+        if name is None:
+            out.append(line)
+        elif fresh[name]:
+            out.append(fresh[name].pop(0))
+    return "\n".join(out) + "\n"
+
+
 def write_results(path: Path, *, main: str | None = None, real: str | None = None) -> str:
     """Write ``path`` with a new main part or a new real-model section, keeping the other from the file
     (each run of the bench replaces only its own part)."""
@@ -603,7 +620,13 @@ def main() -> None:
         action="store_true",
         help="run the real-model templates (configs/hf_*.yaml) instead; replaces only their section in --out",
     )
-    parser.add_argument("--only", nargs="+", metavar="MODEL", help=f"with --real-models: some of {list(REAL_MODELS)}")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="MODEL",
+        help=f"some of {list(MODELS)} (their rows replace theirs in --out, the rest kept; no literature table), "
+        f"or with --real-models some of {list(REAL_MODELS)}",
+    )
     args = parser.parse_args()
     if args.real_models:
         with tempfile.TemporaryDirectory() as tmp:
@@ -622,16 +645,24 @@ def main() -> None:
             schemes, trials = ["default", "kaiming_normal", "xavier_uniform"], 4
         else:
             steps, seeds, gains = args.steps or 60, 3, GAINS
-            models, schemes, trials = MODELS, None, None
+            unknown = [n for n in args.only or [] if n not in MODELS]
+            if unknown:
+                raise SystemExit(f"--only: no template model {unknown}; choose from {list(MODELS)}")
+            models = {n: MODELS[n] for n in args.only} if args.only else MODELS
+            schemes, trials = None, None
         results = [
             bench_model(folder, name, m, d, steps, seeds, gains, schemes, trials, factor)
             for name, (m, d) in models.items()
         ]
-        findings = literature(folder, steps, seeds, args.quick)
+        findings = [] if args.only else literature(folder, steps, seeds, args.quick)
     settings = f"{steps} steps × {seeds} seeds per point, gains {gains}, tuner at its defaults" + (
         " (quick mode)" if args.quick else ""
     )
-    print(write_results(Path(args.out), main=render(results, findings, settings, time.perf_counter() - start)))
+    main_part = render(results, findings, settings, time.perf_counter() - start)
+    if args.only:
+        old_main = Path(args.out).read_text().partition(REAL_HEADING)[0] if Path(args.out).exists() else ""
+        main_part = merge_rows(old_main, main_part, list(models)) if old_main else main_part
+    print(write_results(Path(args.out), main=main_part))
 
 
 if __name__ == "__main__":

@@ -148,3 +148,17 @@ def test_quality_benchmark_grid_schemes_are_names(tmp_path, monkeypatch):
     points = bench.grid_points(names, [0.5, 2.0])
     assert ("as_built", 1.0) in points and ("as_built", 0.5) not in points  # a gainless scheme once
     assert ("kaiming_normal", 0.5) in points and ("kaiming_normal", 2.0) in points
+
+
+def test_quality_benchmark_only_replaces_its_rows(tmp_path, monkeypatch):
+    """``--only LSTM`` replaces the LSTM's quality and long-run rows and keeps the others' and the literature."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "benchmarks" / "bench_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_quality", bench)
+    spec.loader.exec_module(bench)
+    old = "# Q\n\n| CNN | a |\n| LSTM | old |\n\n## long\n\n| CNN | b |\n| LSTM | old long |\n\n## lit\n\n| He | c |\n"
+    new = "# Q2\n\n| LSTM | new |\n\nLong run: not run\n"
+    merged = bench.merge_rows(old, new, ["LSTM"])
+    assert merged == "# Q\n\n| CNN | a |\n| LSTM | new |\n\n## long\n\n| CNN | b |\n\n## lit\n\n| He | c |\n"
