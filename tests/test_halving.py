@@ -394,3 +394,21 @@ def test_a_budget_resume_describes_the_round_zero_prefix_that_ran():
     assert resumed.plan.prefix != search.plan.prefix  # the new budget would screen longer
     assert f"screened at {search.plan.prefix} steps × 1 seed" in resumed.describe(study)
     assert f"screened at {resumed.plan.prefix} steps × 1 seed" in resumed.describe(_study(s))  # a new study
+
+
+def test_twins_that_trained_alike_take_one_slot_of_a_cut():
+    # delta_orthogonal draws orthogonal's weights on a Linear: each of its points scores bit for bit as
+    # orthogonal's. The twins stand for one training, so the cut's slots go to distinct points.
+    s = TuneSettings(steps=100, seeds=3, budget=1.0)
+    plan = HalvingPlan(s, [*SCHEMES, "delta_orthogonal"])
+    scores = {("orthogonal", g): 1.0 + 0.1 * i for i, g in enumerate(plan.ladder)}
+    scores.update({("delta_orthogonal", g): 1.0 + 0.1 * i for i, g in enumerate(plan.ladder)})
+    scores.update({("xavier_uniform", g): 1.05 + 0.1 * i for i, g in enumerate(plan.ladder)})
+    fid = Fidelity(ROUND_SCREEN, plan.prefix, 1)
+    pool = [Measured(Point(sc, g, 1.0, fid), v, plan.prefix, seed_scores=(v,)) for (sc, g), v in scores.items()]
+    r1 = plan.round_points(ROUND_LONGER, pool)
+    kept = [(p.scheme, p.gain) for p in r1]
+    # 21 points, 14 distinct: a third is 5, each twin pair once
+    assert len(r1) == 5
+    assert len({g for sc, g in kept if sc in ("orthogonal", "delta_orthogonal")}) == 3
+    assert sum(sc == "xavier_uniform" for sc, _ in kept) == 2

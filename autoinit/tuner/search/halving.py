@@ -16,7 +16,9 @@ The rounds, for ``steps`` S and ``seeds`` K (member-steps: optimizer steps × se
   budget lasts.
 
 A round keeps the best points by their score at that round's fidelity, learning points before stalled ones
-(:func:`~autoinit.tuner.records.scores.is_stalled`: a flat loss must not outrank another's first-step transient), and
+(:func:`~autoinit.tuner.records.scores.is_stalled`: a flat loss must not outrank another's first-step
+transient), one of two points that trained bit for bit alike (two schemes drawing the same weights on this
+model), and
 never drops a point within noise of the last one it keeps while the budget lasts: the cut is extended by
 every point whose score is within ``NOISE_Z`` standard errors of the cut's (the seed spread measured on this
 study's learning multi-seed trials, else :data:`NOISE_PRIOR`). Equal scores are ordered by a hash of the
@@ -266,7 +268,18 @@ class HalvingPlan:
         scored = [m for m in pool if m.score is not None and math.isfinite(m.score)]
         # a stalled point never outranks a learning one: its flat loss can undercut another's first-step
         # transient over a short prefix, and it stays flat
-        return sorted(scored, key=lambda m: (m.stalled, m.lower_bound() if optimistic else m.score, tiebreak(m)))
+        ranked = sorted(scored, key=lambda m: (m.stalled, m.lower_bound() if optimistic else m.score, tiebreak(m)))
+        # Two schemes that draw the same weights on this model (delta_orthogonal is orthogonal on a Linear or
+        # an LSTM) train bit for bit alike: the first of such twins stands for both, so a cut's slots and the
+        # refinement's schemes go to distinct trainings (the quick start spent 18% of its budget on the twin).
+        seen: set[tuple[Fidelity | None, float, tuple[float, ...]]] = set()
+        distinct = []
+        for m in ranked:
+            key = (m.point.fidelity, m.score, m.seed_scores)
+            if not m.seed_scores or key not in seen:  # (every trial records its seeds' scores)
+                seen.add(key)
+                distinct.append(m)
+        return distinct
 
 
 def relative_noise(measured: Sequence[Measured]) -> float:
