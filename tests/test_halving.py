@@ -412,3 +412,22 @@ def test_twins_that_trained_alike_take_one_slot_of_a_cut():
     assert len(r1) == 5
     assert len({g for sc, g in kept if sc in ("orthogonal", "delta_orthogonal")}) == 3
     assert sum(sc == "xavier_uniform" for sc, _ in kept) == 2
+
+
+def test_a_tie_at_round_twos_cut_is_trained_before_any_gain_is_refined():
+    # Round 2's share (70% of the 1,800 member-steps left) pays for 4 full points (300 each): the LSTM's case,
+    # where the grid's best (orthogonal·1) came 4th of round 1 within noise and was left for a refinement of
+    # another scheme's gain. A point within noise of the cut takes the refinement's budget; one beyond noise
+    # does not, though the budget would pay for it.
+    s = TuneSettings(steps=100, seeds=3, budget=0.5)
+    plan = HalvingPlan(s, SCHEMES)
+    longer = Fidelity(ROUND_LONGER, 50, 1)
+    names = [(sc, g) for sc in SCHEMES[1:] for g in plan.ladder][:15]
+    scores = [2.0, 2.01, 2.02, 2.03, 2.04, 2.2, *(2.3 + 0.01 * i for i in range(9))]
+    pairs = zip(names, scores, strict=True)
+    r1 = [Measured(Point(sc, g, 1.0, longer), v, 50, seed_scores=(v,)) for (sc, g), v in pairs]
+    spent = sum(m.cost for m in r1)
+    baseline = Point("as_built", 1.0, 1.0, Fidelity(ROUND_SCREEN, 100, 3))
+    flat = Measured(baseline, 2.3, plan.budget - 1800 - spent, stalled=True, seed_scores=(2.3, 2.3, 2.3))
+    r2 = plan.round_points(ROUND_FULL, [flat, *r1])
+    assert [(p.scheme, p.gain) for p in r2] == names[:5]  # the 4 of the share, the tie at 2.04; not 2.2

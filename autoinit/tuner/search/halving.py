@@ -18,15 +18,14 @@ The rounds, for ``steps`` S and ``seeds`` K (member-steps: optimizer steps × se
 A round keeps the best points by their score at that round's fidelity, learning points before stalled ones
 (:func:`~autoinit.tuner.records.scores.is_stalled`: a flat loss must not outrank another's first-step
 transient), one of two points that trained bit for bit alike (two schemes drawing the same weights on this
-model), and
-never drops a point within noise of the last one it keeps while the budget lasts: the cut is extended by
-every point whose score is within ``NOISE_Z`` standard errors of the cut's (the seed spread measured on this
-study's learning multi-seed trials, else :data:`NOISE_PRIOR`). Equal scores are ordered by a hash of the
-point and ``sampler_seed``, never by trial order. A round whose points all failed does not end the search:
-the next round is planned from the best points that did complete (ones that failed at a longer fidelity
-left out). Lower-fidelity trials are Optuna trials too (state
-PRUNED, status ``screened``, their score and fidelity in the record), so the study's best trial is always
-a fully trained one.
+model), and never drops a point within noise of the last one it keeps while the budget lasts (round 2's ties
+before refinement): the cut is extended by every point whose score is within ``NOISE_Z`` standard errors of
+the cut's (the seed spread measured on this study's learning multi-seed trials, else :data:`NOISE_PRIOR`).
+Equal scores are ordered by a hash of the point and ``sampler_seed``, never by trial order. A round whose
+points all failed does not end the search: the next round is planned from the best points that did complete
+(ones that failed at a longer fidelity left out). Lower-fidelity trials are Optuna trials too (state PRUNED,
+status ``screened``, their score and fidelity in the record), so the study's best trial is always a fully
+trained one.
 
 Every round is queued as Optuna trials (with their fidelity) once the previous round has finished, by
 whichever process finds it so under the output folder's claim lock; the rounds already queued are recorded
@@ -202,8 +201,9 @@ class HalvingPlan:
     def _promote(
         self, pool: Sequence[Measured], fidelity: Fidelity, left: int, noise: float, *, share: float, at_least: int
     ) -> list[Point]:
-        """The best third of ``pool`` (at least ``at_least``), then every point within noise of the last one
-        kept, as ``share`` of ``left`` affords (the rest is the later rounds': refinement of the best)."""
+        """The best third of ``pool`` (at least ``at_least``) as ``share`` of ``left`` affords (the rest is the
+        later rounds': refinement of the best), then every point within noise of the last one kept, as all of
+        ``left`` affords: a tie left unresolved at the cut costs more than a refined gain of the best."""
         ranked = self._ranked(m for m in pool if not is_baseline(m.point, self.settings))
         keep = max(at_least, math.ceil(len(ranked) / _KEEP))
         affordable = int(share * left) // fidelity.member_steps()
@@ -213,8 +213,9 @@ class HalvingPlan:
         if keep:
             cut = ranked[keep - 1]
             margin = NOISE_Z * math.sqrt(2) * noise * abs(cut.score)
+            ties_room = max(affordable, max(0, left) // fidelity.member_steps())
             while (
-                keep < min(max(affordable, keep), len(ranked))
+                keep < min(ties_room, len(ranked))
                 and ranked[keep].stalled == cut.stalled
                 and ranked[keep].score <= cut.score + margin
             ):
