@@ -31,6 +31,7 @@ import copy
 import dataclasses
 import io
 import math
+import re
 import tempfile
 import time
 from collections.abc import Sequence
@@ -587,7 +588,23 @@ def merge_rows(old: str, new: str, names: Sequence[str]) -> str:
             out.append(line)
         elif fresh[name]:
             out.append(fresh[name].pop(0))
-    return "\n".join(out) + "\n"
+    return _recount_long("\n".join(out) + "\n")
+
+
+def _recount_long(text: str) -> str:
+    """``text`` with the long run's closing count recomputed from its table's last column (``yes / no: …``)."""
+    _, heading, rest = text.partition("## Does the early pick last?")
+    if not heading:
+        return text
+    verdicts = [line.rstrip(" |").rsplit("|", 1)[-1].split(" / ") for line in rest.splitlines()[1:]]
+    verdicts = [v for v in verdicts if len(v) == 2 and v[0].strip() not in ("", "---")]
+    kept = [sum(v[i].strip() == "yes" for v in verdicts) for i in (0, 1)]
+    n = len(verdicts)
+    sentence = (
+        f"The early winner is still ahead on {kept[0]} of {n} models by the objective over the long run, "
+        f"{kept[1]} of {n} by the final loss."
+    )
+    return re.sub(r"The early winner is still ahead on .*? by the final loss\.", sentence, text, count=1)
 
 
 def write_results(path: Path, *, main: str | None = None, real: str | None = None) -> str:

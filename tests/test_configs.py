@@ -158,7 +158,21 @@ def test_quality_benchmark_only_replaces_its_rows(tmp_path, monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_quality", bench)
     spec.loader.exec_module(bench)
-    old = "# Q\n\n| CNN | a |\n| LSTM | old |\n\n## long\n\n| CNN | b |\n| LSTM | old long |\n\n## lit\n\n| He | c |\n"
-    new = "# Q2\n\n| LSTM | new |\n\nLong run: not run\n"
+    long = "## Does the early pick last? (600 steps)\n\n| model | verdict |\n|---|---|\n"
+    count = (
+        "\nThe early winner is still ahead on {} of {} models by the objective over the long run, "
+        "{} of {} by the final loss.\n"
+    )
+    old = (
+        f"# Q\n\n| CNN | a |\n| LSTM | old |\n\n{long}| CNN | yes / yes |\n| LSTM | yes / no: pick ahead |\n"
+        f"{count.format(2, 2, 1, 2)}\n## lit\n\n| He | c |\n"
+    )
+    new = f"# Q2\n\n| LSTM | new |\n\n{long}| LSTM | no: grid best ahead / yes |\n{count.format(0, 1, 1, 1)}"
     merged = bench.merge_rows(old, new, ["LSTM"])
-    assert merged == "# Q\n\n| CNN | a |\n| LSTM | new |\n\n## long\n\n| CNN | b |\n\n## lit\n\n| He | c |\n"
+    assert merged == (
+        f"# Q\n\n| CNN | a |\n| LSTM | new |\n\n{long}| CNN | yes / yes |\n| LSTM | no: grid best ahead / yes |\n"
+        f"{count.format(1, 2, 2, 2)}\n## lit\n\n| He | c |\n"
+    )
+    # without a long run, its old row goes rather than stay stale
+    dropped = bench.merge_rows(old, "| LSTM | new |\n", ["LSTM"])
+    assert "| LSTM | yes / no" not in dropped and count.format(1, 1, 1, 1) in dropped
