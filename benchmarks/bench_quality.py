@@ -597,7 +597,7 @@ def _recount_long(text: str) -> str:
     if not heading:
         return text
     verdicts = [line.rstrip(" |").rsplit("|", 1)[-1].split(" / ") for line in rest.splitlines()[1:]]
-    verdicts = [v for v in verdicts if len(v) == 2 and v[0].strip() not in ("", "---")]
+    verdicts = [v for v in verdicts if len(v) == 2 and v[0].strip().startswith(("yes", "no"))]  # not the header
     kept = [sum(v[i].strip() == "yes" for v in verdicts) for i in (0, 1)]
     n = len(verdicts)
     sentence = (

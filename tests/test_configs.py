@@ -158,7 +158,7 @@ def test_quality_benchmark_only_replaces_its_rows(tmp_path, monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "bench_quality", bench)
     spec.loader.exec_module(bench)
-    long = "## Does the early pick last? (600 steps)\n\n| model | verdict |\n|---|---|\n"
+    long = "## Does the early pick last? (600 steps)\n\n| model | still ahead (objective / final) |\n|---|---|\n"
     count = (
         "\nThe early winner is still ahead on {} of {} models by the objective over the long run, "
         "{} of {} by the final loss.\n"
