@@ -287,7 +287,8 @@ def bench_model(
     res.tuner_steps = sum(TrialRecord.of(t).steps_trained or 0 for t in study.get_trials())
     best_row = comparable(ranking(rows(study)))[0]  # the tuner's pick: full-fidelity trials only
     res.pick = (best_row.scheme, best_row.gain, best_row.score)
-    res.significant = (best_summary(tuner_config, rows(study)) or {}).get("significant")
+    summary = best_summary(tuner_config, rows(study))
+    res.significant = summary.significant if summary is not None else None
     if long_factor:
         long_run(config, res, long_factor)
     res.seconds = time.perf_counter() - start
