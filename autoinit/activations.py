@@ -102,14 +102,48 @@ _RANGES = {
 
 
 def activation_of_module(module: nn.Module) -> Activation | None:
-    """The activation a module computes, or None when it is not an activation module."""
+    """The activation a module computes, or None when it is not an activation module. A module class not
+    listed here (a library's own, such as Hugging Face's ``NewGELUActivation``) is known by its values."""
     for cls, (name, attr) in _MODULES.items():
         if type(module) is cls or (cls is CReLU and isinstance(module, CReLU)):
             param = getattr(module, attr) if attr else None
             if name == "prelu":
                 param = float(module.weight.detach().flatten()[0])
             return Activation(name, None if param is None else float(param))
-    return None
+    return _activation_by_values(module)
+
+
+# A parameterless leaf module that matches a known activation on z ∈ [−8, 8] to within _MATCH_TOL computes it:
+# the tanh-approximated GELU (GPT-2's gelu_new) is 5·10⁻⁴ from the exact one, QuickGELU x·σ(1.702x) 0.02; the
+# closest two distinct known ones (sigmoid, hardsigmoid) are 0.07 apart. The identity (dropout in eval mode)
+# is no activation; CReLU changes the shape, and PReLU/RReLU have a weight or draw at random.
+_MATCH_TOL = 0.03
+_PROBE_RANGE, _PROBE_POINTS = 8.0, 321
+_BY_VALUES = tuple(n for n in _FUNCTIONS if n not in ("linear", "crelu", "prelu", "rrelu"))
+
+
+def _activation_by_values(module: nn.Module) -> Activation | None:
+    if next(module.parameters(), None) is not None or next(module.buffers(), None) is not None:
+        return None
+    if next(module.children(), None) is not None:
+        return None
+    z = torch.linspace(-_PROBE_RANGE, _PROBE_RANGE, _PROBE_POINTS)
+    training = module.training
+    try:
+        # forward, not __call__: the user's hooks do not see the probe; eval and a forked RNG: no random draw
+        # (dropout) leaves a trace.
+        module.train(False)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            y = module.forward(z.clone())
+    except Exception:  # not an elementwise function of one tensor
+        return None
+    finally:
+        module.train(training)
+    if not isinstance(y, torch.Tensor) or y.shape != z.shape or not bool(torch.isfinite(y).all()):
+        return None
+    distance = {n: float((y.float() - _FUNCTIONS[n](z, None)).abs().max()) for n in _BY_VALUES}
+    best = min(distance, key=distance.__getitem__)
+    return Activation(best) if distance[best] <= _MATCH_TOL else None
 
 
 def activation_from_name(name: str, param: float | None = None) -> Activation | None:

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
@@ -221,8 +222,34 @@ class LayerGraph:
                 self.roles.setdefault(name, ResidualRole(b.index, kind, **common))
 
 
+def is_transposed_linear(module: nn.Module) -> bool:
+    """A Linear that stores its weight transposed, (in, out), and computes y = x·W + b: Hugging Face's
+    ``Conv1D`` (GPT, GPT-2, ImageGPT...) and copies of it. Recognised by structure, not class: its own
+    parameters are a 2-D ``weight`` of shape (nx, nf) and at most a bias of nf, with the output width ``nf``
+    (and ``nx``, where it has it) an attribute — so autoinit imports no ``transformers`` (an optional extra)
+    to know it, and vendored copies of the class are covered too."""
+    nf = getattr(module, "nf", None)
+    if isinstance(module, LAYER_TYPES) or not isinstance(nf, int):
+        return False
+    params = dict(module.named_parameters(recurse=False))
+    w, b = params.get("weight"), params.get("bias")
+    if w is None or is_lazy(w) or w.dim() != 2 or w.shape[1] != nf or set(params) - {"weight", "bias"}:
+        return False
+    return getattr(module, "nx", w.shape[0]) == w.shape[0] and (b is None or tuple(b.shape) == (nf,))
+
+
 def is_layer(module: nn.Module) -> bool:
-    return isinstance(module, LAYER_TYPES)
+    return isinstance(module, LAYER_TYPES) or is_transposed_linear(module)
+
+
+def is_linear(module: nn.Module) -> bool:
+    """A Linear, stored as PyTorch does (out, in) or transposed (:func:`is_transposed_linear`)."""
+    return isinstance(module, nn.Linear) or is_transposed_linear(module)
+
+
+def can_be_head(module: nn.Module) -> bool:
+    """A layer that can be a classifier head: a Linear (either layout) or a conv."""
+    return isinstance(module, HEAD_TYPES) or is_transposed_linear(module)
 
 
 def from_module_order(model: nn.Module) -> LayerGraph:
@@ -336,6 +363,7 @@ class _Tracer(TorchFunctionMode):
         self.nodes: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self._count = itertools.count()
         self.sums: list[_Node] = []  # the residual sums' nodes, by branch index
+        self.forks: list[_Node] = []  # each residual sum's fork, by branch index
         self._stream_of: list[int] = []
         self._streams = itertools.count()
 
@@ -375,6 +403,12 @@ class _Tracer(TorchFunctionMode):
         # The identity side: the stream itself, or one projection (a downsample); the branch: more layers.
         if len(layers_a) > 1 or len(layers_b) <= len(layers_a):
             return
+        # The fork must be a stream: where the branch passes through an earlier residual sum, that sum's own
+        # fork derives from this one. An attention mask added to every layer's logits reaches the next layer's
+        # logits only through the previous branches' outputs — a side input, not a stream.
+        inside = {fork, *side_b}
+        if any(n.residual is not None and self.forks[n.residual] not in inside for n in side_b):
+            return
         index = len(self.sums)
         outputs, output_norm = _last_before(b, set(side_b))
         # Norm modules inside the branch; a functional norm (its op) counts when no module wraps it.
@@ -400,6 +434,7 @@ class _Tracer(TorchFunctionMode):
         else:
             branch.stream = next(self._streams)
         self.graph.branches.append(branch)
+        self.forks.append(fork)
         node = self.nodes.get(out)
         if node is not None:
             node.residual = index
@@ -435,7 +470,7 @@ class _Tracer(TorchFunctionMode):
             return
         for _ in range(_WALK_CAP):
             if node.layer:
-                if isinstance(modules.get(node.layer), HEAD_TYPES):
+                if can_be_head(modules.get(node.layer)):
                     self.graph.head, self.graph.head_why = node.layer, ""
                 else:
                     kind = type(modules.get(node.layer)).__name__

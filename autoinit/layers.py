@@ -8,6 +8,10 @@ LSTM's stacked weight, the q, k or v part of a MultiheadAttention's packed proje
 - ConvTranspose: the weight is stored (in, out/groups, *k), so ``torch.nn.init`` swaps the fans; here they
   are computed from the module (fan_in = in_channels/groups × receptive field, fan_out = out_channels ×
   receptive field), the same rule as for a conv.
+- Transposed linear (Hugging Face's Conv1D, :func:`autoinit.detect.is_transposed_linear`): the weight is
+  stored (in, out) and y = x·W + b; the block is its transposed view, (out, in), so every scheme sees a
+  Linear: fan_in = in = weight.shape[0], fan_out = weight.shape[1], rows are outputs (orthogonal, LSUV's
+  rescale, Yam–Chow's per-row bias all read it as they read a Linear's weight).
 - Embedding: a lookup reads exactly one row — the layer is a Linear over a one-hot input of unit norm — so
   the variance-preserving fan_in is 1 and fan_out the embedding dimension.
 - RNN/LSTM/GRU: each gate's block is a hidden×input (or hidden×hidden) matrix of its own.
@@ -23,7 +27,7 @@ import torch
 from torch import nn
 
 from autoinit.activations import LINEAR, Activation
-from autoinit.detect import NORM_TYPES, LayerGraph, ResidualRole, is_layer
+from autoinit.detect import NORM_TYPES, LayerGraph, ResidualRole, is_layer, is_transposed_linear
 
 _NORM_TYPES = NORM_TYPES
 
@@ -144,16 +148,18 @@ def _blocks(name: str, module: nn.Module, graph: LayerGraph) -> dict[str, list[B
     if not is_layer(module):
         return None
     out: dict[str, list[Block]] = {}
+    transposed = is_transposed_linear(module)
     for p, t in params.items():
         full = prefix + p
         if p == "weight":
             role = "embedding" if isinstance(module, (nn.Embedding, nn.EmbeddingBag)) else "weight"
-            fan_in, fan_out = _weight_fans(module, t)
+            data = t.data.t() if transposed else t.data  # a view: what a scheme writes lands in the parameter
+            fan_in, fan_out = _weight_fans(module, data)
             out[full] = [
                 Block(
                     full,
                     full,
-                    t.data,
+                    data,
                     role,
                     name,
                     module,

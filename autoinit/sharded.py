@@ -245,7 +245,7 @@ class ShardedWriter(ParamWriter):
         if not isinstance(p, DTensor):
             super().rescale(block, factor)
             return
-        if tuple(block.tensor.shape) != tuple(p.shape):
+        if block.tensor.numel() != p.numel():  # not the shape: a transposed linear's block is its transpose
             raise AutoInitError(
                 f"sharded parameter '{block.param_name}': a measuring pass rescales part of it ({block.label}), "
                 "which autoinit does not do on shards: exclude it, or use this scheme under DDP"

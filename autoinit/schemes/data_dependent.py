@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from autoinit.activations import Activation, non_saturated_width, output_range
-from autoinit.detect import eval_mode, run_model
+from autoinit.detect import eval_mode, is_linear, run_model
 from autoinit.errors import AutoInitError
 from autoinit.schemes.base import PassContext
 from autoinit.schemes.variance import uniform
@@ -81,12 +81,13 @@ def input_box(x: torch.Tensor, module: nn.Module, fed_by: Activation | None) -> 
     """Per input feature (Linear) or channel (conv), the lowest and highest value the layer sees: the
     feeding activation's range when it is bounded (Yam & Chow's rule for hidden layers), else the range
     measured on the batch."""
-    channels = module.in_features if isinstance(module, nn.Linear) else module.in_channels
+    linear = is_linear(module)
+    channels = x.shape[-1] if linear else module.in_channels  # a Linear (either layout) maps the last dimension
     bounded = output_range(fed_by) if fed_by is not None else None
     if bounded is not None:
         lo, hi = bounded
         return x.new_full((channels,), lo), x.new_full((channels,), hi)
-    flat = x.reshape(-1, channels) if isinstance(module, nn.Linear) else x.transpose(0, 1).reshape(channels, -1).T
+    flat = x.reshape(-1, channels) if linear else x.transpose(0, 1).reshape(channels, -1).T
     return flat.amin(0), flat.amax(0)
 
 
@@ -130,6 +131,7 @@ def yam_chow_(
 
 def yam_chow_layer(
     module: nn.Module,
+    weight: torch.Tensor,
     args: tuple,
     activation: Activation,
     fed_by: Activation | None,
@@ -137,28 +139,36 @@ def yam_chow_layer(
     generator: torch.Generator | None,
     set_bias: bool = True,
 ) -> tuple[Any, str]:
+    """Yam–Chow on one layer from its actual input; ``weight``: its block, (out, in, *kernel) whatever the
+    layer's storage layout."""
     x_min, x_max = input_box(args[0], module, fed_by)
     width = non_saturated_width(activation)
     bias = module.bias.data if set_bias and module.bias is not None else None
-    w_max = yam_chow_(module.weight.data, bias, x_min, x_max, width, gain, getattr(module, "groups", 1), generator)
+    w_max = yam_chow_(weight, bias, x_min, x_max, width, gain, getattr(module, "groups", 1), generator)
     note = f"W_ns={width:.3g} after {activation}, w_max={w_max:.3g}"
     return module.forward(*args), note + ("" if bias is not None else "; bias not set")
 
 
 def yam_chow_eligible(module: nn.Module, activation: Activation) -> str | None:
     """Why Yam–Chow cannot initialize this layer, or None when it can."""
-    if not isinstance(module, (nn.Linear, nn.modules.conv._ConvNd)) or getattr(module, "transposed", False):
+    if not is_linear_or_conv(module) or getattr(module, "transposed", False):
         return f"yam_chow covers Linear and Conv layers, not {type(module).__name__}"
     if not math.isfinite(non_saturated_width(activation)):
         return f"yam_chow needs a saturating activation after the layer ({activation} never saturates)"
     return None
 
 
+def is_linear_or_conv(module: nn.Module) -> bool:
+    """The layers the measuring schemes initialize: Linear (either layout) and conv."""
+    return is_linear(module) or isinstance(module, nn.modules.conv._ConvNd)
+
+
 def pass_layers(pctx: PassContext, eligible: Callable[[Block], bool]) -> dict[nn.Module, Block]:
     """The layers a measuring pass initializes: those whose whole weight is one eligible block."""
     layers: dict[nn.Module, Block] = {}
     for b in pctx.weight_blocks():
-        # The block's shape, not its storage: a sharded model's blocks are planned on global-shape stand-ins.
-        if eligible(b) and tuple(b.tensor.shape) == tuple(b.layer.weight.shape):
+        # The block's size, not its storage or layout: a sharded model's blocks are planned on global-shape
+        # stand-ins, a transposed linear's block is its weight's transpose.
+        if eligible(b) and b.tensor.numel() == b.layer.weight.numel():
             layers[b.layer] = b
     return layers

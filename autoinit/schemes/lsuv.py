@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from autoinit.schemes.base import DataUse, EmbeddingRule, InitContext, PassContext, Pick, Scheme
-from autoinit.schemes.data_dependent import lsuv_layer, pass_layers, sequential_pass
+from autoinit.schemes.data_dependent import is_linear_or_conv, lsuv_layer, pass_layers, sequential_pass
 from autoinit.schemes.options import Option, integer, number
 
 TOL = Option(name="tol", doc="relative tolerance on Var(out) (default 0.1)", check=number(above=0.0), default=0.1)
@@ -25,7 +25,7 @@ def lsuv_pass(pctx: PassContext) -> None:
     """
     tol = float(pctx.options.get("tol", TOL.default))
     max_iter = int(pctx.options.get("max_iter", MAX_ITER.default))
-    layers = pass_layers(pctx, lambda b: isinstance(b.layer, (nn.Linear, nn.modules.conv._ConvNd)))
+    layers = pass_layers(pctx, lambda b: is_linear_or_conv(b.layer))
 
     def init(module: nn.Module, args: tuple) -> object:
         b = layers[module]

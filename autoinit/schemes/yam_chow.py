@@ -63,7 +63,7 @@ def yam_chow_pass(pctx: PassContext) -> None:
         bias_name = f"{b.layer_name}.bias" if b.layer_name else "bias"
         set_bias = module.bias is not None and bias_name in pctx.blocks
         out, note = yam_chow_layer(
-            module, args, b.activation, b.fed_by, pctx.gain, pctx.generator_for(b.tensor), set_bias
+            module, b.tensor, args, b.activation, b.fed_by, pctx.gain, pctx.generator_for(b.tensor), set_bias
         )
         pctx.relabel(b, "yam_chow", note)
         if set_bias:
