@@ -365,7 +365,7 @@ class _Initializer:
                         b.tensor.zero_()
                         self.ledger.relabel(b.param_name, "zeros", f"classifier head: weight 0 (head='{mode}')")
                         continue
-                    classes = getattr(b.layer, "out_features", None) or b.layer.out_channels
+                    classes = b.tensor.numel()  # one bias per output unit, whatever the layer's type
                     value = -math.log(classes) if mode == "prior" else 0.0
                     b.tensor.fill_(value)
                 label = "zeros" if mode == "zero" else f"−log({classes})"

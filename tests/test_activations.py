@@ -65,3 +65,35 @@ def test_module_and_name_detection():
     assert activation_from_name("matmul") is None
     assert output_range(Activation("sigmoid")) == (0.0, 1.0)
     assert output_range(Activation("relu")) is None
+
+
+class _TanhGELU(nn.Module):
+    """GPT-2's gelu_new as Hugging Face writes it (NewGELUActivation): a class autoinit does not list."""
+
+    def forward(self, x):
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * torch.pow(x, 3.0))))
+
+
+class _QuickGELU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class _Swish(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+def test_an_unlisted_activation_module_is_known_by_its_values():
+    assert activation_of_module(_TanhGELU()) == Activation("gelu")
+    assert activation_of_module(_QuickGELU()) == Activation("gelu")
+    assert activation_of_module(_Swish()) == Activation("silu")
+
+
+def test_modules_that_are_no_activation_stay_unknown():
+    dropout = nn.Dropout(0.5)  # training mode: probed in eval (the identity), its flag and the RNG left alone
+    state = torch.random.get_rng_state()
+    assert activation_of_module(dropout) is None and dropout.training
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for module in (nn.Identity(), nn.Softmax(-1), nn.Flatten(), nn.Linear(3, 3), nn.Sequential(nn.ReLU())):
+        assert activation_of_module(module) is None, module

@@ -157,3 +157,35 @@ def test_authored_parameters_of_a_plain_net_is_empty():
         "mlp.2.weight",
         "mlp.2.bias",
     }
+
+
+def _hf_templates():
+    pytest.importorskip("transformers")
+    from autoinit import corpus
+    from autoinit.templates_hf import HFGPT2, HFBert, HFConvNext, HFViT
+
+    ids = torch.randint(0, corpus.VOCAB, (2, 16), generator=torch.Generator().manual_seed(0))
+    pixels = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    return {
+        "gpt2": (lambda: HFGPT2(seq_len=16, width=64, layers=2), {"input_ids": ids}),
+        "bert": (lambda: HFBert(seq_len=16), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}),
+        "vit": (lambda: HFViT(layers=2), pixels),
+        "convnext": (lambda: HFConvNext(), pixels),
+    }
+
+
+@pytest.mark.parametrize("name", ["gpt2", "bert", "vit", "convnext"])
+def test_auto_keeps_every_weight_of_the_hf_templates_bit_for_bit(name):
+    make, sample = _hf_templates()[name]
+    torch.manual_seed(0)
+    model = make()
+    before = _state(model)
+    report = autoinit.init_model(model, "auto", sample_input=sample, seed=0)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before), [
+        k for k in before if not torch.equal(before[k], after[k])
+    ]
+    if name == "gpt2":  # its Conv1D projections now have a rule; auto keeps them as the model's own
+        row = report["model.transformer.h.1.mlp.c_proj.weight"]
+        assert row.kept and "Conv1D has no reset_parameters()" in row.note
+        assert "residual: 4 branches (L=4), m=2, pre-norm" in report.structure

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from autoinit import AutoInitError, init_model
+from autoinit.activations import Activation, gain
 from autoinit.detect import stream_stds, trace
 from autoinit.schemes import DataUse, get_scheme
 from autoinit.schemes.docs import markdown_table
@@ -142,6 +143,87 @@ def test_sums_that_are_not_residual():
     graph = trace(NotResidual(), torch.randint(0, 10, (2, 6)))
     assert graph.branches == [] and graph.summary() == ""
     assert graph.head is None and "a sum" in graph.head_why
+
+
+class MaskedAttention(nn.Module):
+    """Pre-LN blocks whose attention adds one causal mask, made once per forward, to every block's logits."""
+
+    def __init__(self, blocks: int = 3, width: int = 16) -> None:
+        super().__init__()
+        self.inp = nn.Linear(16, width)
+        self.ln1 = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.qkv = nn.ModuleList(nn.Linear(width, 3 * width) for _ in range(blocks))
+        self.proj = nn.ModuleList(nn.Linear(width, width) for _ in range(blocks))
+        self.ln2 = nn.ModuleList(nn.LayerNorm(width) for _ in range(blocks))
+        self.fc1 = nn.ModuleList(nn.Linear(width, 2 * width) for _ in range(blocks))
+        self.fc2 = nn.ModuleList(nn.Linear(2 * width, width) for _ in range(blocks))
+        self.head = nn.Linear(width, 5)
+
+    def forward(self, x):
+        x = self.inp(x)
+        t = x.shape[1]
+        mask = torch.full((t, t), float("-inf")).triu(1)
+        for k in range(len(self.qkv)):
+            q, key, v = self.qkv[k](self.ln1[k](x)).chunk(3, -1)
+            logits = q @ key.transpose(-1, -2) + mask
+            x = x + self.proj[k](torch.softmax(logits, -1) @ v)
+            x = x + self.fc2[k](torch.relu(self.fc1[k](self.ln2[k](x))))
+        return self.head(x)
+
+
+def test_an_attention_mask_shared_by_every_block_is_no_residual_stream():
+    # Block k's logits derive from the mask through the earlier blocks' outputs; the mask enters those
+    # branches from the side, so `logits + mask` is not a residual connection.
+    graph = trace(MaskedAttention(), torch.randn(2, 6, 16, generator=torch.Generator().manual_seed(0)))
+    assert [b.layers for b in graph.branches] == [
+        [f"{a}.{k}", f"{b}.{k}"] for k in range(3) for a, b in (("qkv", "proj"), ("fc1", "fc2"))
+    ]
+    assert graph.summary() == "residual: 6 branches (L=6), m=2, pre-norm"
+
+
+def _tiny_gpt2(layers: int = 3):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(
+        vocab_size=50, n_positions=16, n_embd=32, n_layer=layers, n_head=2, bos_token_id=0, eos_token_id=0
+    )
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    return transformers.GPT2LMHeadModel(config)
+
+
+IDS = torch.randint(0, 50, (4, 8), generator=torch.Generator().manual_seed(0))
+
+
+def test_gpt2_branches_end_in_the_conv1d_projections():
+    graph = trace(_tiny_gpt2(), IDS)
+    h = "transformer.h"
+    assert [b.layers for b in graph.branches] == [
+        [f"{h}.{k}.{part}.{a}", f"{h}.{k}.{part}.c_proj"]
+        for k in range(3)
+        for part, a in (("attn", "c_attn"), ("mlp", "c_fc"))
+    ]
+    assert all(graph.role(f"{h}.{k}.{p}.c_proj").writes_stream for k in range(3) for p in ("attn", "mlp"))
+    assert graph.summary() == "residual: 6 branches (L=6), m=2, pre-norm" and graph.head == "lm_head"
+    assert graph.activation_after(f"{h}.0.mlp.c_fc").name == "gelu"  # GPT-2's own gelu_new module
+
+
+def test_residual_schemes_reach_gpt2s_projections():
+    model = _tiny_gpt2()
+    proj = [m for n, m in model.named_modules() if n.endswith("c_proj")]
+    init_model(model, "zero_residual", sample_input=IDS, seed=0)
+    assert all(torch.count_nonzero(m.weight) == 0 for m in proj)
+    report = init_model(model, "fixup", sample_input=IDS, seed=0)
+    assert all(torch.count_nonzero(m.weight) == 0 for m in proj)
+    c_fc = model.transformer.h[1].mlp.c_fc.weight  # inner: He (GELU's gain), fan_in 32, × L^(−1/(2m−2)) = 1/√6
+    assert report["transformer.h.1.mlp.c_fc.weight"].fan_in == 32
+    assert _std(c_fc) == pytest.approx(_he(32, gain(Activation("gelu"))) / math.sqrt(6), rel=0.05)
+    base = _tiny_gpt2()
+    init_model(base, "kaiming_normal", sample_input=IDS, seed=0)
+    init_model(model, "depth_scaled", sample_input=IDS, seed=0, base="kaiming_normal")
+    for k in range(3):
+        for part in ("attn", "mlp"):
+            scaled, plain = getattr(model.transformer.h[k], part).c_proj, getattr(base.transformer.h[k], part).c_proj
+            torch.testing.assert_close(scaled.weight, plain.weight / math.sqrt(12), rtol=0, atol=1e-7)  # 1/√(2L)
 
 
 def test_stream_std_grows_under_he_and_stays_flat_under_auto():
