@@ -215,7 +215,7 @@ class _Initializer:
                 full = f"{mname}.{pname}" if mname else pname
                 if why is not None:
                     self.ledger.left_alone[name] = why
-                elif (kept := self.keeps(name, module, pname)) is not None:
+                elif (kept := self.keeps(name, module, pname, covered.get(full, []))) is not None:
                     self.ledger.kept[name] = kept
                 elif full not in covered:
                     self.ledger.kept[name] = f"no rule for {type(module).__name__}.{pname}: the model's own init kept"
@@ -224,15 +224,14 @@ class _Initializer:
                         b.param_name = name
                     self.blocks[name] = covered[full]
 
-    def keeps(self, name: str, module: nn.Module, pname: str) -> str | None:
-        """The scheme's ``keep`` hook on one parameter as built: why it is kept, or None."""
-        if self.scheme.keep is None:
-            return None
+    def keeps(self, name: str, module: nn.Module, pname: str, blocks: list[Block]) -> str | None:
+        """Why one parameter is kept as built (:meth:`Scheme.keeps`), or None."""
 
         def authored() -> str | None:
             return self.writer.authored(name, module, pname, self._default_draws)
 
-        return self.scheme.keep(OwnValue(name, module, pname, self.options, authored))
+        roles = tuple(dict.fromkeys(b.role for b in blocks))
+        return self.scheme.keeps(OwnValue(name, module, pname, self.options, authored, roles))
 
     def tie_note(self, owner: str, module: nn.Module, p: nn.Parameter, modules: dict[str, nn.Module]) -> str:
         others = [n for n, m in modules.items() if n != owner and any(q is p for q in m.parameters(recurse=False))]

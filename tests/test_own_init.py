@@ -136,6 +136,35 @@ def test_auto_keeps_a_library_models_own_init_and_says_why():
     assert not torch.equal(model.mlp[0].weight, before["mlp.0.weight"])
 
 
+@pytest.mark.parametrize("scheme", ["kaiming_normal", "xavier_uniform", "orthogonal", "lsuv"])
+def test_every_scheme_keeps_a_library_models_own_embedding_and_writes_its_layers(scheme):
+    torch.manual_seed(0)
+    model = _HFStyleLM()
+    before = _state(model)
+    ids = torch.randint(0, 50, (4, 8))
+    report = autoinit.init_model(model, scheme, sample_input=ids, seed=0)
+    assert torch.equal(model.tok.weight, before["tok.weight"])  # N(0, 0.02²), tied with the head
+    assert report["tok.weight"].kept and "the model's own embedding kept" in report["tok.weight"].note
+    assert report["mlp.0.weight"].initialized and not torch.equal(model.mlp[0].weight, before["mlp.0.weight"])
+    # embeddings="scheme": the scheme's embedding rule redraws the table (fan_in = 1: std ≥ √(2/33), not 0.02)
+    report = autoinit.init_model(model, scheme, sample_input=ids, seed=0, embeddings="scheme")
+    assert report["tok.weight"].initialized and float(model.tok.weight.detach().std()) > 0.2
+
+
+def test_a_pytorch_default_embedding_still_gets_the_schemes_rule():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Embedding(100, 16), nn.Flatten(), nn.Linear(16 * 4, 3))  # N(0, 1): not authored
+    report = autoinit.init_model(model, "xavier_normal", sample_input=torch.randint(0, 100, (8, 4)), seed=0)
+    assert report["0.weight"].initialized
+    # xavier_normal at fan_in = 1, fan_out = 16: std = √(2/17)
+    assert float(model[0].weight.detach().std()) == pytest.approx(math.sqrt(2 / 17), rel=0.05)
+
+
+def test_a_bad_embeddings_value_is_one_line():
+    with pytest.raises(autoinit.AutoInitError, match="embeddings='whatever' is not valid: need embeddings to be"):
+        autoinit.init_model(_HFStyleLM(), "kaiming_normal", embeddings="whatever")
+
+
 def test_an_untied_embedding_keeps_the_normal_rule():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Embedding(100, 16), nn.Flatten(), nn.Linear(16 * 4, 3))

@@ -30,7 +30,7 @@ import torch
 from autoinit.activations import Activation
 from autoinit.detect import LayerGraph, ResidualRole
 from autoinit.errors import AutoInitError
-from autoinit.schemes.options import Option
+from autoinit.schemes.options import EMBEDDINGS, Option
 
 if TYPE_CHECKING:
     from torch import nn
@@ -202,10 +202,12 @@ class OwnValue:
         pname: str,
         options: Mapping[str, Any],
         authored: Callable[[], str | None],
+        roles: tuple[str, ...] = (),
     ) -> None:
         self.name, self.module, self.pname = name, module, pname
         self.options = MappingProxyType(dict(options))
         self._authored = authored
+        self.roles = roles  # the roles of the blocks a rule would write ("weight", "embedding", ...); () if none
 
     def authored(self) -> str | None:
         return self._authored()
@@ -252,6 +254,23 @@ class Scheme:
     def per_block(self) -> bool:
         """Whether the engine runs a per-block pass (weights, biases, norms, embeddings, recurrent)."""
         return self.fn is not None or self.pick is not None
+
+    def keeps(self, own: OwnValue) -> str | None:
+        """Why ``own`` is kept as the model built it, or None: the scheme's ``keep`` hook; without one, a
+        per-block scheme keeps an embedding table whose init the model's author chose (option
+        ``embeddings='own'``, the default). Every scheme's embedding rule — N(0, g²), or its weight rule at
+        fan_in = 1 — is a guess about the input's scale that a library's table (GPT-2's, BERT's N(0, 0.02²))
+        already settled: redrawn, a tied head's first logits start ~50× too large, and the study then
+        measures the table rather than the scheme (tiny GPT-2, 40 steps × 3 seeds: round 0's best scheme 3.99
+        vs 3.58 with the own table)."""
+        if self.keep is not None:
+            return self.keep(own)
+        if not self.per_block or "embedding" not in own.roles:
+            return None
+        if own.options.get(EMBEDDINGS.name, EMBEDDINGS.default) != "own":
+            return None
+        why = own.authored()
+        return None if why is None else f"the model's own embedding kept (embeddings='scheme' redraws it): {why}"
 
     @property
     def needs_data(self) -> bool:

@@ -109,7 +109,14 @@ HEAD = Option(
     "'zero' (weight and bias 0) or 'prior' (weight 0, bias −log(num_classes))",
     check=_head,
 )
-BLOCK_OPTIONS: tuple[Option, ...] = (BIAS_STD, FORGET_BIAS, RECURRENT, HEAD)
+EMBEDDINGS = Option(
+    name="embeddings",
+    doc="'own' (default): an embedding table whose init the model's author chose (not PyTorch's N(0, 1)) is "
+    "kept as built; 'scheme': the scheme's embedding rule redraws it",
+    check=one_of("own", "scheme"),
+    default="own",
+)
+BLOCK_OPTIONS: tuple[Option, ...] = (BIAS_STD, FORGET_BIAS, RECURRENT, HEAD, EMBEDDINGS)
 
 MODE = Option(name="mode", doc="'fan_in' (default) or 'fan_out': which fan n is", check=one_of("fan_in", "fan_out"))
 DISTRIBUTION = Option(
