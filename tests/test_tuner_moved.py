@@ -29,3 +29,14 @@ def test_a_layer_package_re_exports_the_old_modules_names():
     from autoinit.tuner.storage.backend import open_storage as at_its_module
 
     assert open_storage is at_its_module
+
+
+@pytest.mark.parametrize("name", ["Progress", "progress", "good_trials"])
+def test_a_name_that_left_its_layer_warns_and_is_the_same_object(name):
+    from autoinit.tuner import study
+    from autoinit.tuner.records import counts
+
+    with pytest.warns(DeprecationWarning, match=f"autoinit.tuner.study.{name} moved to autoinit.tuner.records.counts"):
+        old = getattr(study, name)
+    assert old is getattr(counts, name)
+    assert name not in study.__all__  # not advertised at its old place

@@ -13,5 +13,8 @@ _EXPORTS = {
     "retry_interrupted": "lifecycle",
 }
 
+# autoinit 0.1's flat ``tuner/study.py`` also held the trial counts, which are records now
+_MOVED = {name: "autoinit.tuner.records.counts" for name in ("Progress", "progress", "good_trials")}
+
 __all__ = sorted(_EXPORTS)
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _MOVED)
