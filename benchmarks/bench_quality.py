@@ -45,8 +45,7 @@ from rich.console import Console
 from autoinit.schemes.registry import get_scheme
 from autoinit.tuner.records.record import TrialRecord
 from autoinit.tuner.records.scores import trial_score
-from autoinit.tuner.report.outputs import best_summary, ranking, rows
-from autoinit.tuner.report.verdicts import comparable
+from autoinit.tuner.report.outputs import best_summary, rows
 from autoinit.tuner.run import tune
 from autoinit.tuner.sources.config import TuneConfig
 from autoinit.tuner.sources.settings import BASELINE_SCHEME
@@ -285,10 +284,9 @@ def bench_model(
         study_name=tuner_config.study_name, storage=open_storage(tuner_config.settings, tuner_config.output)
     )
     res.tuner_steps = sum(TrialRecord.of(t).steps_trained or 0 for t in study.get_trials())
-    best_row = comparable(ranking(rows(study)))[0]  # the tuner's pick: full-fidelity trials only
-    res.pick = (best_row.scheme, best_row.gain, best_row.score)
-    summary = best_summary(tuner_config, rows(study))
-    res.significant = summary.significant if summary is not None else None
+    summary = best_summary(tuner_config, rows(study))  # the tuner's pick, as best.yaml has it
+    res.pick = (summary.scheme, summary.gain, summary.score)
+    res.significant = summary.significant
     if long_factor:
         long_run(config, res, long_factor)
     res.seconds = time.perf_counter() - start

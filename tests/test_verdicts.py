@@ -272,3 +272,38 @@ def test_when_the_summary_says_keep_the_baseline_the_callback_keeps_it(caplog):
     assert (callback.scheme, callback.gain, callback.lr_scale) == ("as_built", 1.0, 1.0)
     assert [r.getMessage() for r in caplog.records if "fitting with" in r.getMessage()] == [fit_line(summary)]
     assert callback.pick.scheme == "xavier_uniform"  # what the tune found is still logged as the pick
+
+
+def test_a_tied_point_proven_better_than_the_baseline_is_picked_over_an_unproven_lower_mean():
+    # The lowest mean spreads widely over seeds (not beyond noise of the own init: p ≈ 0.09); a point Welch
+    # cannot tell from it scores a little higher with a tight spread and beats the own init (p ≈ 0.003).
+    own, wide, tight = [0.688, 0.689, 0.691], [0.525, 0.585, 0.64], [0.598, 0.602, 0.607]
+    assert ttest_ind(wide, own, equal_var=False).pvalue > 0.05
+    assert ttest_ind(tight, own, equal_var=False).pvalue < 0.05
+    assert ttest_ind(wide, tight, equal_var=False).pvalue > 0.05
+    rows = [
+        row("as_built", own),
+        row("yam_chow", wide, gain=1.26),
+        row("delta_orthogonal", tight, gain=0.794),
+        row("kaiming_normal", [0.64, 0.66, 0.70], gain=1.59),
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert (summary.scheme, summary.gain) == ("delta_orthogonal", 0.794)
+    assert summary.significant is True and summary.keep_baseline is False
+    assert summary.improvement == pytest.approx((np.mean(own) - np.mean(tight)) / np.mean(own))
+    assert summary.tied_with[0] == {"scheme": "yam_chow", "gain": 1.26, "score": pytest.approx(np.mean(wide))}
+    line = summary_line(summary, "auc")
+    assert "beyond noise (Welch, 3 seeds); picked over yam_chow·1.26 (0.583): lower, but not beyond noise" in line
+    assert fit_line(summary) == "fitting with the pick: delta_orthogonal gain=0.794"
+
+
+def test_without_a_proven_tied_point_the_lowest_mean_stays_and_the_baseline_is_kept():
+    own = [0.688, 0.689, 0.691]
+    rows = [
+        row("as_built", own),
+        row("yam_chow", [0.525, 0.585, 0.64], gain=1.26),
+        row("kaiming_normal", [0.60, 0.66, 0.70], gain=1.59),  # tied, but not beyond noise either
+    ]
+    summary = best_summary(_Source(3), rows)
+    assert summary.scheme == "yam_chow" and summary.significant is False and summary.keep_baseline is True
+    assert "picked over" not in summary_line(summary, "auc")

@@ -26,6 +26,7 @@ from autoinit.tuner.report.verdicts import (
     baseline_kept,
     comparable,
     point,
+    proven_pick,
     score_order,
     significant,
     standard_error,
@@ -266,8 +267,9 @@ def best_summary(config: TrialSource, all_rows: list[Row], own_init_is_default: 
     ranked = comparable(ranking(all_rows))
     if not ranked:
         return None
-    best, baseline, default = ranked[0], baseline_row(all_rows), default_row(all_rows)
+    baseline, default = baseline_row(all_rows), default_row(all_rows)
     s = config.settings
+    best = proven_pick(ranked, baseline, s.seeds)
     tied = tied_with(best, ranked, s.seeds)
     with_lr = s.lr_scale is not None or any(r.lr_scale != 1.0 for r in ranked)
     pick = Pick(
