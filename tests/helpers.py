@@ -200,3 +200,12 @@ class BlockingMLP(FlakyMLP):
             while not (folder / "release").exists():
                 time.sleep(0.05)
         return super().training_step(batch, batch_idx)
+
+
+def process_gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (gone, or a zombie not yet reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True

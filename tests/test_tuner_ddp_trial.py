@@ -13,6 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from helpers import process_gone
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -70,14 +71,6 @@ def test_ddp_trial_reduces_loss_and_reports_once(tmp_path):
         assert len(t.user_attrs["curve"]) == 6
 
 
-def _gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def test_a_rank_dies_with_its_worker(tmp_path):
     """kill -9 of the worker (which cannot kill its ranks) ends a rank waiting for its peers: no rank is
     left behind, unsupervised, waiting out the rendezvous timeout (30 minutes)."""
@@ -98,16 +91,16 @@ def test_a_rank_dies_with_its_worker(tmp_path):
     try:
         rank = int(worker.stdout.readline())
         time.sleep(1)
-        assert not _gone(rank)  # alive (importing, or waiting in the rendezvous)
+        assert not process_gone(rank)  # alive (importing, or waiting in the rendezvous)
         worker.kill()
         worker.wait()
         deadline = time.monotonic() + 120  # a liveness bound, not a timing assertion
-        while not _gone(rank) and time.monotonic() < deadline:
+        while not process_gone(rank) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert _gone(rank), "the rank outlived its worker"
+        assert process_gone(rank), "the rank outlived its worker"
     finally:
         worker.kill()
-        if not _gone(rank):
+        if not process_gone(rank):
             os.kill(rank, signal.SIGKILL)
 
 

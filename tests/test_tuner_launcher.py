@@ -9,6 +9,7 @@ import time
 import optuna
 import pytest
 import yaml
+from helpers import process_gone
 from optuna.trial import TrialState
 
 from autoinit.tuner.execution.launcher import device_env
@@ -193,14 +194,6 @@ def _wait_for(predicate, what, seconds=240):
     raise AssertionError(f"gave up waiting for {what}")
 
 
-def _gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_workers_stop_with_their_launcher_and_the_study_resumes(tmp_path, sig):
     path = _blocking_config(tmp_path)
@@ -211,7 +204,7 @@ def test_workers_stop_with_their_launcher_and_the_study_resumes(tmp_path, sig):
         proc.send_signal(sig)
         out, _ = proc.communicate(timeout=120)
         # kill -9 gives the launcher no chance: its workers see it gone and stop as at Ctrl-C
-        _wait_for(lambda: all(_gone(pid) for pid in workers), "the workers to stop")
+        _wait_for(lambda: all(process_gone(pid) for pid in workers), "the workers to stop")
     finally:
         proc.kill()
     if sig == signal.SIGTERM:  # as Ctrl-C: the outputs of the finished trials, one line, exit 130

@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from helpers import process_gone
 from optuna.trial import TrialState
 from rich.console import Console
 
@@ -216,14 +217,6 @@ def _children(pid):
     return kids
 
 
-def _gone(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except FileNotFoundError:
-        return True
-
-
 def test_sigint_stops_every_worker_and_keeps_finished_trials(tmp_path):
     path = _write(tmp_path, "study", steps=200, n_trials=6)
     cmd = [sys.executable, "-m", "autoinit.cli", "tune", str(path), "--workers", "2"]
@@ -246,7 +239,7 @@ def test_sigint_stops_every_worker_and_keeps_finished_trials(tmp_path):
         proc.kill()
     assert proc.returncode == 130, out
     assert "interrupted" in out
-    assert all(_gone(pid) for pid in workers)
+    assert all(process_gone(pid) for pid in workers)
     trials = _study(path).get_trials(deepcopy=False)
     assert {t.number for t in trials if t.state in GOOD_STATES} >= set(finished_before)
     assert TrialState.RUNNING not in [t.state for t in trials]
