@@ -162,3 +162,11 @@ def test_a_forward_that_rejects_the_data_is_one_line_not_every_scheme_skipped(tm
     ):
         applicable_schemes(cfg, notes.append)
     assert notes == []
+
+
+def test_a_study_with_nothing_beside_the_baseline_is_one_line(tmp_path):
+    # tune.schemes: [as_built] (or every other scheme skipped): no point to compare — the halving plan divided
+    # by its empty screen.
+    cfg = _config(tmp_path, {"class_path": "helpers.TinyClassifier"}, tune={"schemes": ["as_built"]})
+    with pytest.raises(AutoInitError, match=r"no scheme beside the model's own init \(as_built\)"):
+        applicable_schemes(cfg, print)

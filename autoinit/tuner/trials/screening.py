@@ -45,7 +45,7 @@ def sample_input(config: TrialSource, model: Any, batch: Any) -> Any:
 def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple[list[str], int]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
     skipped with a note, a scheme named explicitly that cannot apply is an error, and so is a baseline
-    (``as_built``) that cannot run. Also how many parameters
+    (``as_built``) that cannot run or that is all there is. Also how many parameters
     hold an init of the model's own (:func:`autoinit.own_init.authored_parameters`; 0: PyTorch's default)."""
     from autoinit import data
     from autoinit.initialize import init_model
@@ -75,6 +75,11 @@ def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple
                     if explicit:
                         raise AutoInitError(f"tune.schemes: '{scheme}' cannot initialize this model: {exc}") from None
                     log(f"skipping {scheme}: {exc}")
+    if keep == [BASELINE_SCHEME]:  # nothing to measure against it: a study of one point has no answer
+        raise AutoInitError(
+            f"no scheme beside the model's own init ({BASELINE_SCHEME}) can initialize this model "
+            f"(tune.schemes: {s.schemes}): name at least one other"
+        )
     return keep, authored
 
 
