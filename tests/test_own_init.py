@@ -218,3 +218,45 @@ def test_auto_keeps_every_weight_of_the_hf_templates_bit_for_bit(name):
         row = report["model.transformer.h.1.mlp.c_proj.weight"]
         assert row.kept and "Conv1D has no reset_parameters()" in row.note
         assert "residual: 4 branches (L=4), m=2, pre-norm" in report.structure
+
+
+def _fan_out_conv(seed):
+    """A 1×1 conv of 4 → 16 channels (64 weights) under torchvision's / Hugging Face ResNet's
+    kaiming_normal(fan_out): std √(2/16) = 0.35 against the default's U(±1/√4), std 0.29."""
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(4, 16, 1, bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    return conv
+
+
+def test_an_authors_init_of_a_small_layer_is_told_apart_by_its_tails():
+    # 64 values: a KS test against one 64-value default draw cannot tell N(0, 0.35²) from U(±0.5), but about
+    # 10 of the 64 normal values lie beyond the default's bound 0.5, which a default draw never reaches.
+    flagged = [authored(c, "weight", default_draw(c)) for c in map(_fan_out_conv, range(20))]
+    assert all(why is not None and "set by the model" in why for why in flagged)
+
+
+def test_small_default_layers_are_still_recognized_as_default():
+    false_alarms = 0
+    for seed in range(100):
+        torch.manual_seed(seed)
+        conv = nn.Conv2d(4, 16, 1)
+        fresh = default_draw(conv)
+        false_alarms += authored(conv, "weight", fresh) is not None
+        false_alarms += authored(conv, "bias", fresh) is not None
+    assert false_alarms <= 1  # the tests' level is 10⁻³ each: 200 questions, at most a chance alarm
+
+
+def test_auto_keeps_a_hf_bottleneck_resnets_convs_bit_for_bit():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.ResNetConfig(
+        embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1], layer_type="bottleneck", num_channels=1, num_labels=10
+    )
+    torch.manual_seed(0)
+    model = transformers.ResNetForImageClassification(config)
+    before = _state(model)
+    pixels = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    autoinit.init_model(model, "auto", sample_input=pixels, seed=0)
+    after = model.state_dict()
+    convs_and_norms = [k for k in before if not k.startswith("classifier.")]  # the head is PyTorch's default
+    assert [k for k in convs_and_norms if not torch.equal(before[k], after[k])] == []

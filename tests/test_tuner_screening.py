@@ -146,3 +146,27 @@ def test_screen_points_gives_todays_verdicts_from_one_build(tmp_path, monkeypatc
         # the 20-layer ReLU MLP at half the Xavier gain: the signal vanishes, the point is screened out
         assert verdicts[0] is not None and verdicts[0].startswith("forward ×")
         assert verdicts[1] is None and verdicts[4] is None
+
+
+def test_a_forward_that_rejects_the_data_is_one_line_not_every_scheme_skipped(tmp_path):
+    # 5 input features against BlobsData's 8 (a model built for 3-channel images fed 1-channel ones): the
+    # baseline itself cannot run, so the study cannot start — not 17 "skipping" notes and a crash after them.
+    cfg = _config(
+        tmp_path,
+        {"class_path": "helpers.TinyClassifier", "init_args": {"features": 5}},
+        {"class_path": "helpers.BlobsData"},
+    )
+    notes = []
+    with pytest.raises(
+        AutoInitError, match=r"the model's own init \(as_built\) cannot run: the forward pass .* failed"
+    ):
+        applicable_schemes(cfg, notes.append)
+    assert notes == []
+
+
+def test_a_study_with_nothing_beside_the_baseline_is_one_line(tmp_path):
+    # tune.schemes: [as_built] (or every other scheme skipped): no point to compare — the halving plan divided
+    # by its empty screen.
+    cfg = _config(tmp_path, {"class_path": "helpers.TinyClassifier"}, tune={"schemes": ["as_built"]})
+    with pytest.raises(AutoInitError, match=r"no scheme beside the model's own init \(as_built\)"):
+        applicable_schemes(cfg, print)

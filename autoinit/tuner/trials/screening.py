@@ -44,7 +44,8 @@ def sample_input(config: TrialSource, model: Any, batch: Any) -> Any:
 
 def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple[list[str], int]:
     """The configured schemes that can initialize this model; with ``schemes: all`` the others are
-    skipped with a note, a scheme named explicitly that cannot apply is an error. Also how many parameters
+    skipped with a note, a scheme named explicitly that cannot apply is an error, and so is a baseline
+    (``as_built``) that cannot run or that is all there is. Also how many parameters
     hold an init of the model's own (:func:`autoinit.own_init.authored_parameters`; 0: PyTorch's default)."""
     from autoinit import data
     from autoinit.initialize import init_model
@@ -67,9 +68,18 @@ def applicable_schemes(config: TrialSource, log: Callable[[str], None]) -> tuple
                     init_model(model, scheme, sample_input=sample, seed=0)
                     keep.append(scheme)
                 except AutoInitError as exc:
-                    if explicit and scheme != BASELINE_SCHEME:
+                    # the baseline (first) writes nothing: what stops it — a forward that rejects the data's
+                    # input, say — stops every scheme and every trial, so the study cannot start
+                    if scheme == BASELINE_SCHEME:
+                        raise AutoInitError(f"the model's own init ({scheme}) cannot run: {exc}") from None
+                    if explicit:
                         raise AutoInitError(f"tune.schemes: '{scheme}' cannot initialize this model: {exc}") from None
                     log(f"skipping {scheme}: {exc}")
+    if keep == [BASELINE_SCHEME]:  # nothing to measure against it: a study of one point has no answer
+        raise AutoInitError(
+            f"no scheme beside the model's own init ({BASELINE_SCHEME}) can initialize this model "
+            f"(tune.schemes: {s.schemes}): name at least one other"
+        )
     return keep, authored
 
 
