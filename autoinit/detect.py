@@ -507,9 +507,11 @@ class _Tracer(TorchFunctionMode):
                     todo.append((p, normed))
 
     def find_head(self, output: Any, modules: dict[str, nn.Module]) -> None:
-        """The classifier head: the layer whose output reaches the model's first output through one-input
-        ops only."""
-        first = next(_tensors(output if not isinstance(output, dict) else list(output.values())), None)
+        """The classifier head: the layer whose output reaches the model's first prediction through one-input
+        ops only. A prediction keeps a batch dimension: a 0-dim tensor is a reduced value — the loss a
+        Hugging Face model puts first when the batch's ``labels`` reach ``forward`` — and is passed over."""
+        tensors = list(_tensors(output if not isinstance(output, dict) else list(output.values())))
+        first = next((t for t in tensors if t.dim() > 0), tensors[0] if tensors else None)
         node = self.node_of(first) if first is not None else None
         if node is None:
             self.graph.head_why = "the model's output is not a traced tensor"

@@ -184,3 +184,25 @@ def test_pre_norm_branches_with_a_hand_written_norm_are_normalized():
     # a LayerScale is no norm: those branches stay unnormalized and get auto's depth factors
     graph = trace(PreNormBlocks(norm=Scale), x)
     assert graph.summary().endswith("no norm")
+
+
+class LossFirst(nn.Module):
+    """Hugging Face's output layout: with labels, the loss (a 0-dim tensor) comes before the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x, labels=None):
+        logits = self.head(torch.relu(self.body(x)))
+        if labels is None:
+            return {"logits": logits}
+        return {"loss": F.cross_entropy(logits, labels), "logits": logits}
+
+
+def test_head_found_when_the_loss_comes_first():
+    # a dict batch's labels reach forward (the callback passes every key forward takes): the loss is no
+    # prediction, so the head is the layer behind the first output that keeps a batch dimension
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    assert trace(LossFirst(), {"x": x}).head == "head"
+    assert trace(LossFirst(), {"x": x, "labels": y}).head == "head"
