@@ -238,6 +238,52 @@ def is_transposed_linear(module: nn.Module) -> bool:
     return getattr(module, "nx", w.shape[0]) == w.shape[0] and (b is None or tuple(b.shape) == (nf,))
 
 
+# A normalization module divides its input's scale out: its output on a probe and on 4× the probe agree to
+# within _NORM_TOL (relative; an eps of 1e-5 under a unit-RMS probe moves it by ~1e-5).
+_NORM_SCALE, _NORM_TOL, _NORM_PROBE_ROWS = 4.0, 1e-3, 8
+
+
+def is_norm(module: nn.Module) -> bool:
+    """A normalization module, whose weight is γ and bias β: PyTorch's own (:data:`NORM_TYPES`), or one
+    recognised by structure and values — a leaf whose own parameters are a 1-D ``weight`` of width d and at
+    most a ``bias`` of d, whose output on a (rows, d) probe keeps the probe's shape, depends on it and does
+    not change when the probe is scaled by 4. Hand-written norms (Hugging Face's LlamaRMSNorm, T5LayerNorm,
+    vendored LayerNorms) are the pre-norm of most Transformers: unknown, a pre-norm branch reads as one with
+    no normalization, and ``auto`` shrinks it by Fixup's and GPT-2's depth factors, which are for branches
+    nothing renormalizes. A learned scale (LayerScale) has the same parameters but is not scale-invariant."""
+    if isinstance(module, NORM_TYPES):
+        return True
+    if isinstance(module, LAYER_TYPES) or next(module.children(), None) is not None:
+        return False
+    params = dict(module.named_parameters(recurse=False))
+    w, b = params.get("weight"), params.get("bias")
+    if w is None or is_lazy(w) or w.dim() != 1 or w.is_meta or set(params) - {"weight", "bias"}:
+        return False
+    if b is not None and b.shape != w.shape:
+        return False
+    g = torch.Generator().manual_seed(0)
+    probe = torch.randn(_NORM_PROBE_ROWS, w.shape[0], generator=g).to(device=w.device, dtype=w.dtype)
+    other = torch.randn(_NORM_PROBE_ROWS, w.shape[0], generator=g).to(device=w.device, dtype=w.dtype)
+    training = module.training
+    try:
+        # forward, not __call__: the user's hooks do not see the probe; eval: no running statistics move.
+        module.train(False)
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            y, y_scaled, y_other = (module.forward(t) for t in (probe, _NORM_SCALE * probe, other))
+    except Exception:  # not a function of one (rows, d) tensor
+        return False
+    finally:
+        module.train(training)
+    if not all(isinstance(t, torch.Tensor) and t.shape == probe.shape for t in (y, y_scaled, y_other)):
+        return False
+    y, y_scaled, y_other = y.float(), y_scaled.float(), y_other.float()
+    if not bool(torch.isfinite(y).all()):
+        return False
+    scale = float(y.abs().max()) or 1.0
+    invariant = float((y_scaled - y).abs().max()) <= _NORM_TOL * scale
+    return invariant and float((y_other - y).abs().max()) > _NORM_TOL * scale
+
+
 def is_layer(module: nn.Module) -> bool:
     return isinstance(module, LAYER_TYPES) or is_transposed_linear(module)
 
@@ -461,9 +507,11 @@ class _Tracer(TorchFunctionMode):
                     todo.append((p, normed))
 
     def find_head(self, output: Any, modules: dict[str, nn.Module]) -> None:
-        """The classifier head: the layer whose output reaches the model's first output through one-input
-        ops only."""
-        first = next(_tensors(output if not isinstance(output, dict) else list(output.values())), None)
+        """The classifier head: the layer whose output reaches the model's first prediction through one-input
+        ops only. A prediction keeps a batch dimension: a 0-dim tensor is a reduced value — the loss a
+        Hugging Face model puts first when the batch's ``labels`` reach ``forward`` — and is passed over."""
+        tensors = list(_tensors(output if not isinstance(output, dict) else list(output.values())))
+        first = next((t for t in tensors if t.dim() > 0), tensors[0] if tensors else None)
         node = self.node_of(first) if first is not None else None
         if node is None:
             self.graph.head_why = "the model's output is not a traced tensor"
@@ -621,7 +669,7 @@ def trace(model: nn.Module, sample_input: Any) -> LayerGraph:
         if is_layer(module):
             handles.append(module.register_forward_pre_hook(pre_hook(name)))
             handles.append(module.register_forward_hook(post_hook(name)))
-        elif isinstance(module, NORM_TYPES):
+        elif is_norm(module):
             handles.append(module.register_forward_hook(norm_hook(name)))
         else:
             act = activation_of_module(module)

@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.parameter import is_lazy
 
 from autoinit import activations, own_init
-from autoinit.detect import LayerGraph, eval_mode, from_module_order, move_to, run_model, trace
+from autoinit.detect import LayerGraph, eval_mode, from_module_order, is_norm, move_to, run_model, trace
 from autoinit.errors import AutoInitError, one_line
 from autoinit.layers import Block, layer_blocks
 from autoinit.report import KEPT, InitReport, Ledger, ReportRow
@@ -218,11 +218,21 @@ class _Initializer:
                 elif (kept := self.keeps(name, module, pname, covered.get(full, []))) is not None:
                     self.ledger.kept[name] = kept
                 elif full not in covered:
-                    self.ledger.kept[name] = f"no rule for {type(module).__name__}.{pname}: the model's own init kept"
+                    self.ledger.kept[name] = self.no_rule(module, pname)
                 else:
                     for b in covered[full]:
                         b.param_name = name
                     self.blocks[name] = covered[full]
+
+    @staticmethod
+    def no_rule(module: nn.Module, pname: str) -> str:
+        """The report's note for a parameter no rule covers. A normalization module autoinit knows by its
+        values (:func:`autoinit.detect.is_norm`) says so: its γ and β keep the author's values, since only the
+        module knows which γ is the identity (1 for LlamaRMSNorm, 0 for a x·(1 + γ) norm)."""
+        what = f"{type(module).__name__}.{pname}"
+        if is_norm(module):
+            return f"normalization {what} (known by its values) has no reset_parameters(): the model's own init kept"
+        return f"no rule for {what}: the model's own init kept"
 
     def keeps(self, name: str, module: nn.Module, pname: str, blocks: list[Block]) -> str | None:
         """Why one parameter is kept as built (:meth:`Scheme.keeps`), or None."""

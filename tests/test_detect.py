@@ -126,3 +126,83 @@ def test_residual_weights_do_not_depend_on_operand_order():
     # He et al.'s σ = a/√n_in with a = √2 for the ReLU after the sum: downsample n_in = 4·1·1, conv2 8·3·3
     assert float(weights[0]["downsample.0.weight"].std()) == pytest.approx(math.sqrt(2 / 4), rel=0.25)
     assert float(weights[0]["conv2.weight"].std()) == pytest.approx(math.sqrt(2 / 72), rel=0.1)
+
+
+class HandRMSNorm(nn.Module):
+    """An RMSNorm written out by hand, as Hugging Face's LlamaRMSNorm and T5LayerNorm are: no torch norm class."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class Scale(nn.Module):
+    """A learned per-channel scale (LayerScale): a 1-D weight, but no normalization."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((d,), 0.5))
+
+    def forward(self, x):
+        return self.weight * x
+
+
+class PreNormBlocks(nn.Module):
+    """Two pre-norm residual MLP blocks, x + W2·silu(W1·norm(x)), their norm a hand-written RMSNorm."""
+
+    def __init__(self, d=16, norm=HandRMSNorm):
+        super().__init__()
+        self.norms = nn.ModuleList([norm(d) for _ in range(2)])
+        self.ups = nn.ModuleList([nn.Linear(d, 2 * d) for _ in range(2)])
+        self.downs = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(2)])
+
+    def forward(self, x):
+        for norm, up, down in zip(self.norms, self.ups, self.downs, strict=True):
+            x = x + down(F.silu(up(norm(x))))
+        return x
+
+
+def test_hand_written_norm_is_a_norm_by_its_values():
+    from autoinit.detect import is_norm
+
+    assert is_norm(HandRMSNorm(8)) and is_norm(nn.LayerNorm(8))
+    assert not is_norm(Scale(8)) and not is_norm(nn.Linear(8, 8)) and not is_norm(nn.ReLU())
+
+
+def test_pre_norm_branches_with_a_hand_written_norm_are_normalized():
+    x = torch.randn(4, 16, generator=torch.Generator().manual_seed(0))
+    graph = trace(PreNormBlocks(), x)
+    assert graph.summary().endswith("pre-norm")
+    assert graph.branches[0].norms == ["norms.0"]
+    # auto's table: a normalized branch keeps its activation's scheme, unscaled (no Fixup or 1/√(2L) factor)
+    report = init_model(PreNormBlocks(), "auto", sample_input=x, seed=0)
+    assert report["downs.0.weight"].scheme == "auto→orthogonal"
+    assert report["ups.0.weight"].scheme == "auto→kaiming_normal"
+    # a LayerScale is no norm: those branches stay unnormalized and get auto's depth factors
+    graph = trace(PreNormBlocks(norm=Scale), x)
+    assert graph.summary().endswith("no norm")
+
+
+class LossFirst(nn.Module):
+    """Hugging Face's output layout: with labels, the loss (a 0-dim tensor) comes before the logits."""
+
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 8), nn.Linear(8, 3)
+
+    def forward(self, x, labels=None):
+        logits = self.head(torch.relu(self.body(x)))
+        if labels is None:
+            return {"logits": logits}
+        return {"loss": F.cross_entropy(logits, labels), "logits": logits}
+
+
+def test_head_found_when_the_loss_comes_first():
+    # a dict batch's labels reach forward (the callback passes every key forward takes): the loss is no
+    # prediction, so the head is the layer behind the first output that keeps a batch dimension
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    assert trace(LossFirst(), {"x": x}).head == "head"
+    assert trace(LossFirst(), {"x": x, "labels": y}).head == "head"

@@ -86,6 +86,21 @@ def test_uncovered_parameter_is_reported_not_skipped_silently():
     assert torch.equal(model.pos, torch.full((5, 4), 7.0))
 
 
+def test_hand_written_norm_keeps_its_gamma_and_says_it_is_a_norm():
+    class ShiftedRMSNorm(nn.Module):  # Gemma's form: x·(1 + γ), γ = 0 is the identity
+        def __init__(self, d):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(d))
+
+        def forward(self, x):
+            return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * (1 + self.weight)
+
+    model = nn.Sequential(nn.Linear(4, 8), ShiftedRMSNorm(8), nn.Linear(8, 2))
+    report = init_model(model, "kaiming_normal", sample_input=torch.randn(3, 4), seed=0)
+    assert "normalization ShiftedRMSNorm.weight (known by its values)" in report["1.weight"].note
+    assert torch.equal(model[1].weight, torch.zeros(8))  # never filled with 1: that would double every output
+
+
 def test_tied_weights_initialized_once():
     emb = nn.Embedding(10, 6)
     head = nn.Linear(6, 10, bias=False)
