@@ -176,6 +176,12 @@ class ItemNet(LoggedMetric):
         return loss
 
 
+class BranchNet(LoggedMetric):
+    def training_step(self, batch, batch_idx):
+        loss = nn.functional.cross_entropy(self(batch["x"]), batch["y"])
+        return loss if loss > 0 else -loss  # a Python branch on a tensor's value
+
+
 class LBFGSNet(LoggedMetric):
     def configure_optimizers(self):
         return torch.optim.LBFGS(self.parameters())
@@ -234,7 +240,8 @@ def test_a_member_after_another_of_its_seed_sees_the_model_as_built(tmp_path):
 @pytest.mark.parametrize(
     ("model", "tune", "trainer", "expected"),
     [
-        ("ItemNet", {}, {}, "item"),
+        ("ItemNet", {}, {}, "the training step calls .item()"),
+        ("BranchNet", {}, {}, "branches in Python on a tensor's value"),
         ("LBFGSNet", {}, {}, "not element-wise"),
         ("ManualNet", {}, {}, "manual optimization"),
         ("LoggedMetric", {"devices_per_trial": 2}, {}, "DDP"),

@@ -67,12 +67,32 @@ def probe(config: TuneConfig) -> str | None:
     return None
 
 
+# torch.vmap's messages for what it cannot batch, said as what they mean for the user's code.
+_VMAP_LIMITS = (
+    (
+        r"Batching rule not implemented for (aten::\w+(?:\.\w+)*)",
+        "{0} (in the model's forward) cannot be vectorized over members — torch.vmap has no rule for it",
+    ),
+    (
+        r"vmap: It looks like you're calling \.item\(\)",
+        "the training step calls .item() (reads a tensor's value in Python), which torch.vmap cannot do for "
+        "all members at once — keep it out of training_step/forward (self.log takes tensors) to train "
+        "populations",
+    ),
+    (
+        r"vmap: It looks like you're attempting to use a Tensor in some data-dependent control flow",
+        "the training step branches in Python on a tensor's value (an `if` on a tensor), which torch.vmap "
+        "cannot do for all members at once — use torch.where to train populations",
+    ),
+)
+
+
 def _in_words(reason: str) -> str:
-    """torch's message for an op vmap cannot batch, said as what it means for the user."""
-    op = re.search(r"Batching rule not implemented for (aten::\w+(?:\.\w+)*)", reason)
-    if op is None:
-        return reason
-    return f"{op.group(1)} (in the model's forward) cannot be vectorized over members — torch.vmap has no rule for it"
+    """torch's message for what vmap cannot batch, said as what it means for the user."""
+    for pattern, words in _VMAP_LIMITS:
+        if (found := re.search(pattern, reason)) is not None:
+            return words.format(*found.groups())
+    return reason
 
 
 def member_bytes(config: TuneConfig) -> int:
