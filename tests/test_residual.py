@@ -474,3 +474,50 @@ def test_markov_data_is_order_two():
     data.setup()
     x, y = data.dataset.tensors
     assert x.shape == y.shape == (64, 12) and torch.equal(x[:, 1:], y[:, :-1])
+
+
+class _HandRMSNorm(nn.Module):
+    """An RMSNorm written out by hand (Hugging Face's LlamaRMSNorm, Gemma's post-norms): no torch norm class."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
+
+    def forward(self, x):
+        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class _SandwichBlocks(nn.Module):
+    """x + post_norm(down(silu(up(pre_norm(x))))), the norms hand-written; or BatchNorm-free with torch's
+    LayerNorm as the post-norm (``torch_norm``)."""
+
+    def __init__(self, d=16, blocks=2, torch_norm=False):
+        super().__init__()
+        post = (lambda: nn.LayerNorm(d)) if torch_norm else (lambda: _HandRMSNorm(d))
+        self.pre = nn.ModuleList([_HandRMSNorm(d) for _ in range(blocks)])
+        self.up = nn.ModuleList([nn.Linear(d, 2 * d) for _ in range(blocks)])
+        self.down = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(blocks)])
+        self.post = nn.ModuleList([post() for _ in range(blocks)])
+
+    def forward(self, x):
+        for pre, up, down, post in zip(self.pre, self.up, self.down, self.post, strict=True):
+            x = x + post(down(torch.nn.functional.silu(up(pre(x)))))
+        return x
+
+
+def test_zero_residual_zeroes_a_branch_ending_in_a_hand_written_norm_by_its_last_layer():
+    # Only the module knows which γ of a hand-written norm is the identity (x·γ or x·(1+γ)), so its γ stays
+    # as built and the branch starts at zero by its last layer: every block is the identity at init.
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(0))
+    model = _SandwichBlocks()
+    report = init_model(model, "zero_residual", sample_input=x, seed=0)
+    for i in range(2):
+        assert torch.count_nonzero(model.down[i].weight) == 0, report.compact()
+        assert torch.equal(model.post[i].weight, torch.ones(16))
+    with torch.no_grad():
+        assert torch.allclose(model(x), x, atol=1e-5)
+    # a torch norm after the last layer: its γ is zeroed instead, the last layer keeps its draw
+    model = _SandwichBlocks(torch_norm=True)
+    init_model(model, "zero_residual", sample_input=x, seed=0)
+    assert all(torch.count_nonzero(model.post[i].weight) == 0 for i in range(2))
+    assert all(torch.count_nonzero(model.down[i].weight) > 0 for i in range(2))

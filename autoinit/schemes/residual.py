@@ -88,17 +88,18 @@ def zero_residual_pass(pctx: PassContext) -> None:
 
     Example: ``init_model(resnet, "zero_residual", sample_input=x)``
     """
-    for blocks in pctx.blocks.values():
-        for b in blocks:
-            r = b.residual
-            if r is None:
-                continue
-            if b.role == "norm_weight" and r.kind == "output_norm":
-                b.tensor.zero_()
-                pctx.relabel(b, "zeros", f"γ of branch {r.branch + 1}'s last norm: 0 (Goyal et al. 2017)")
-            elif b.role == "weight" and r.writes_stream and r.output_norm is None:
-                b.tensor.zero_()
-                pctx.relabel(b, "zeros", f"last layer of branch {r.branch + 1}: 0 (SkipInit)")
+    every = [b for blocks in pctx.blocks.values() for b in blocks if b.residual is not None]
+    # A branch ending in a norm whose γ has no block here (a hand-written norm: only its module knows which
+    # γ is the identity) starts at zero by its last layer instead, as a branch with no output norm does.
+    zero_gamma = {b.residual.branch for b in every if b.role == "norm_weight" and b.residual.kind == "output_norm"}
+    for b in every:
+        r = b.residual
+        if b.role == "norm_weight" and r.kind == "output_norm":
+            b.tensor.zero_()
+            pctx.relabel(b, "zeros", f"γ of branch {r.branch + 1}'s last norm: 0 (Goyal et al. 2017)")
+        elif b.role == "weight" and r.writes_stream and r.branch not in zero_gamma:
+            b.tensor.zero_()
+            pctx.relabel(b, "zeros", f"last layer of branch {r.branch + 1}: 0 (SkipInit)")
 
 
 ZERO_RESIDUAL = Scheme(
