@@ -265,15 +265,24 @@ def is_norm(module: nn.Module) -> bool:
     probe = torch.randn(_NORM_PROBE_ROWS, w.shape[0], generator=g).to(device=w.device, dtype=w.dtype)
     other = torch.randn(_NORM_PROBE_ROWS, w.shape[0], generator=g).to(device=w.device, dtype=w.dtype)
     training = module.training
+    # Probed at γ = 1, β = 0 (then given back its values): a structural question, whatever values it holds —
+    # a zero γ, or memory not yet initialized (to_empty), would otherwise read as "no norm".
+    saved = {name: t.detach().clone() for name, t in params.items()}
     try:
         # forward, not __call__: the user's hooks do not see the probe; eval: no running statistics move.
         module.train(False)
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            w.fill_(1.0)
+            if b is not None:
+                b.zero_()
             y, y_scaled, y_other = (module.forward(t) for t in (probe, _NORM_SCALE * probe, other))
     except Exception:  # not a function of one (rows, d) tensor
         return False
     finally:
         module.train(training)
+        with torch.no_grad():
+            for name, t in params.items():
+                t.copy_(saved[name])
     if not all(isinstance(t, torch.Tensor) and t.shape == probe.shape for t in (y, y_scaled, y_other)):
         return False
     y, y_scaled, y_other = y.float(), y_scaled.float(), y_other.float()

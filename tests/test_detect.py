@@ -169,6 +169,12 @@ def test_hand_written_norm_is_a_norm_by_its_values():
     from autoinit.detect import is_norm
 
     assert is_norm(HandRMSNorm(8)) and is_norm(nn.LayerNorm(8))
+    zero = HandRMSNorm(8)  # a zero γ (an x·(1+γ) norm's identity; or a zero-γ init): still a norm
+    nn.init.zeros_(zero.weight)
+    garbage = HandRMSNorm(8)  # memory not yet initialized
+    garbage.weight.data.fill_(float("nan"))
+    assert is_norm(zero) and is_norm(garbage)
+    assert torch.count_nonzero(zero.weight) == 0 and torch.isnan(garbage.weight).all()  # given back as they were
     assert not is_norm(Scale(8)) and not is_norm(nn.Linear(8, 8)) and not is_norm(nn.ReLU())
 
 
