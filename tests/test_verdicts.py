@@ -307,3 +307,14 @@ def test_without_a_proven_tied_point_the_lowest_mean_stays_and_the_baseline_is_k
     summary = best_summary(_Source(3), rows)
     assert summary.scheme == "yam_chow" and summary.significant is False and summary.keep_baseline is True
     assert "picked over" not in summary_line(summary, "auc")
+
+
+def test_a_tied_point_beyond_noise_only_by_chance_of_many_questions_is_not_proven():
+    # Holm over the family (the lowest mean and its one tied point): p ≈ 0.03 passes 0.05 alone, but not
+    # 0.05/2 — asking two points, one such pass is no proof — so the own init is kept.
+    own, wide, near = [0.688, 0.689, 0.691], [0.525, 0.585, 0.64], [0.655, 0.665, 0.672]
+    p_near = ttest_ind(near, own, equal_var=False).pvalue
+    assert 0.05 / 2 < p_near < 0.05
+    assert ttest_ind(wide, near, equal_var=False).pvalue > 0.05  # tied with the lowest mean
+    summary = best_summary(_Source(3), [row("as_built", own), row("yam_chow", wide), row("lecun_normal", near)])
+    assert summary.scheme == "yam_chow" and summary.significant is False and summary.keep_baseline is True
