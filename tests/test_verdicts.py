@@ -318,3 +318,17 @@ def test_a_tied_point_beyond_noise_only_by_chance_of_many_questions_is_not_prove
     assert ttest_ind(wide, near, equal_var=False).pvalue > 0.05  # tied with the lowest mean
     summary = best_summary(_Source(3), [row("as_built", own), row("yam_chow", wide), row("lecun_normal", near)])
     assert summary.scheme == "yam_chow" and summary.significant is False and summary.keep_baseline is True
+
+
+def test_the_loss_curves_show_the_pick_wherever_it_ranks():
+    from autoinit.tuner.report.outputs import curves_figure
+
+    own = row("as_built", [0.69, 0.69, 0.69])
+    others = [row("orthogonal", [0.5 + i / 100] * 3, gain=1 + i) for i in range(6)]
+    pick = others[-1]  # ranked last of the six
+    labels = [line.get_label() for line in curves_figure([own, *others], top=2, pick=pick.number).axes[0].lines]
+    assert labels == [
+        f"#{own.number} as_built (the model's own init)",
+        f"#{pick.number} orthogonal gain=6",
+        f"#{others[0].number} orthogonal gain=1",
+    ]

@@ -330,18 +330,20 @@ def summary_line(pick: Pick | None, objective: str) -> str:
     return line
 
 
-def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
-    """Mean loss against step for the model's own init, the best and the next ``top - 1`` complete trials.
-    Built without pyplot, so it neither needs nor changes a display backend (a notebook shows it as is)."""
+def curves_figure(all_rows: list[Row], top: int = 4, pick: int | None = None) -> Figure:
+    """Mean loss against step for the model's own init, the best and the next ``top - 1`` complete trials —
+    the pick (trial number ``pick``) among them wherever it ranks. Built without pyplot, so it neither needs
+    nor changes a display backend (a notebook shows it as is)."""
     from matplotlib.figure import Figure
 
     ranked = [r for r in comparable(ranking(all_rows)) if r.curve]
     default = baseline_row(all_rows)
     shown: list[Row] = [default] if default and default.curve else []
+    shown += [r for r in ranked if r.number == pick and r is not default]
     for r in ranked:
         if len(shown) >= top + 1:
             break
-        if r is not default:
+        if all(r is not s for s in shown):
             shown.append(r)
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
@@ -357,9 +359,9 @@ def curves_figure(all_rows: list[Row], top: int = 4) -> Figure:
     return fig
 
 
-def plot_curves(path: Path, all_rows: list[Row], top: int = 4) -> None:
+def plot_curves(path: Path, all_rows: list[Row], top: int = 4, pick: int | None = None) -> None:
     with _replacing(path) as tmp:
-        curves_figure(all_rows, top).savefig(tmp, dpi=100)
+        curves_figure(all_rows, top, pick).savefig(tmp, dpi=100)
 
 
 def ranking_table(all_rows: list[Row], seeds: int, limit: int = 12):
@@ -421,6 +423,6 @@ def write_outputs(config: TrialSource, outputs: Outputs) -> list[Path]:
     if outputs.summary is not None:
         write_best_yaml(out / BEST_YAML, outputs.summary)
         outputs.written.append(out / BEST_YAML)
-        plot_curves(out / LOSS_CURVES, outputs.rows)
+        plot_curves(out / LOSS_CURVES, outputs.rows, pick=outputs.summary.trial)
         outputs.written.append(out / LOSS_CURVES)
     return outputs.written

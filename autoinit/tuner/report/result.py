@@ -159,7 +159,7 @@ class TuneResult:
 
     def plot(self, top: int = 4) -> Figure:
         """The loss curves of PyTorch's default, the best and the next trials (as ``loss_curves.png``)."""
-        return curves_figure(self.trials, top)
+        return curves_figure(self.trials, top, self.pick.trial)
 
     def to_yaml(self, path: str | Path) -> Path:
         """Write the pick as ``best.yaml`` is written (``AutoInit.from_file`` reads it)."""
