@@ -2,7 +2,8 @@
 release: importing one warns (``DeprecationWarning``) and gives the module at its new path, the same object.
 
 Paths that are a layer's package now (``autoinit.tuner.records``, ``.storage``, ``.study``) need no entry:
-the package re-exports the old module's public names.
+the package re-exports the old module's public names; a name that moved to another layer
+(``autoinit.tuner.study.good_trials``) is the package's ``moved`` export (``common/exports.py``), which warns.
 """
 
 from __future__ import annotations

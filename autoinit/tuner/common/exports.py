@@ -21,11 +21,15 @@ def lazy_exports(
     def __getattr__(name: str) -> Any:
         if name in moved:
             warnings.warn(
-                f"{package}.{name} moved to {moved[name]}.{name}; import it from there",
+                f"{package}.{name} moved to {moved[name]}.{name}: import it from there (the old path goes in "
+                "the next release)",
                 DeprecationWarning,
                 stacklevel=2,
             )
-            return getattr(importlib.import_module(moved[name]), name)
+            value = getattr(importlib.import_module(moved[name]), name)
+            # kept on the package: `from package import name` asks twice (hasattr, then getattr), warn once
+            setattr(importlib.import_module(package), name, value)
+            return value
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
