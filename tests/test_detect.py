@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import HandRMSNorm
 from torch import nn
 
 from autoinit import init_model
@@ -126,17 +127,6 @@ def test_residual_weights_do_not_depend_on_operand_order():
     # He et al.'s σ = a/√n_in with a = √2 for the ReLU after the sum: downsample n_in = 4·1·1, conv2 8·3·3
     assert float(weights[0]["downsample.0.weight"].std()) == pytest.approx(math.sqrt(2 / 4), rel=0.25)
     assert float(weights[0]["conv2.weight"].std()) == pytest.approx(math.sqrt(2 / 72), rel=0.1)
-
-
-class HandRMSNorm(nn.Module):
-    """An RMSNorm written out by hand, as Hugging Face's LlamaRMSNorm and T5LayerNorm are: no torch norm class."""
-
-    def __init__(self, d, eps=1e-6):
-        super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
-
-    def forward(self, x):
-        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
 
 
 class Scale(nn.Module):

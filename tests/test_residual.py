@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from helpers import HandRMSNorm
 from torch import nn
 
 from autoinit import AutoInitError, init_model
@@ -476,25 +477,14 @@ def test_markov_data_is_order_two():
     assert x.shape == y.shape == (64, 12) and torch.equal(x[:, 1:], y[:, :-1])
 
 
-class _HandRMSNorm(nn.Module):
-    """An RMSNorm written out by hand (Hugging Face's LlamaRMSNorm, Gemma's post-norms): no torch norm class."""
-
-    def __init__(self, d, eps=1e-6):
-        super().__init__()
-        self.weight, self.eps = nn.Parameter(torch.ones(d)), eps
-
-    def forward(self, x):
-        return self.weight * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-
-
 class _SandwichBlocks(nn.Module):
     """x + post_norm(down(silu(up(pre_norm(x))))), the norms hand-written; or BatchNorm-free with torch's
     LayerNorm as the post-norm (``torch_norm``)."""
 
     def __init__(self, d=16, blocks=2, torch_norm=False):
         super().__init__()
-        post = (lambda: nn.LayerNorm(d)) if torch_norm else (lambda: _HandRMSNorm(d))
-        self.pre = nn.ModuleList([_HandRMSNorm(d) for _ in range(blocks)])
+        post = (lambda: nn.LayerNorm(d)) if torch_norm else (lambda: HandRMSNorm(d))
+        self.pre = nn.ModuleList([HandRMSNorm(d) for _ in range(blocks)])
         self.up = nn.ModuleList([nn.Linear(d, 2 * d) for _ in range(blocks)])
         self.down = nn.ModuleList([nn.Linear(2 * d, d) for _ in range(blocks)])
         self.post = nn.ModuleList([post() for _ in range(blocks)])
