@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
 import yaml
 from rich.console import Console
 
@@ -80,13 +81,41 @@ MODELS = {
 
 
 class LsuvPackage(pl.Callback):
-    """The `lsuv` package's LSUVinit on one training batch, applied before the first step."""
+    """The `lsuv` package's LSUVinit on the trial's first training batch, applied before the first step.
+
+    The package draws its orthonormal start from the global RNG, which a trial sets for the data order
+    (the same for every seed): so seed k of a trial (the k-th fit this callback sees) draws under
+    ``manual_seed(k)``, and the global RNG is given back untouched, so the data order is the trial's. (Before,
+    every seed got the same draw — three equal runs scored as a mean over three seeds.)"""
+
+    def __init__(self) -> None:
+        self.fits = 0
 
     def on_fit_start(self, trainer, pl_module):
         import lsuv
 
-        batch = next(iter(trainer.fit_loop._data_source.dataloader()))
-        lsuv.lsuv_with_singlebatch(pl_module, batch[0], verbose=False)
+        with torch.random.fork_rng(devices=[]):  # the trial's own first batch: its iterator's RNG state
+            batch = next(iter(trainer.fit_loop._data_source.dataloader()))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.fits)
+            lsuv.lsuv_with_singlebatch(pl_module, batch[0], verbose=False)
+        self.fits += 1
+
+
+def replace_lsuv_column(text: str, scores: dict[str, float]) -> str:
+    """``text`` (the template table's part) with the ``lsuv package`` cell of each model in ``scores``
+    replaced."""
+    lines = text.split("\n")
+    column = None
+    for i, line in enumerate(lines):
+        cells = line.split("|")
+        names = [c.strip() for c in cells]
+        if column is None and "lsuv package" in names:
+            column = names.index("lsuv package")
+        elif column is not None and len(cells) > column and names[1] in scores:
+            cells[column] = f" {scores[names[1]]:.4g} "
+            lines[i] = "|".join(cells)
+    return "\n".join(lines)
 
 
 @dataclass
@@ -643,7 +672,28 @@ def main() -> None:
         help=f"some of {list(MODELS)} (their rows replace theirs in --out, the rest kept; no literature table), "
         f"or with --real-models some of {list(REAL_MODELS)}",
     )
+    parser.add_argument(
+        "--lsuv-package-only",
+        action="store_true",
+        help="only the lsuv package's column of the template table (each seed its own draw), replaced in --out",
+    )
     args = parser.parse_args()
+    if args.lsuv_package_only:
+        models = {n: MODELS[n] for n in args.only} if args.only else MODELS
+        steps = args.steps or 60
+        with tempfile.TemporaryDirectory() as tmp:
+            scores = {
+                name: score(
+                    TuneConfig(write_config(Path(tmp), name, m, d, steps, 3)),
+                    "default",
+                    1.0,
+                    callbacks_after_init=[LsuvPackage()],
+                )[0]
+                for name, (m, d) in models.items()
+            }
+        old_main = Path(args.out).read_text().partition(REAL_HEADING)[0]
+        print(write_results(Path(args.out), main=replace_lsuv_column(old_main, scores)))
+        return
     if args.real_models:
         with tempfile.TemporaryDirectory() as tmp:
             results, settings = real_models(Path(tmp), args.quick, args.only)

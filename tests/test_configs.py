@@ -176,3 +176,24 @@ def test_quality_benchmark_only_replaces_its_rows(tmp_path, monkeypatch):
     # without a long run, its old row goes rather than stay stale
     dropped = bench.merge_rows(old, "| LSTM | new |\n", ["LSTM"])
     assert "| LSTM | yes / no" not in dropped and count.format(1, 1, 1, 1) in dropped
+
+
+def test_quality_benchmark_lsuv_package_draws_per_seed_and_replaces_its_column(tmp_path, monkeypatch):
+    """The lsuv package's callback draws seed k's start under seed k (it draws from the global RNG, which a
+    trial sets for the data order only: every seed got the same draw) and gives the RNG back; only its
+    column of the template table is replaced."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_quality", ROOT / "benchmarks" / "bench_quality.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_quality", bench)
+    spec.loader.exec_module(bench)
+    config = TuneConfig(bench.write_config(tmp_path, "mlp", bench.mlp(3, "relu", 0.02), bench.DIGITS, 3, 2))
+    result = bench.run_trial(config, "default", 1.0, callbacks_after_init=[bench.LsuvPackage()])
+    first, second = (curve[0] for curve in result.curves)
+    assert abs(first - second) > 1e-3 * abs(first)  # two seeds, two draws (were equal)
+    table = (
+        "# Q\n\n| model | oracle | lsuv package | steps |\n|---|---|---|---|\n"
+        "| CNN | a | 2.305 | 24% |\n| LSTM | b | 1.9 | 25% |\n"
+    )
+    assert bench.replace_lsuv_column(table, {"LSTM": 1.23456}) == table.replace("| 1.9 |", "| 1.235 |")
