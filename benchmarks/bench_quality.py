@@ -112,7 +112,9 @@ def replace_lsuv_column(text: str, scores: dict[str, float]) -> str:
         names = [c.strip() for c in cells]
         if column is None and "lsuv package" in names:
             column = names.index("lsuv package")
-        elif column is not None and len(cells) > column and names[1] in scores:
+        elif column is not None and not line.startswith("|"):
+            break  # the table ended: the other tables name the same models
+        elif column is not None and names[1] in scores:
             cells[column] = f" {scores[names[1]]:.4g} "
             lines[i] = "|".join(cells)
     return "\n".join(lines)
