@@ -142,16 +142,16 @@ def proven_pick(ranked: Sequence[R], baseline: R | None, seeds: int) -> R:
 def _holm_proven(family: Sequence[R], baseline: Scored, seeds: int) -> list[R]:
     """The points of ``family`` that beat ``baseline`` beyond noise under Holm's correction."""
 
-    def p_below(r: R) -> float:  # one-sided evidence only: a point scoring above the baseline proves nothing
-        if significant(r, baseline, seeds) is None or r.score is None or r.score >= (baseline.score or 0.0):
-            return 1.0
-        p = welch_p(r, baseline, seeds)
-        return 1.0 if p is None else p
+    def p_below(r: R) -> float:
+        # one-sided evidence only: ``significant`` is False for a point not scoring below the baseline and
+        # None where no test means anything (a stall, one seed); neither proves anything
+        p = welch_p(r, baseline, seeds) if significant(r, baseline, seeds) is not None else None
+        return 1.0 if p is None or r.score >= baseline.score else p
 
-    tested = sorted(family, key=p_below)
+    tested = sorted((p_below(r), i, r) for i, r in enumerate(family))
     proven = []
-    for i, r in enumerate(tested):
-        if p_below(r) >= SIGNIFICANCE_LEVEL / (len(tested) - i):
+    for rank, (p, _, r) in enumerate(tested):
+        if p >= SIGNIFICANCE_LEVEL / (len(tested) - rank):
             break
         proven.append(r)
     return proven
